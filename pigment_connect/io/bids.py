@@ -1,0 +1,116 @@
+"""BIDS(-derivatives) names and discovery of subjects in a BIDS dataset.
+
+Names follow BIDS entity order: ``sub-<label>[_ses-<label>]_<entities>_<suffix><extension>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._typing import PathLike
+from ..errors import InputError
+
+__all__ = ["SubjectScan", "entity_prefix", "derivative_name", "find_dwi_scans", "read_participants"]
+
+_LABEL = re.compile(r"^[A-Za-z0-9]+$")
+
+
+def entity_prefix(subject: str, session: str | None = None) -> str:
+    """``sub-<subject>[_ses-<session>]``; labels must be alphanumeric (BIDS)."""
+    for kind, label in (("subject", subject), ("session", session)):
+        if label is not None and not _LABEL.match(label):
+            raise InputError(f"BIDS {kind} label {label!r} must be alphanumeric.")
+    return f"sub-{subject}" + (f"_ses-{session}" if session else "")
+
+
+def derivative_name(prefix: str, suffix: str, extension: str, **entities: str | None) -> str:
+    """Join ``prefix``, ``key-value`` entities (in the given order, None skipped), suffix, extension.
+
+    >>> derivative_name("sub-01", "dwimap", ".nii.gz", model="tensor", param="fa")
+    'sub-01_model-tensor_param-fa_dwimap.nii.gz'
+    """
+    parts = [prefix] + [f"{k}-{v}" for k, v in entities.items() if v is not None] + [suffix]
+    return "_".join(parts) + extension
+
+
+@dataclass(frozen=True)
+class SubjectScan:
+    """One DWI series found in a BIDS dataset."""
+
+    subject: str
+    session: str | None
+    dwi: Path
+    bval: Path
+    bvec: Path
+    mask: Path | None = None
+
+    @property
+    def prefix(self) -> str:
+        return entity_prefix(self.subject, self.session)
+
+
+def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = None) -> list[SubjectScan]:
+    """All ``sub-*/[ses-*/]dwi/*_dwi.nii[.gz]`` series in ``bids_dir``, sorted by subject and session.
+
+    A mask is used when ``<prefix>_desc-brain_mask.nii.gz`` sits beside the series.
+    """
+    root = Path(bids_dir)
+    if not root.is_dir():
+        raise InputError("BIDS dataset folder not found.", file=root, fix="give the dataset root (it holds sub-*/).")
+    scans: list[SubjectScan] = []
+    for dwi in sorted(root.glob("sub-*/**/dwi/*_dwi.nii*")):
+        if not (dwi.name.endswith("_dwi.nii.gz") or dwi.name.endswith("_dwi.nii")):
+            continue
+        m = re.match(r"^sub-([A-Za-z0-9]+)(?:_ses-([A-Za-z0-9]+))?", dwi.name)
+        if m is None:
+            continue
+        subject, session = m.group(1), m.group(2)
+        if participant_labels and subject not in participant_labels:
+            continue
+        base = dwi.name[: -len(".nii.gz")] if dwi.name.endswith(".nii.gz") else dwi.name[: -len(".nii")]
+        prefix = base[: -len("_dwi")]
+        mask = next(iter(sorted(dwi.parent.glob(f"{prefix}*_desc-brain_mask.nii*"))), None)
+        scans.append(
+            SubjectScan(
+                subject=subject,
+                session=session,
+                dwi=dwi,
+                bval=dwi.with_name(base + ".bval"),
+                bvec=dwi.with_name(base + ".bvec"),
+                mask=mask,
+            )
+        )
+    if participant_labels:
+        missing = sorted(set(participant_labels) - {s.subject for s in scans})
+        if missing:
+            raise InputError(
+                f"no DWI series for participant(s) {missing}.",
+                file=root,
+                fix="check --participant-label against the sub-* folders.",
+            )
+    if not scans:
+        raise InputError(
+            "no DWI series found (expected sub-*/[ses-*/]dwi/sub-*_dwi.nii.gz).",
+            file=root,
+            fix="point to the root of a BIDS dataset.",
+        )
+    return scans
+
+
+def read_participants(bids_dir: PathLike):
+    """``participants.tsv`` as a DataFrame indexed by subject label (without ``sub-``), or None."""
+    import pandas as pd
+
+    path = Path(bids_dir) / "participants.tsv"
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str)
+    except Exception as exc:
+        raise InputError(f"cannot parse participants table: {exc}.", file=path, fix="write a tab-separated table.") from None
+    if "participant_id" not in table.columns:
+        raise InputError("participants.tsv has no participant_id column.", file=path, fix="add it (BIDS requires it).")
+    table["subject"] = table["participant_id"].str.replace("^sub-", "", regex=True)
+    return table.set_index("subject")

@@ -1,0 +1,72 @@
+"""Settings of a cohort run, hashed so outputs record exactly what produced them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from ..errors import InputError
+
+__all__ = ["PipelineConfig"]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that changes a subject's outputs.
+
+    Parameters
+    ----------
+    model : microstructure model; ``"tensor"`` (conventional WLS DTI) for now.
+    step_size, max_angle, fa_threshold, min_length, max_length, seeds_per_voxel :
+        tracker settings (mm, degrees, FA, mm, mm, count).
+    seed : random seed of the seed jitter (and of Louvain in the metrics).
+    parcellation : path pattern, relative to the BIDS root, of each subject's parcellation in DWI
+        space; ``{prefix}`` (``sub-X[_ses-Y]``), ``{subject}`` and ``{session}`` are filled in.
+        Its node table is the same path with ``.tsv``.
+    weightings : connectome weightings (see :mod:`pigment_connect.connectome.build`).
+    assignment, radius : streamline end point assignment mode and search radius (mm).
+    tractogram_format : ``.tck``, ``.trk`` or ``.trx``.
+    """
+
+    model: str = "tensor"
+    step_size: float = 0.5
+    max_angle: float = 45.0
+    fa_threshold: float = 0.15
+    min_length: float = 10.0
+    max_length: float = 250.0
+    seeds_per_voxel: int = 2
+    seed: int = 0
+    parcellation: str | None = None
+    weightings: tuple[str, ...] = ("count", "invnodevol", "length", "mean_fa")
+    assignment: str = "radial"
+    radius: float = 2.0
+    tractogram_format: str = ".tck"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model != "tensor":
+            raise InputError(f"model {self.model!r} is not available yet; use 'tensor'.")
+        if self.tractogram_format not in (".tck", ".trk", ".trx"):
+            raise InputError(f"tractogram_format must be .tck, .trk or .trx, got {self.tractogram_format!r}.")
+        object.__setattr__(self, "weightings", tuple(self.weightings))
+
+    def to_dict(self) -> dict:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+    @property
+    def hash(self) -> str:
+        """12 hex digits of the SHA-256 of the sorted JSON settings."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, values: dict) -> PipelineConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown pipeline settings {unknown}; known: {sorted(known)}.")
+        return cls(**values)
+
+    def replace(self, **changes) -> PipelineConfig:
+        return PipelineConfig(**{**asdict(self), **changes})

@@ -1,0 +1,201 @@
+"""Deterministic streamline tracking on a tensor field (the Python side of the tracker).
+
+Validation, seeding, memory, threads and wrapping live here; the stepping is in
+:mod:`._kernels`. Streamlines stop when they leave the mask (the outside point is dropped), turn
+by more than ``max_angle`` in one step, reach ``max_length``, or enter tissue with FA below
+``fa_threshold``; in that last case the first low-FA point is **kept**, so streamlines end inside
+the grey matter they reach instead of one step short of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .._typing import RandomState
+from ..errors import InputError, TrackError
+from ..io.grid import voxel_sizes
+from ..io.maps import MicrostructureMaps
+from ..io.tractogram import Tractogram
+from . import _kernels
+
+__all__ = ["Tracker", "seeds_from_mask"]
+
+log = logging.getLogger(__name__)
+
+_SEED_CHUNK = 20000  # seeds per kernel call: bounds the (chunk, 2·max_steps+1, 3) buffer
+
+
+def seeds_from_mask(mask: np.ndarray, *, per_voxel: int = 1, random_state: RandomState = 0) -> np.ndarray:
+    """Seed positions (voxel coordinates) uniformly jittered inside each voxel of ``mask``.
+
+    Returns
+    -------
+    (S, 3) float64, S = per_voxel × number of voxels in the mask; voxel order, then draw order.
+    """
+    if per_voxel < 1:
+        raise InputError(f"seeds per voxel must be at least 1, got {per_voxel}.")
+    ijk = np.argwhere(np.asarray(mask, bool)).astype(np.float64)
+    rng = np.random.default_rng(random_state)
+    jitter = rng.uniform(-0.5, 0.5, size=(len(ijk), per_voxel, 3))
+    return (ijk[:, None, :] + jitter).reshape(-1, 3)
+
+
+@contextlib.contextmanager
+def _numba_threads(n_threads: int | None):
+    if n_threads is None:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """Deterministic tensor tracker (like MRtrix3 ``Tensor_Det`` / DIPY deterministic on DTI peaks).
+
+    Parameters
+    ----------
+    step_size : float, mm
+    max_angle : float, degrees between consecutive steps
+    fa_threshold : float, stop when the interpolated FA drops below this
+    seed_fa_threshold : float, seeds only in voxels with FA above this (default ``fa_threshold``)
+    min_length, max_length : float, mm; shorter streamlines are discarded, longer ones stopped
+    """
+
+    step_size: float = 0.5
+    max_angle: float = 45.0
+    fa_threshold: float = 0.15
+    seed_fa_threshold: float | None = None
+    min_length: float = 10.0
+    max_length: float = 250.0
+
+    def __post_init__(self) -> None:
+        if not self.step_size > 0:
+            raise InputError(f"step_size must be positive (mm), got {self.step_size}.")
+        if not 0 < self.max_angle <= 90:
+            raise InputError(f"max_angle must be in (0, 90] degrees, got {self.max_angle}.")
+        if not 0 <= self.fa_threshold < 1:
+            raise InputError(f"fa_threshold must be in [0, 1), got {self.fa_threshold}.")
+        if not 0 <= self.min_length < self.max_length:
+            raise InputError(f"need 0 ≤ min_length < max_length, got {self.min_length}, {self.max_length}.")
+
+    def track(
+        self,
+        maps: MicrostructureMaps,
+        *,
+        seeds: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        seeds_per_voxel: int = 1,
+        random_state: RandomState = 0,
+        n_threads: int | None = None,
+    ) -> Tractogram:
+        """Track streamlines through the tensor field of ``maps``.
+
+        Parameters
+        ----------
+        maps : MicrostructureMaps with ``tensor`` (X, Y, Z, 6) and ``fa``.
+        seeds : (X, Y, Z) bool seed mask, or (S, 3) seed points in RAS+ mm. Default: voxels of the
+            tracking mask with FA above ``seed_fa_threshold``.
+        mask : (X, Y, Z) bool tracking mask; default ``maps.mask``.
+        seeds_per_voxel : seeds drawn uniformly in each seed voxel.
+        random_state : seed of the seed jitter (same value → same tractogram).
+        n_threads : numba threads (default: numba's setting). Results do not depend on it.
+
+        Returns
+        -------
+        Tractogram
+            With ``per_streamline["seed_index"]``.
+
+        Raises
+        ------
+        TrackError
+            No voxel above the FA threshold, no seed inside the mask, or no streamline kept.
+        """
+        for name in ("tensor", "fa"):
+            if name not in maps:
+                raise InputError(f"tracking needs a {name!r} map; got {maps.names}.", fix="fit a tensor model first.")
+        field = np.ascontiguousarray(maps["tensor"], dtype=np.float32)
+        fa = np.asarray(maps["fa"])
+        shape = fa.shape
+        if mask is None:
+            mask = maps.mask if maps.mask is not None else np.ones(shape, bool)
+        mask = np.asarray(mask, bool)
+        if mask.shape != shape:
+            raise InputError(f"tracking mask shape {mask.shape} differs from the maps' grid {shape}.")
+        above = mask & (fa >= (self.seed_fa_threshold if self.seed_fa_threshold is not None else self.fa_threshold))
+        if seeds is None:
+            if not above.any():
+                raise TrackError(
+                    f"no voxel of the mask has FA ≥ {self.seed_fa_threshold or self.fa_threshold:g} "
+                    f"(max FA {float(fa[mask].max()) if mask.any() else 0:.3f}); nothing to seed.",
+                )
+            seed_vox = seeds_from_mask(above, per_voxel=seeds_per_voxel, random_state=random_state)
+        else:
+            seeds = np.asarray(seeds)
+            if seeds.shape == shape:
+                seed_mask = seeds.astype(bool) & above
+                if not seed_mask.any():
+                    raise TrackError("the seed mask has no voxel inside the tracking mask above the FA threshold.")
+                seed_vox = seeds_from_mask(seed_mask, per_voxel=seeds_per_voxel, random_state=random_state)
+            elif seeds.ndim == 2 and seeds.shape[1] == 3:
+                inv = np.linalg.inv(maps.affine)
+                seed_vox = seeds @ inv[:3, :3].T + inv[:3, 3]
+                rounded = np.floor(seed_vox + 0.5).astype(int)
+                inside = np.all((rounded >= 0) & (rounded < np.array(shape)), axis=1)
+                inside[inside] = mask[tuple(rounded[inside].T)]
+                if not inside.any():
+                    raise TrackError(f"none of the {len(seeds)} seed points lies inside the tracking mask.")
+                if not inside.all():
+                    log.warning("%d of %d seed points lie outside the tracking mask", (~inside).sum(), len(seeds))
+            else:
+                raise InputError(f"seeds must be a mask of shape {shape} or (S, 3) points, got {seeds.shape}.")
+
+        max_steps = int(np.ceil(self.max_length / self.step_size))
+        inv_voxel = 1.0 / voxel_sizes(maps.affine)
+        cos_max = float(np.cos(np.deg2rad(self.max_angle)))
+        mask_u8 = mask.astype(np.uint8)
+        streamlines: list[np.ndarray] = []
+        seed_index: list[int] = []
+        stop_counts = np.zeros(5, dtype=np.int64)
+        with _numba_threads(n_threads):
+            for start in range(0, len(seed_vox), _SEED_CHUNK):
+                chunk = np.ascontiguousarray(seed_vox[start : start + _SEED_CHUNK], dtype=np.float64)
+                out = np.zeros((len(chunk), 2 * max_steps + 1, 3), dtype=np.float32)
+                spans = np.zeros((len(chunk), 2), dtype=np.int64)
+                stops = np.zeros((len(chunk), 2), dtype=np.int8)
+                _kernels.track_deterministic(
+                    field, mask_u8, chunk, inv_voxel, float(self.step_size), float(self.fa_threshold), cos_max,
+                    max_steps, out, spans, stops,
+                )
+                stop_counts += np.bincount(stops.ravel(), minlength=5)
+                for k in range(len(chunk)):
+                    a, b = spans[k]
+                    if b - a >= 2:
+                        streamlines.append(out[k, a:b])
+                        seed_index.append(start + k)
+        if not streamlines:
+            raise TrackError(f"no streamline was produced from {len(seed_vox)} seeds; lower fa_threshold or check the maps.")
+        vox_points = np.concatenate(streamlines)
+        world = (vox_points @ maps.affine[:3, :3].T + maps.affine[:3, 3]).astype(np.float32)
+        counts = np.array([len(s) for s in streamlines], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        trk = Tractogram(world, offsets, maps.affine, shape, {"seed_index": np.asarray(seed_index, dtype=np.int64)})
+        keep = trk.lengths >= self.min_length
+        if not keep.any():
+            raise TrackError(f"all {len(trk)} streamlines are shorter than min_length={self.min_length} mm.")
+        trk = trk.select(keep)
+        log.info(
+            "tracked %d seeds → %d streamlines (stops: fa %d, mask %d, angle %d, length %d)",
+            len(seed_vox), len(trk), *stop_counts[1:],
+        )
+        return trk
+

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from pigment_connect.errors import TrackError
+from pigment_connect.io import MicrostructureMaps
+from pigment_connect.track import Tracker
+
+SHAPE = (20, 9, 5)
+
+
+def bundle_maps(gap_at: int | None = None, gm_from: int = 15):
+    """A straight x-bundle (rows 3–5 in y) in isotropic tissue; grey matter (FA 0) from x = gm_from.
+
+    Hand-drawn like DIPY's tissue grid: every streamline is predictable.
+    """
+    tensor = np.zeros(SHAPE + (6,), np.float32)
+    tensor[..., :3] = 0.7e-3  # isotropic background
+    tensor[2:gm_from, 3:6, :, 0] = 1.7e-3
+    tensor[2:gm_from, 3:6, :, 1:3] = 0.2e-3
+    if gap_at is not None:
+        tensor[gap_at, 3:6, :, 0] = 0.7e-3
+        tensor[gap_at, 3:6, :, 1:3] = 0.7e-3
+    ev = np.sort(tensor[..., :3], axis=-1)[..., ::-1]
+    md = ev.mean(-1, keepdims=True)
+    fa = np.sqrt(1.5 * ((ev - md) ** 2).sum(-1) / (ev**2).sum(-1))
+    return MicrostructureMaps({"tensor": tensor, "fa": fa.astype(np.float32)}, np.diag([2.0, 2.0, 2.0, 1.0]),
+                              "tensor", mask=np.ones(SHAPE, bool))
+
+
+def test_straight_bundle_gives_straight_streamlines_reaching_grey_matter():
+    maps = bundle_maps()
+    trk = Tracker(step_size=0.5, fa_threshold=0.3, min_length=5).track(maps, random_state=0)
+    vox = trk.to_voxel()
+    assert np.ptp(vox[:, 1]) <= 3 and np.ptp(vox[:, 2]) <= 5  # never leaves the bundle rows
+    for s in range(len(trk)):
+        pts = trk.to_voxel(trk[s])
+        assert np.ptp(pts[:, 1]) < 1e-4 and np.ptp(pts[:, 2]) < 1e-4  # perfectly straight in x
+    ends = trk.to_voxel(trk.endpoints().reshape(-1, 3))[:, 0]
+    # the last point lies inside the grey matter (x ≥ 14.5 rounds to 15), not one step short of it
+    assert ends.max() >= 14.5 and np.floor(ends.max() + 0.5) == 15
+    assert np.floor(ends.min() + 0.5) == 1  # left end: first low-FA voxel before the bundle
+
+
+def test_gap_stops_tracking():
+    trk = Tracker(step_size=0.5, fa_threshold=0.3, min_length=2).track(bundle_maps(gap_at=8), random_state=0)
+    vox = trk.to_voxel()
+    for s in range(len(trk)):
+        x = trk.to_voxel(trk[s])[:, 0]
+        assert not (x.min() < 7 and x.max() > 9)  # no streamline crosses the gap
+
+
+def test_curvature_limit_stops_at_a_sharp_turn():
+    maps = bundle_maps()
+    tensor = maps["tensor"].copy()
+    tensor[8:15, 3:6, :, 0] = 0.2e-3  # second half runs along y: a 90° turn
+    tensor[8:15, 3:6, :, 1] = 1.7e-3
+    turned = MicrostructureMaps({"tensor": tensor, "fa": maps["fa"]}, maps.affine, "tensor", mask=maps.mask)
+    trk = Tracker(step_size=0.5, max_angle=30, fa_threshold=0.3, min_length=1).track(
+        turned, seeds=np.pad(np.ones((2, 1, 1), bool), ((3, 15), (4, 4), (2, 2))), random_state=0)
+    assert trk.to_voxel()[:, 0].max() < 8.6
+
+
+def test_same_seed_same_streamlines_on_any_thread_count(phantom_tensor_maps):
+    tracker = Tracker()
+    one = tracker.track(phantom_tensor_maps, random_state=7, n_threads=1)
+    two = tracker.track(phantom_tensor_maps, random_state=7, n_threads=2)
+    np.testing.assert_array_equal(one.points, two.points)
+    np.testing.assert_array_equal(one.offsets, two.offsets)
+    other = tracker.track(phantom_tensor_maps, random_state=8)
+    assert not np.array_equal(one.points[:100], other.points[:100])
+
+
+def test_nothing_to_track_is_a_clear_error():
+    maps = bundle_maps()
+    with pytest.raises(TrackError, match="no voxel"):
+        Tracker(fa_threshold=0.95).track(maps)
+    with pytest.raises(TrackError, match="lies inside the tracking mask"):
+        Tracker().track(maps, seeds=np.array([[500.0, 500.0, 500.0]]))
