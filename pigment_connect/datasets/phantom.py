@@ -311,9 +311,8 @@ def make_subject(
     main_orientation = orientation[..., 0, :].copy()
 
     # Rician noise everywhere, background included
-    site_scale = signal_scale
-    sigma = site_scale * WHITE_MATTER.s0 / snr
-    clean = site_scale * signal
+    sigma = signal_scale * WHITE_MATTER.s0 / snr
+    clean = signal_scale * signal
     noisy = np.sqrt((clean + sigma * rng.standard_normal(clean.shape)) ** 2 + (sigma * rng.standard_normal(clean.shape)) ** 2)
 
     affine = np.diag([voxel_size, voxel_size, voxel_size, 1.0])
@@ -339,7 +338,7 @@ def make_subject(
         "ndi": ndi_map,
         "odi": odi_map,
         "fwf": fwf_map,
-        "s0": s0_map * site_scale,
+        "s0": s0_map * signal_scale,
         "tensor": tensor,
         "fa": fa,
         "md": md,

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import time
@@ -74,8 +75,6 @@ def _run_one(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineC
 
 
 def _previous(out_dir: Path, scan: SubjectScan, config: PipelineConfig) -> dict | None:
-    import json
-
     path = _status_path(out_dir, scan)
     if not path.is_file():
         return None
