@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ..io.grid import world_to_voxel
 from ..io.parcellation import Parcellation
 from ..io.tractogram import Tractogram
 
@@ -52,8 +53,7 @@ def assign_endpoints(
     if radius < 0:
         raise InputError(f"search radius must be non-negative (mm), got {radius}.")
     ends = tractogram.endpoints().reshape(-1, 3).astype(np.float64)
-    inv = np.linalg.inv(parcellation.affine)
-    vox = ends @ inv[:3, :3].T + inv[:3, 3]
+    vox = world_to_voxel(ends, parcellation.affine)
     ijk = np.floor(vox + 0.5).astype(np.int64)
     labels = _label_at(parcellation.labels, ijk)
     if mode == "radial" and radius > 0:

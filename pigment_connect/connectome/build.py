@@ -22,7 +22,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ConnectomeError, InputError, PigmentWarning
 from ..io.connectome import Connectome
-from ..io.grid import check_same_grid
+from ..io.grid import check_same_grid, world_to_voxel
 from ..io.maps import MicrostructureMaps
 from ..io.parcellation import Parcellation
 from ..io.tractogram import Tractogram
@@ -140,8 +140,7 @@ def _mean_along(tractogram: Tractogram, volume: np.ndarray, affine: np.ndarray) 
     volume = np.asarray(volume, dtype=np.float64)
     if volume.ndim != 3:
         raise InputError(f"a scalar map is needed for mean_<map> weightings, got shape {volume.shape}.")
-    inv = np.linalg.inv(affine)
-    ijk = np.floor(tractogram.points @ inv[:3, :3].T + inv[:3, 3] + 0.5).astype(np.int64)
+    ijk = np.floor(world_to_voxel(tractogram.points, affine) + 0.5).astype(np.int64)
     ijk = np.clip(ijk, 0, np.array(volume.shape) - 1)
     values = volume[tuple(ijk.T)]
     sums = np.add.reduceat(values, tractogram.offsets[:-1]) if len(values) else np.zeros(len(tractogram))

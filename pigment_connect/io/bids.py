@@ -12,9 +12,18 @@ from pathlib import Path
 from .._typing import PathLike
 from ..errors import InputError
 
-__all__ = ["SubjectScan", "entity_prefix", "derivative_name", "find_dwi_scans", "read_participants"]
+__all__ = ["SubjectScan", "nifti_stem", "entity_prefix", "derivative_name", "find_dwi_scans", "read_participants"]
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
+
+
+def nifti_stem(path: PathLike) -> Path:
+    """``path`` without its ``.nii.gz`` or ``.nii`` suffix (any other suffix: without that suffix)."""
+    path = Path(path)
+    for suffix in (".nii.gz", ".nii"):
+        if path.name.endswith(suffix):
+            return path.with_name(path.name[: -len(suffix)])
+    return path.with_suffix("")
 
 
 def entity_prefix(subject: str, session: str | None = None) -> str:
@@ -69,7 +78,7 @@ def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = No
         subject, session = m.group(1), m.group(2)
         if participant_labels and subject not in participant_labels:
             continue
-        base = dwi.name[: -len(".nii.gz")] if dwi.name.endswith(".nii.gz") else dwi.name[: -len(".nii")]
+        base = nifti_stem(dwi).name
         prefix = base[: -len("_dwi")]
         mask = next(iter(sorted(dwi.parent.glob(f"{prefix}*_desc-brain_mask.nii*"))), None)
         scans.append(

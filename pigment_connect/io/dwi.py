@@ -28,6 +28,7 @@ import numpy as np
 
 from .._typing import Affine, BoolMask, PathLike
 from ..errors import InputError, InputWarning, ProtocolError
+from .bids import nifti_stem
 from .gradients import DEFAULT_B0_THRESHOLD, GradientTable
 from .grid import check_same_grid, voxel_sizes
 
@@ -204,7 +205,7 @@ def load_dwi(
     if on_invalid not in ("mask", "raise"):
         raise InputError(f"on_invalid must be 'mask' or 'raise', got {on_invalid!r}.")
     path = Path(path)
-    stem = _strip_nifti(path)
+    stem = nifti_stem(path)
     bvals = Path(bvals) if bvals is not None else stem.with_name(stem.name + ".bval")
     bvecs = Path(bvecs) if bvecs is not None else stem.with_name(stem.name + ".bvec")
     img = load_image(path, what="DWI")
@@ -290,10 +291,3 @@ def load_dwi(
         raise InputError("no valid voxel left in the mask after removing NaN/Inf voxels.", file=path)
     return DiffusionData(data, affine, brain, gtab, source=str(path), mask_source=mask_source)
 
-
-def _strip_nifti(path: Path) -> Path:
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.endswith(suffix):
-            return path.with_name(name[: -len(suffix)])
-    return path.with_suffix("")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -175,7 +176,7 @@ class GradientTable:
     @property
     def shells(self) -> np.ndarray:
         """(K,) float, s/mm²: mean b-value of each diffusion-weighted shell, ascending."""
-        return self._shell_clusters()[0]
+        return self._shell_clusters[0]
 
     @property
     def shell_sizes(self) -> np.ndarray:
@@ -186,8 +187,9 @@ class GradientTable:
     @property
     def shell_index(self) -> np.ndarray:
         """(N,) int: shell of each volume (index into :attr:`shells`), -1 for b=0 volumes."""
-        return self._shell_clusters()[1]
+        return self._shell_clusters[1]
 
+    @cached_property
     def _shell_clusters(self) -> tuple[np.ndarray, np.ndarray]:
         index = np.full(len(self), -1, dtype=int)
         dw = np.flatnonzero(~self.b0s_mask)
@@ -200,7 +202,10 @@ class GradientTable:
             else:
                 centres.append([b])
             index[i] = len(centres) - 1
-        return np.array([np.mean(c) for c in centres], dtype=np.float64), index
+        shells = np.array([np.mean(c) for c in centres], dtype=np.float64)
+        shells.setflags(write=False)
+        index.setflags(write=False)
+        return shells, index
 
     def n_noncollinear(self, shell: int | None = None, *, tol_deg: float = 1.0) -> int:
         """Number of distinct (antipodally symmetric) directions, optionally on one shell.

@@ -7,7 +7,7 @@ import numpy as np
 from .._typing import Affine, PathLike
 from ..errors import InputError
 
-__all__ = ["check_same_grid", "voxel_sizes", "AFFINE_ATOL_MM"]
+__all__ = ["check_same_grid", "voxel_sizes", "world_to_voxel", "AFFINE_ATOL_MM"]
 
 AFFINE_ATOL_MM = 1e-3
 """mm; affines whose entries differ by at most this are the same grid (header float noise)."""
@@ -16,6 +16,12 @@ AFFINE_ATOL_MM = 1e-3
 def voxel_sizes(affine: Affine) -> np.ndarray:
     """(3,) float, mm: lengths of the affine's columns."""
     return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+
+
+def world_to_voxel(points: np.ndarray, affine: Affine) -> np.ndarray:
+    """(..., 3) RAS+ mm points → continuous voxel indices of the grid ``affine`` (centres at integers)."""
+    inv = np.linalg.inv(np.asarray(affine, dtype=np.float64))
+    return np.asarray(points) @ inv[:3, :3].T + inv[:3, 3]
 
 
 def check_same_grid(

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .._typing import Affine, PathLike
 from ..errors import InputError, InputWarning
+from .bids import nifti_stem
 from .dwi import _read_array, load_image
 from .write import atomic_path, save_nifti
 
@@ -137,11 +138,8 @@ class Parcellation:
 
 
 def _table_path(path: Path) -> Path:
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.endswith(suffix):
-            return path.with_name(name[: -len(suffix)] + ".tsv")
-    return path.with_suffix(".tsv")
+    stem = nifti_stem(path)
+    return stem.with_name(stem.name + ".tsv")
 
 
 def _name_from(path: Path) -> str:

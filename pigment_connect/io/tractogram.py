@@ -19,7 +19,7 @@ import numpy as np
 
 from .._typing import Affine, PathLike
 from ..errors import InputError
-from .grid import voxel_sizes
+from .grid import voxel_sizes, world_to_voxel
 from .write import atomic_path
 
 __all__ = ["Tractogram", "TRACTOGRAM_FORMATS"]
@@ -129,9 +129,7 @@ class Tractogram:
 
     def to_voxel(self, points: np.ndarray | None = None) -> np.ndarray:
         """Points (default: all) in voxel index coordinates of the reference grid."""
-        pts = self.points if points is None else np.asarray(points)
-        inv = np.linalg.inv(self.affine)
-        return pts @ inv[:3, :3].T + inv[:3, 3]
+        return world_to_voxel(self.points if points is None else points, self.affine)
 
     @property
     def reference_image(self) -> nib.Nifti1Image:

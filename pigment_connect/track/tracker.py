@@ -18,7 +18,7 @@ import numpy as np
 
 from .._typing import RandomState
 from ..errors import InputError, TrackError
-from ..io.grid import voxel_sizes
+from ..io.grid import voxel_sizes, world_to_voxel
 from ..io.maps import MicrostructureMaps
 from ..io.tractogram import Tractogram
 from . import _kernels
@@ -147,8 +147,7 @@ class Tracker:
                     raise TrackError("the seed mask has no voxel inside the tracking mask above the FA threshold.")
                 seed_vox = seeds_from_mask(seed_mask, per_voxel=seeds_per_voxel, random_state=random_state)
             elif seeds.ndim == 2 and seeds.shape[1] == 3:
-                inv = np.linalg.inv(maps.affine)
-                seed_vox = seeds @ inv[:3, :3].T + inv[:3, 3]
+                seed_vox = world_to_voxel(seeds, maps.affine)
                 rounded = np.floor(seed_vox + 0.5).astype(int)
                 inside = np.all((rounded >= 0) & (rounded < np.array(shape)), axis=1)
                 inside[inside] = mask[tuple(rounded[inside].T)]
