@@ -18,6 +18,7 @@ class PipelineConfig:
     Parameters
     ----------
     model : microstructure model; ``"tensor"`` (conventional WLS DTI) for now.
+    tracking_algorithm : ``"tensorline"`` or ``"eigenvector"`` (see :class:`~pigment_connect.track.Tracker`).
     step_size, max_angle, fa_threshold, min_length, max_length, seeds_per_voxel :
         tracker settings (mm, degrees, FA, mm, mm, count).
     seed : random seed of the seed jitter (and of Louvain in the metrics).
@@ -30,6 +31,7 @@ class PipelineConfig:
     """
 
     model: str = "tensor"
+    tracking_algorithm: str = "tensorline"
     step_size: float = 0.5
     max_angle: float = 45.0
     fa_threshold: float = 0.15

@@ -71,7 +71,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     lap("fit")
 
     tracker = Tracker(
-        step_size=config.step_size, max_angle=config.max_angle, fa_threshold=config.fa_threshold,
+        algorithm=config.tracking_algorithm, step_size=config.step_size, max_angle=config.max_angle, fa_threshold=config.fa_threshold,
         min_length=config.min_length, max_length=config.max_length,
     )
     tractogram = tracker.track(maps, seeds_per_voxel=config.seeds_per_voxel, random_state=config.seed)

@@ -51,8 +51,9 @@ def _interp_tensor(field, p, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _principal(t, evec):
-    """Principal eigenvector (into evec) and FA of the symmetric tensor t (6 elements), by Jacobi."""
+def _principal(t, evec, lin):
+    """Principal eigenvector (into evec), linearity cl (into lin[0]) and FA (returned) of the
+    symmetric tensor t (6 elements), by Jacobi rotations."""
     a = np.empty((3, 3))
     a[0, 0], a[1, 1], a[2, 2] = t[0], t[1], t[2]
     a[0, 1] = a[1, 0] = t[3]
@@ -93,6 +94,10 @@ def _principal(t, evec):
         best = 2
     for k in range(3):
         evec[k] = v[k, best]
+    # Westin linear measure cl = (λ1 − λ2) / λ1, with λ1 ≥ λ2 the two largest eigenvalues
+    lmax = max(l0, max(l1, l2))
+    lmid = l0 + l1 + l2 - lmax - min(l0, min(l1, l2))
+    lin[0] = (lmax - lmid) / lmax if lmax > 0.0 else 0.0
     md = (l0 + l1 + l2) / 3.0
     den = l0 * l0 + l1 * l1 + l2 * l2
     if den <= 0.0:
@@ -110,11 +115,51 @@ def _in_mask(mask, p):
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk(field, mask, start, direction, step_vox, fa_min, cos_max, max_steps, out, n0, sign):
+def _next_direction(t, e, cl, prev, puncture, out):
+    """Tensorline direction (Weinstein et al. 1999; Lazar et al. 2003, TEND):
+
+        v = cl·e1 + (1 − cl)·[(1 − g)·v_in + g·D·v_in / |D·v_in|]
+
+    with e1 sign-aligned to v_in and g = ``puncture``. Where the tensor is linear (cl → 1) this
+    is the principal eigenvector; where it is planar or isotropic (a crossing, cl → 0) the
+    incoming direction is kept, deflected within the tensor's plane, instead of jumping to
+    whichever in-plane axis the noise made largest. ``puncture < 0`` gives plain e1.
+    """
+    dot = e[0] * prev[0] + e[1] * prev[1] + e[2] * prev[2]
+    sgn = 1.0 if dot >= 0.0 else -1.0
+    if puncture < 0.0:
+        for k in range(3):
+            out[k] = sgn * e[k]
+        return
+    u0 = t[0] * prev[0] + t[3] * prev[1] + t[4] * prev[2]
+    u1 = t[3] * prev[0] + t[1] * prev[1] + t[5] * prev[2]
+    u2 = t[4] * prev[0] + t[5] * prev[1] + t[2] * prev[2]
+    un = np.sqrt(u0 * u0 + u1 * u1 + u2 * u2)
+    if un > 0.0:
+        u0, u1, u2 = u0 / un, u1 / un, u2 / un
+    else:
+        u0, u1, u2 = prev[0], prev[1], prev[2]
+    w_in = (1.0 - cl) * (1.0 - puncture)
+    w_u = (1.0 - cl) * puncture
+    out[0] = cl * sgn * e[0] + w_in * prev[0] + w_u * u0
+    out[1] = cl * sgn * e[1] + w_in * prev[1] + w_u * u1
+    out[2] = cl * sgn * e[2] + w_in * prev[2] + w_u * u2
+    norm = np.sqrt(out[0] * out[0] + out[1] * out[1] + out[2] * out[2])
+    if norm > 0.0:
+        for k in range(3):
+            out[k] /= norm
+    else:
+        for k in range(3):
+            out[k] = prev[k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk(field, mask, start, direction, step_vox, fa_min, cos_max, puncture, max_steps, out, n0, sign):
     """Follow the field from start along direction, writing points to out[n0 + sign·m], m = 1, 2, ...
 
     ``step_vox`` (3,) is the step length in voxels per axis (step_mm / voxel size), so a unit
-    physical direction in the image-axis frame moves step_mm in millimetres.
+    physical direction in the image-axis frame moves step_mm in millimetres. ``puncture`` as in
+    :func:`_next_direction`.
 
     Returns (number of points written, stop reason).
     """
@@ -122,12 +167,14 @@ def _walk(field, mask, start, direction, step_vox, fa_min, cos_max, max_steps, o
     prev = direction.copy()
     t = np.empty(6)
     e = np.empty(3)
+    v = np.empty(3)
+    lin = np.empty(1)
     n = 0
     for _ in range(max_steps):
         q = p + step_vox * prev  # step along the previous direction (Euler), axis-scaled
         if not _in_mask(mask, q) or not _interp_tensor(field, q, t):
             return n, STOP_MASK
-        fa = _principal(t, e)
+        fa = _principal(t, e, lin)
         out[n0 + sign * (n + 1), 0] = q[0]
         out[n0 + sign * (n + 1), 1] = q[1]
         out[n0 + sign * (n + 1), 2] = q[2]
@@ -135,18 +182,16 @@ def _walk(field, mask, start, direction, step_vox, fa_min, cos_max, max_steps, o
         p = q
         if fa < fa_min:
             return n, STOP_FA
-        dot = e[0] * prev[0] + e[1] * prev[1] + e[2] * prev[2]
-        if dot < 0.0:
-            e = -e
-            dot = -dot
-        if dot < cos_max:
+        _next_direction(t, e, lin[0], prev, puncture, v)
+        if v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2] < cos_max:
             return n, STOP_ANGLE
-        prev[:] = e
+        prev[:] = v
     return n, STOP_LENGTH
 
 
 @numba.njit(cache=True, parallel=True)
-def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max, max_steps, out, lengths, stops):
+def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max, puncture, max_steps, out, lengths,
+                        stops):
     """Deterministic tensor tracking from each seed, both directions.
 
     Parameters
@@ -156,6 +201,7 @@ def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max,
     seeds : (S, 3) float64 seed positions (voxel coordinates).
     inv_voxel : (3,) float64, 1/voxel size (1/mm) per axis.
     step_mm, fa_min, cos_max : step length (mm), FA stopping threshold, cos of the maximum angle per step.
+    puncture : tensorline puncture weight in [0, 1], or negative for plain principal-eigenvector steps.
     max_steps : maximum steps per direction.
     out : (S, 2·max_steps + 1, 3) float32, filled centred on the seed at index max_steps.
     lengths : (S, 2) int64 out: (first index, one-past-last index) of each streamline in its row.
@@ -165,6 +211,7 @@ def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max,
     for s in numba.prange(n_seeds):
         t = np.empty(6)
         e = np.empty(3)
+        lin = np.empty(1)
         p = seeds[s].copy()
         centre = max_steps
         lengths[s, 0] = centre
@@ -173,7 +220,7 @@ def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max,
         stops[s, 1] = STOP_MASK
         if not _in_mask(mask, p) or not _interp_tensor(field, p, t):
             continue
-        fa = _principal(t, e)
+        fa = _principal(t, e, lin)
         if fa < fa_min:
             stops[s, 0] = STOP_FA
             stops[s, 1] = STOP_FA
@@ -184,8 +231,8 @@ def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max,
         step_vox = np.empty(3)
         for k in range(3):
             step_vox[k] = step_mm * inv_voxel[k]
-        nf, sf = _walk(field, mask, p, e, step_vox, fa_min, cos_max, max_steps, out[s], centre, 1)
-        nb, sb = _walk(field, mask, p, -e, step_vox, fa_min, cos_max, max_steps, out[s], centre, -1)
+        nf, sf = _walk(field, mask, p, e, step_vox, fa_min, cos_max, puncture, max_steps, out[s], centre, 1)
+        nb, sb = _walk(field, mask, p, -e, step_vox, fa_min, cos_max, puncture, max_steps, out[s], centre, -1)
         lengths[s, 0] = centre - nb
         lengths[s, 1] = centre + nf + 1
         stops[s, 0] = sb

@@ -1,5 +1,10 @@
 """Deterministic streamline tracking on a tensor field (the Python side of the tracker).
 
+Two stepping rules: ``"eigenvector"`` follows the principal eigenvector (MRtrix3
+``Tensor_Det``); ``"tensorline"`` (default) blends it with the incoming direction deflected by
+the tensor, weighted by the tensor's linearity (Weinstein et al. 1999, Lazar et al. 2003), so
+streamlines keep their course through crossings where a single tensor is planar.
+
 Validation, seeding, memory, threads and wrapping live here; the stepping is in
 :mod:`._kernels`. Streamlines stop when they leave the mask (the outside point is dropped), turn
 by more than ``max_angle`` in one step, reach ``max_length``, or enter tissue with FA below
@@ -60,10 +65,13 @@ def _numba_threads(n_threads: int | None):
 
 @dataclass(frozen=True)
 class Tracker:
-    """Deterministic tensor tracker (like MRtrix3 ``Tensor_Det`` / DIPY deterministic on DTI peaks).
+    """Deterministic tensor tracker.
 
     Parameters
     ----------
+    algorithm : ``"tensorline"`` (default) or ``"eigenvector"`` (MRtrix3 ``Tensor_Det``, DIPY
+        deterministic tracking on DTI peaks).
+    puncture : tensorline weight g of D·v_in against v_in in [0, 1] (ignored by ``"eigenvector"``).
     step_size : float, mm
     max_angle : float, degrees between consecutive steps
     fa_threshold : float, stop when the interpolated FA drops below this
@@ -71,6 +79,8 @@ class Tracker:
     min_length, max_length : float, mm; shorter streamlines are discarded, longer ones stopped
     """
 
+    algorithm: str = "tensorline"
+    puncture: float = 0.2
     step_size: float = 0.5
     max_angle: float = 45.0
     fa_threshold: float = 0.15
@@ -79,6 +89,10 @@ class Tracker:
     max_length: float = 250.0
 
     def __post_init__(self) -> None:
+        if self.algorithm not in ("tensorline", "eigenvector"):
+            raise InputError(f"unknown tracking algorithm {self.algorithm!r}; choose 'tensorline' or 'eigenvector'.")
+        if not 0 <= self.puncture <= 1:
+            raise InputError(f"puncture must be in [0, 1], got {self.puncture}.")
         if not self.step_size > 0:
             raise InputError(f"step_size must be positive (mm), got {self.step_size}.")
         if not 0 < self.max_angle <= 90:
@@ -161,6 +175,7 @@ class Tracker:
         max_steps = int(np.ceil(self.max_length / self.step_size))
         inv_voxel = 1.0 / voxel_sizes(maps.affine)
         cos_max = float(np.cos(np.deg2rad(self.max_angle)))
+        puncture = float(self.puncture) if self.algorithm == "tensorline" else -1.0
         mask_u8 = mask.astype(np.uint8)
         streamlines: list[np.ndarray] = []
         seed_index: list[int] = []
@@ -173,7 +188,7 @@ class Tracker:
                 stops = np.zeros((len(chunk), 2), dtype=np.int8)
                 _kernels.track_deterministic(
                     field, mask_u8, chunk, inv_voxel, float(self.step_size), float(self.fa_threshold), cos_max,
-                    max_steps, out, spans, stops,
+                    puncture, max_steps, out, spans, stops,
                 )
                 stop_counts += np.bincount(stops.ravel(), minlength=5)
                 for k in range(len(chunk)):

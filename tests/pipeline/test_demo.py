@@ -34,27 +34,20 @@ def test_demo_writes_every_output_for_every_subject(demo):
     assert desc["DatasetType"] == "derivative"
 
 
-CROSSING = {(1, 6), (2, 5), (0, 3)}  # the three bundles that cross at right angles
-
-
 def test_demo_connectome_contains_the_true_edges(demo):
-    """Ground truth check. Single-tensor deterministic tracking cannot resolve a 90° crossing
-    (the tensor there is planar), so bundles through a crossing are required in ≥ 3 of 4
-    subjects; every other bundle in every subject."""
+    """Ground truth check: every true edge (three of them through a 90° crossing, which the
+    tensorline tracker follows) in every subject, and most streamlines on true edges (some still
+    switch bundles inside the crossing: ≈ 78% land on true edges)."""
     out, result = demo
     true_pairs = {tuple(sorted(p)) for _, p, _ in BUNDLES}
-    crossing_found = {pair: 0 for pair in CROSSING}
     for sub in ("01", "02", "03", "04"):
         conn = Connectome.load(result.out_dir / f"sub-{sub}" / "dwi" / f"sub-{sub}_seg-phantom_meas-count_connectome.npz")
         assert conn.labels == list(REGION_NAMES)
         w = conn.weights
-        for a, b in true_pairs - CROSSING:
+        for a, b in true_pairs:
             assert w[a, b] >= 20, f"sub-{sub}: true edge {REGION_NAMES[a]}–{REGION_NAMES[b]} not recovered"
-        for pair in CROSSING:
-            crossing_found[pair] += w[pair] > 0
         on_true = sum(w[a, b] for a, b in true_pairs)
         assert on_true / np.triu(w, 1).sum() > 0.7  # most streamlines join truly connected regions
-    assert all(n >= 3 for n in crossing_found.values()), crossing_found
 
 
 def test_resume_skips_finished_subjects_and_failures_are_isolated(demo, tmp_path):

@@ -60,6 +60,42 @@ def test_curvature_limit_stops_at_a_sharp_turn():
     assert trk.to_voxel()[:, 0].max() < 8.6
 
 
+def crossing_maps():
+    """An x-bundle (rows 3–5 in y) crossed at x = 8–10 by a y-bundle; the crossing tensor is planar
+    with its largest eigenvalue slightly along y, as noise makes it in half the voxels."""
+    shape = (20, 20, 5)
+    tensor = np.zeros(shape + (6,), np.float32)
+    tensor[..., :3] = 0.7e-3
+    tensor[2:18, 3:6, :, :3] = (1.7e-3, 0.2e-3, 0.2e-3)
+    tensor[8:11, 1:19, :, :3] = (0.2e-3, 1.7e-3, 0.2e-3)
+    tensor[8:11, 3:6, :, :3] = (0.93e-3, 0.97e-3, 0.2e-3)
+    ev = np.sort(tensor[..., :3], axis=-1)[..., ::-1]
+    md = ev.mean(-1, keepdims=True)
+    fa = np.sqrt(1.5 * ((ev - md) ** 2).sum(-1) / (ev**2).sum(-1))
+    return MicrostructureMaps({"tensor": tensor, "fa": fa.astype(np.float32)}, np.diag([2.0, 2.0, 2.0, 1.0]),
+                              "tensor", mask=np.ones(shape, bool))
+
+
+def test_tensorlines_cross_a_planar_crossing_that_eigenvector_tracking_cannot():
+    maps = crossing_maps()
+    seeds = np.zeros(maps.shape, bool)
+    seeds[3:5, 4, 1:4] = True  # left part of the x-bundle, central row (its edges blur into the y-bundle)
+    kwargs = dict(step_size=0.5, max_angle=45, fa_threshold=0.3, min_length=1)
+    eig = Tracker(algorithm="eigenvector", **kwargs).track(maps, seeds=seeds, random_state=0)
+    tl = Tracker(algorithm="tensorline", **kwargs).track(maps, seeds=seeds, random_state=0)
+    reach = lambda trk: np.mean([trk.to_voxel(trk[s])[:, 0].max() > 15 for s in range(len(trk))])  # noqa: E731
+    assert reach(eig) == 0  # turns 90° (angle stop) or follows the y-bundle: never gets across
+    assert reach(tl) == 1  # every streamline crosses and reaches the far end of its bundle
+    for s in range(len(tl)):
+        y = tl.to_voxel(tl[s])[:, 1]
+        assert y.min() > 2.4 and y.max() < 5.6  # and stays in its own rows
+
+
+def test_unknown_algorithm_is_a_clear_error():
+    with pytest.raises(Exception, match="tensorline"):
+        Tracker(algorithm="probabilistic")
+
+
 def test_same_seed_same_streamlines_on_any_thread_count(phantom_tensor_maps):
     tracker = Tracker()
     one = tracker.track(phantom_tensor_maps, random_state=7, n_threads=1)
