@@ -1,0 +1,166 @@
+"""NODDI-Watson signal model (Zhang et al. 2012).
+
+.. math::
+
+    S/S_0 = (1 - f_{iso})\\,[\\nu\\, E_{ic} + (1 - \\nu)\\, E_{ec}] + f_{iso}\\, e^{-b d_{iso}}
+
+* Intra-neurite ``E_ic``: sticks (axial diffusivity ``d∥``) with orientations drawn from a
+  Watson distribution of mean ``μ`` and concentration ``κ``, ``ODI = (2/π) arctan(1/κ)``.
+* Extra-neurite ``E_ec``: the Watson average of a zeppelin with tortuosity-coupled radial
+  diffusivity ``d⊥ = d∥ (1 − ν)``; averaging a Gaussian compartment over orientations gives a
+  cylindrically symmetric tensor with axial ``d⊥ + (d∥ − d⊥) τ`` and radial
+  ``d⊥ + (d∥ − d⊥)(1 − τ)/2``, where ``τ = ⟨(μ·n)²⟩``.
+* Free water ``f_iso`` with isotropic diffusivity ``d_iso``.
+
+The Watson-dispersed stick is evaluated exactly by the Funk–Hecke theorem: both the stick
+response ``exp(-β t²)`` (``β = b d∥``) and the Watson density ``∝ exp(κ t²)`` are expanded in
+even Legendre polynomials, whose coefficients are computed by Gauss–Legendre quadrature, and
+
+.. math:: E_{ic}(\\cos\\alpha) = \\sum_{l\\ \\mathrm{even}} \\tfrac{2l+1}{2}\\, \\hat k_l(\\beta)\\,
+          \\frac{\\hat w_l(\\kappa)}{\\hat w_0(\\kappa)}\\, P_l(\\cos\\alpha)
+
+with ``cos α = g·μ``. The stick coefficients decay factorially in ``l``; the series is truncated
+where they fall below 1e-9 for the largest ``β`` given (see :func:`legendre_order`), which keeps
+the model accurate to < 1e-7 (tested against direct quadrature) and differentiable everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+__all__ = [
+    "D_PAR", "D_ISO", "KAPPA_MAX",
+    "kappa_from_odi", "odi_from_kappa", "watson_tau", "watson_stick_signal", "noddi_signal", "legendre_order",
+]
+
+D_PAR = 1.7e-3
+"""Intra-neurite axial diffusivity, mm²/s (NODDI default)."""
+D_ISO = 3.0e-3
+"""Free-water diffusivity, mm²/s (NODDI default)."""
+KAPPA_MAX = 128.0
+"""Largest Watson concentration handled accurately (ODI ≥ 0.005)."""
+
+_N_QUAD = 160  # Gauss–Legendre nodes on [0, 1]: resolves exp(κ(t² − 1)) for κ ≤ KAPPA_MAX
+
+
+def kappa_from_odi(odi: torch.Tensor) -> torch.Tensor:
+    """Watson concentration κ = cot(π·ODI/2) (ODI in (0, 1])."""
+    return 1.0 / torch.tan(0.5 * math.pi * odi)
+
+
+def odi_from_kappa(kappa: torch.Tensor) -> torch.Tensor:
+    """ODI = (2/π) arctan(1/κ)."""
+    return (2.0 / math.pi) * torch.atan(1.0 / kappa)
+
+
+@lru_cache(maxsize=16)
+def _quadrature(l_max: int, dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Nodes t (Q,), weights (Q,) on [0, 1], and P_l(t) for even l ≤ l_max as (L, Q)."""
+    x, w = np.polynomial.legendre.leggauss(_N_QUAD)
+    t, w = 0.5 * (x + 1.0), 0.5 * w
+    vander = np.polynomial.legendre.legvander(t, l_max)[:, 0::2].T
+    as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+    return as_t(t), as_t(w), as_t(vander)
+
+
+def _stick_coefficients_np(beta: np.ndarray, l_max: int) -> np.ndarray:
+    """(len(beta), L) (2l+1)/2 · k̂_l(β), k̂_l = ∫₋₁¹ exp(−β t²) P_l(t) dt, in float64."""
+    x, w = np.polynomial.legendre.leggauss(_N_QUAD)
+    t, w = 0.5 * (x + 1.0), 0.5 * w
+    vander = np.polynomial.legendre.legvander(t, l_max)[:, 0::2]
+    ls = np.arange(0, l_max + 1, 2)
+    k_hat = 2.0 * (np.exp(-np.outer(beta, t * t)) * w) @ vander
+    return 0.5 * (2 * ls + 1) * k_hat
+
+
+def legendre_order(beta_max: float, *, tol: float = 1e-9) -> int:
+    """Smallest even l_max whose dropped stick coefficients are all below ``tol`` at β ≤ beta_max."""
+    coef = np.abs(_stick_coefficients_np(np.linspace(0.0, max(beta_max, 0.0), 64), 120)).max(axis=0)
+    above = np.nonzero(coef > tol)[0]
+    return int(2 * (above.max() + 1)) if above.size else 0
+
+
+def watson_tau(kappa: torch.Tensor) -> torch.Tensor:
+    """τ(κ) = ⟨(μ·n)²⟩ under a Watson distribution of concentration κ ≥ 0 (1/3 at κ = 0, → 1)."""
+    t, w, _ = _quadrature(0, kappa.dtype, str(kappa.device))
+    dens = torch.exp(kappa[..., None] * (t * t - 1.0)) * w  # ∝ exp(κ t²), scaled to avoid overflow
+    return (dens * t * t).sum(-1) / dens.sum(-1)
+
+
+def _watson_coefficients(kappa: torch.Tensor, l_max: int) -> torch.Tensor:
+    """(..., L) ŵ_l(κ)/ŵ_0(κ) for even l ≤ l_max."""
+    t, w, vander = _quadrature(l_max, kappa.dtype, str(kappa.device))
+    dens = torch.exp(kappa[..., None] * (t * t - 1.0)) * w
+    return (dens @ vander.T) / dens.sum(-1, keepdim=True)
+
+
+def _legendre_even(x: torch.Tensor, l_max: int) -> torch.Tensor:
+    """(..., L) P_l(x) for even l ≤ l_max, by the three-term recurrence."""
+    out = [torch.ones_like(x)]
+    p_prev, p = torch.ones_like(x), x
+    for n in range(1, l_max):
+        p_prev, p = p, ((2 * n + 1) * x * p - n * p_prev) / (n + 1)
+        if (n + 1) % 2 == 0:
+            out.append(p)
+    return torch.stack(out, -1)
+
+
+def watson_stick_signal(kappa: torch.Tensor, beta: torch.Tensor, cos_alpha: torch.Tensor, *,
+                        l_max: int | None = None) -> torch.Tensor:
+    """Signal of sticks dispersed by a Watson distribution.
+
+    Parameters
+    ----------
+    kappa : (V,) concentration, 0 ≤ κ ≤ KAPPA_MAX.
+    beta : (N,) b·d∥ (dimensionless) per measurement.
+    cos_alpha : (V, N) cosine between each gradient and the mean orientation.
+    l_max : Legendre truncation; default :func:`legendre_order` of max β.
+
+    Returns
+    -------
+    (V, N) attenuation in [0, 1].
+    """
+    if l_max is None:
+        l_max = legendre_order(float(beta.max()) if beta.numel() else 0.0)
+    stick = torch.as_tensor(_stick_coefficients_np(beta.detach().cpu().double().numpy(), l_max),
+                            dtype=kappa.dtype, device=kappa.device)  # (N, L)
+    watson = _watson_coefficients(kappa, l_max)  # (V, L)
+    legendre = _legendre_even(cos_alpha, l_max)  # (V, N, L)
+    return (legendre * stick * watson[:, None, :]).sum(-1)
+
+
+def noddi_signal(s0: torch.Tensor, ndi: torch.Tensor, odi: torch.Tensor, fwf: torch.Tensor, mu: torch.Tensor,
+                 bvals: torch.Tensor, bvecs: torch.Tensor, *, d_par: float = D_PAR, d_iso: float = D_ISO,
+                 l_max: int | None = None) -> torch.Tensor:
+    """NODDI-Watson signal.
+
+    Parameters
+    ----------
+    s0 : (V,) b=0 signal.
+    ndi : (V,) neurite density (intra-neurite fraction of tissue), [0, 1].
+    odi : (V,) orientation dispersion index, (0, 1].
+    fwf : (V,) free-water fraction, [0, 1].
+    mu : (V, 3) unit mean orientation (image-axis frame).
+    bvals : (N,) s/mm². bvecs : (N, 3) unit.
+    d_par, d_iso : mm²/s.
+
+    Returns
+    -------
+    (V, N) signal.
+    """
+    kappa = kappa_from_odi(odi).clamp(max=KAPPA_MAX)
+    cos_alpha = (mu @ bvecs.T).clamp(-1.0, 1.0)  # (V, N)
+    e_ic = watson_stick_signal(kappa, bvals * d_par, cos_alpha, l_max=l_max)
+    tau = watson_tau(kappa)[:, None]
+    d_perp = d_par * (1.0 - ndi[:, None])
+    ax = d_perp + (d_par - d_perp) * tau
+    rad = d_perp + (d_par - d_perp) * 0.5 * (1.0 - tau)
+    c2 = cos_alpha * cos_alpha
+    e_ec = torch.exp(-bvals * (rad + (ax - rad) * c2))
+    e_iso = torch.exp(-bvals * d_iso)
+    tissue = ndi[:, None] * e_ic + (1.0 - ndi[:, None]) * e_ec
+    return s0[:, None] * ((1.0 - fwf[:, None]) * tissue + fwf[:, None] * e_iso)
