@@ -9,7 +9,7 @@ from pigment_connect.datasets import make_protocol
 from pigment_connect.physics import cholesky_to_tensor, dti_signal, tensor_maps, tensor_to_cholesky
 from pigment_connect.physics.dti import six_from_tensor, tensor_from_six
 
-T = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
+T = lambda a: torch.as_tensor(np.array(a, dtype=np.float64))  # noqa: E731
 
 
 def random_tensors(rng, n):
