@@ -1,5 +1,11 @@
-"""Microstructure models in the ``Model(gtab).fit(dwi) -> Fit`` pattern."""
+"""Microstructure models in the ``Model(gtab).fit(dwi) -> Fit`` pattern (conventional voxel-wise fits).
 
-from .dti import TensorFit, TensorModel, fractional_anisotropy
+:class:`TensorModel` (DTI), :class:`DiffusionKurtosisModel` (DKI) and :class:`NoddiModel`
+(NODDI-Watson) run batched in torch, on CUDA when available.
+"""
 
-__all__ = ["TensorModel", "TensorFit", "fractional_anisotropy"]
+from .dki import DiffusionKurtosisFit, DiffusionKurtosisModel
+from .dti import TensorFit, TensorModel
+from .noddi import NoddiFit, NoddiModel
+
+__all__ = ["TensorModel", "TensorFit", "DiffusionKurtosisModel", "DiffusionKurtosisFit", "NoddiModel", "NoddiFit"]

@@ -1,13 +1,22 @@
-"""Conventional voxel-wise diffusion tensor fit (weighted linear least squares).
+"""Conventional voxel-wise diffusion tensor fit.
 
-The log-linear model ``log S = log S0 - b gᵀ D g`` is solved by ordinary least squares, then
-re-solved with weights equal to the OLS-predicted signal (the standard WLS of Salvador et al.
-2005, as in DIPY's ``fit_method="WLS"``), batched over voxels in chunks of bounded memory.
+``fit_method``:
+
+* ``"WLS"`` (default): log-linear least squares, then re-solved with weights equal to the
+  squared predicted signal (Salvador et al. 2005; DIPY's ``WLS``; MRtrix3 ``dwi2tensor`` iterates
+  the same reweighting). Closed form, batched.
+* ``"OLS"``: log-linear ordinary least squares.
+* ``"NLLS"``: non-linear least squares on the signal (Gaussian noise), Levenberg–Marquardt on a
+  Cholesky parameterisation (so the tensor stays positive semi-definite), started from WLS.
+* ``"RNLLS"``: the same under a Rician likelihood (Fisher scoring), σ given or estimated from
+  repeated b=0 volumes.
+
 Tensors are in the image-axis frame of the gradient table (see :mod:`pigment_connect.io.gradients`).
 
 References
 ----------
 Basser, Mattiello, LeBihan (1994) Biophys J 66:259. Salvador et al. (2005) Hum Brain Mapp 24:144.
+Koay et al. (2006) J Magn Reson 182:115.
 """
 
 from __future__ import annotations
@@ -15,45 +24,28 @@ from __future__ import annotations
 from functools import cached_property
 
 import numpy as np
+import torch
 
-from ..errors import FitError, InputError, ProtocolError
+from ..errors import InputError, ProtocolError
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
+from ..physics.dti import cholesky_to_tensor, dti_signal, tensor_maps, tensor_to_cholesky
+from ..physics.protocol import TENSOR_ORDER, tensor_design
+from ._lm import levenberg_marquardt
+from .voxelwise import extract_voxels, resolve_device, run_chunked
+from .noise import likelihood_terms
 
-__all__ = ["TensorModel", "TensorFit", "design_matrix", "fractional_anisotropy", "tensor_from_six"]
+__all__ = ["TensorModel", "TensorFit", "design_matrix", "check_tensor_protocol", "TENSOR_ORDER"]
 
-TENSOR_ORDER = ("xx", "yy", "zz", "xy", "xz", "yz")
-"""Order of the six unique tensor elements in ``tensor`` maps (mm²/s)."""
-
-_CHUNK = 65536  # voxels per batched solve: 65536 × 7 × 7 float64 ≈ 25 MB
+FIT_METHODS = ("WLS", "OLS", "NLLS", "RNLLS")
 
 
 def design_matrix(gtab: GradientTable) -> np.ndarray:
-    """(N, 7) design matrix: columns Dxx, Dyy, Dzz, Dxy, Dxz, Dyz (times -b g g), then log S0."""
-    g = gtab.bvecs
-    b = gtab.bvals[:, None]
-    cols = np.stack(
-        [g[:, 0] ** 2, g[:, 1] ** 2, g[:, 2] ** 2, 2 * g[:, 0] * g[:, 1], 2 * g[:, 0] * g[:, 2], 2 * g[:, 1] * g[:, 2]],
-        axis=1,
-    )
-    return np.concatenate([-b * cols, np.ones((len(gtab), 1))], axis=1)
-
-
-def tensor_from_six(six: np.ndarray) -> np.ndarray:
-    """(..., 6) elements in :data:`TENSOR_ORDER` → (..., 3, 3) symmetric matrices."""
-    xx, yy, zz, xy, xz, yz = np.moveaxis(np.asarray(six), -1, 0)
-    return np.stack([np.stack([xx, xy, xz], -1), np.stack([xy, yy, yz], -1), np.stack([xz, yz, zz], -1)], -2)
-
-
-def fractional_anisotropy(evals: np.ndarray) -> np.ndarray:
-    """FA from eigenvalues (..., 3); 0 where all eigenvalues are 0. Range 0 ≤ FA ≤ 1."""
-    ev = np.asarray(evals, dtype=np.float64)
-    md = ev.mean(axis=-1, keepdims=True)
-    num = np.sqrt(((ev - md) ** 2).sum(axis=-1))
-    den = np.sqrt((ev**2).sum(axis=-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, np.sqrt(1.5) * num / den, 0.0)
+    """(N, 7) float64 design of log S: columns −b·(g-products of Dxx … Dyz), then 1 (log S0)."""
+    g = torch.as_tensor(np.array(gtab.bvecs, dtype=np.float64))
+    cols = -np.asarray(gtab.bvals, dtype=np.float64)[:, None] * tensor_design(g).numpy()
+    return np.concatenate([cols, np.ones((len(gtab), 1))], axis=1)
 
 
 def check_tensor_protocol(gtab: GradientTable) -> None:
@@ -82,16 +74,44 @@ def check_tensor_protocol(gtab: GradientTable) -> None:
         )
 
 
+def weighted_log_linear(signal: torch.Tensor, X: torch.Tensor, *, weighted: bool = True, iterations: int = 1,
+                        floor: float) -> torch.Tensor:
+    """Batched (W)LS of log signal on design X (N, P): returns (V, P).
+
+    OLS first; each WLS iteration re-solves with weights = squared predicted signal. The normal
+    equations are formed with one matrix product (w² @ vec(xᵢxⱼ)) and solved by Cholesky.
+    """
+    y = torch.log(signal.clamp_min(floor))
+    beta = y @ torch.linalg.pinv(X).T
+    if not weighted:
+        return beta
+    n, p = X.shape
+    outer = (X[:, :, None] * X[:, None, :]).reshape(n, p * p)
+    for _ in range(iterations):
+        w2 = torch.exp(2.0 * (beta @ X.T)).clamp_max(1e30)
+        w2 = w2 / w2.amax(-1, keepdim=True).clamp_min(1e-300)  # scale-free: better conditioned
+        lhs = (w2 @ outer).reshape(-1, p, p)
+        rhs = (w2 * y) @ X
+        chol, info = torch.linalg.cholesky_ex(lhs)
+        good = info == 0
+        solved = torch.cholesky_solve(rhs[..., None], chol)[..., 0]
+        beta = torch.where(good[:, None], solved, beta)
+    return beta
+
+
 class TensorModel:
     """Diffusion tensor model for one gradient table (reusable across subjects of that protocol).
 
     Parameters
     ----------
     gtab : GradientTable
-    fit_method : {"WLS", "OLS"}
-        Weighted (default) or ordinary linear least squares on log signal.
+    fit_method : {"WLS", "OLS", "NLLS", "RNLLS"}, see the module docstring.
+    sigma : float, optional
+        Noise σ (signal units) for ``"RNLLS"``; default: estimated from repeated b=0 volumes.
     min_signal : float, optional
         Signal floor before the logarithm; default the smallest positive value in the data.
+    device : torch device; default CUDA when available, else CPU.
+    chunk_size : voxels per batch (bounds memory).
 
     Raises
     ------
@@ -99,80 +119,68 @@ class TensorModel:
         b=0-only tables, or fewer than 6 non-collinear directions (DIPY silently fits those).
     """
 
-    def __init__(self, gtab: GradientTable, *, fit_method: str = "WLS", min_signal: float | None = None) -> None:
-        if fit_method not in ("WLS", "OLS"):
-            raise InputError(f"fit_method must be 'WLS' or 'OLS', got {fit_method!r}.")
+    def __init__(self, gtab: GradientTable, *, fit_method: str = "WLS", sigma: float | None = None,
+                 min_signal: float | None = None, device: torch.device | str | None = None,
+                 chunk_size: int = 65536) -> None:
+        if fit_method not in FIT_METHODS:
+            raise InputError(f"fit_method must be one of {FIT_METHODS}, got {fit_method!r}.")
         check_tensor_protocol(gtab)
         self.gtab = gtab
         self.fit_method = fit_method
+        self.sigma = sigma
         self.min_signal = min_signal
+        self.device = device
+        self.chunk_size = int(chunk_size)
         self.design_matrix = design_matrix(gtab)
-        self._ols_pinv = np.linalg.pinv(self.design_matrix)
 
-    def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None) -> TensorFit:
+    def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None,
+            progress: bool = False) -> TensorFit:
         """Fit every voxel of ``mask`` (default: the DWI's mask, or all voxels of an array).
 
         Parameters
         ----------
         dwi : DiffusionData, or (..., N) array of signal.
         mask : (...) bool, optional
+        progress : show a progress bar.
 
         Returns
         -------
         TensorFit
         """
-        if isinstance(dwi, DiffusionData):
-            data, affine = dwi.data, dwi.affine
-            if mask is None:
-                mask = dwi.mask
-            if dwi.gtab is not self.gtab and (
-                len(dwi.gtab) != len(self.gtab)
-                or not np.allclose(dwi.gtab.bvals, self.gtab.bvals)
-                or not np.allclose(dwi.gtab.bvecs, self.gtab.bvecs)
-            ):
-                raise InputError("the data's gradient table differs from the model's.", file=dwi.source,
-                                 fix="build the model from dwi.gtab.")
-        else:
-            data, affine = np.asarray(dwi), None
-        if data.shape[-1] != len(self.gtab):
-            raise InputError(f"data has {data.shape[-1]} volumes, the model's table {len(self.gtab)}.")
-        spatial = data.shape[:-1]
-        mask = np.ones(spatial, bool) if mask is None else np.asarray(mask, bool)
-        if mask.shape != spatial:
-            raise InputError(f"mask shape {mask.shape} differs from the data's {spatial}.")
-        signal = np.asarray(data[mask], dtype=np.float64)
-        if signal.size and not np.all(np.isfinite(signal)):
-            raise FitError("the signal holds NaN or Inf inside the mask; load it with load_dwi() to mask them.")
+        vox = extract_voxels(dwi, self.gtab, mask)
         floor = self.min_signal
         if floor is None:
-            positive = signal[signal > 0]
+            positive = vox.signal[vox.signal > 0]
             floor = float(positive.min()) if positive.size else 1e-4
-        params = np.zeros((signal.shape[0], 7))
-        for start in range(0, signal.shape[0], _CHUNK):
-            params[start : start + _CHUNK] = self._solve(np.maximum(signal[start : start + _CHUNK], floor))
-        full = np.zeros(spatial + (7,))
-        full[mask] = params
-        return TensorFit(self, full, mask, affine)
+        device = resolve_device(self.device)
+        X = torch.as_tensor(self.design_matrix, dtype=torch.float64, device=device)
+        bvals = torch.tensor(self.gtab.bvals, dtype=torch.float64, device=device)
+        bvecs = torch.tensor(self.gtab.bvecs, dtype=torch.float64, device=device)
+        noise = likelihood_terms(self.fit_method == "RNLLS", self.sigma, vox.signal, self.gtab)
 
-    def _solve(self, signal: np.ndarray) -> np.ndarray:
-        y = np.log(signal)
-        beta = y @ self._ols_pinv.T
-        if self.fit_method == "OLS":
-            return beta
-        X = self.design_matrix
-        w2 = np.exp(2.0 * (beta @ X.T))  # squared predicted signal, (V, N)
-        lhs = np.einsum("vn,ni,nj->vij", w2, X, X)
-        rhs = np.einsum("vn,ni,vn->vi", w2, X, y)
-        try:
-            return np.linalg.solve(lhs, rhs[..., None])[..., 0]
-        except np.linalg.LinAlgError:  # a singular voxel: solve one by one, falling back to OLS
-            out = beta.copy()
-            for v in range(len(y)):
-                try:
-                    out[v] = np.linalg.solve(lhs[v], rhs[v])
-                except np.linalg.LinAlgError:
-                    pass
-            return out
+        def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
+            beta = weighted_log_linear(signal, X, weighted=self.fit_method != "OLS", floor=floor)
+            if self.fit_method in ("NLLS", "RNLLS"):
+                beta = _nonlinear(signal, beta, bvals, bvecs, noise)
+            return {"params": beta}
+
+        out = run_chunked(solve, vox.signal, chunk_size=self.chunk_size, device=device, dtype=torch.float64,
+                          progress=progress, desc="tensor fit")
+        params = out.get("params", np.zeros((0, 7)))
+        return TensorFit(self, vox.scatter(params), vox.mask, vox.affine)
+
+
+def _nonlinear(signal, beta, bvals, bvecs, noise) -> torch.Tensor:
+    """LM refinement of WLS parameters (V, 7) on the signal; returns (V, 7) in the same layout."""
+    scale = signal.amax(-1).clamp_min(1e-12)  # fit in units of each voxel's max signal
+    y = signal / scale[:, None]
+    x0 = torch.cat([tensor_to_cholesky(beta[:, :6]), (beta[:, 6] - torch.log(scale))[:, None]], -1)
+
+    def model(x):
+        return dti_signal(torch.exp(x[:, 6]), cholesky_to_tensor(x[:, :6]), bvals, bvecs)
+
+    x, _ = levenberg_marquardt(model, x0, noise.data(y, scale), residual=noise.residual(), cost=noise.cost())
+    return torch.cat([cholesky_to_tensor(x[:, :6]), (x[:, 6] + torch.log(scale))[:, None]], -1)
 
 
 class TensorFit:
@@ -202,46 +210,49 @@ class TensorFit:
         return np.where(self.mask, np.exp(self.model_params[..., 6]), 0.0)
 
     @cached_property
-    def _eig(self) -> tuple[np.ndarray, np.ndarray]:
-        evals, evecs = np.linalg.eigh(tensor_from_six(self.tensor))
-        evals = np.clip(evals[..., ::-1], 0.0, None)  # descending, negative clipped as DIPY does
-        evecs = evecs[..., ::-1]
-        return evals, evecs
+    def _maps(self) -> dict[str, np.ndarray]:
+        flat = torch.as_tensor(self.tensor[self.mask])
+        out = {}
+        for name, value in tensor_maps(flat).items():
+            full = np.zeros(self.mask.shape + tuple(value.shape[1:]))
+            full[self.mask] = value.numpy()
+            out[name] = full
+        return out
 
     @property
     def evals(self) -> np.ndarray:
         """(..., 3) eigenvalues, descending, mm²/s (negative values clipped to 0)."""
-        return self._eig[0]
+        return self._maps["evals"]
 
     @property
     def evecs(self) -> np.ndarray:
         """(..., 3, 3) eigenvectors as columns, matching :attr:`evals`."""
-        return self._eig[1]
+        return self._maps["evecs"]
 
-    @cached_property
+    @property
     def fa(self) -> np.ndarray:
         """Fractional anisotropy, 0 ≤ FA ≤ 1."""
-        return fractional_anisotropy(self.evals)
+        return self._maps["fa"]
 
     @property
     def md(self) -> np.ndarray:
         """Mean diffusivity, mm²/s."""
-        return self.evals.mean(axis=-1)
+        return self._maps["md"]
 
     @property
     def ad(self) -> np.ndarray:
         """Axial diffusivity λ1, mm²/s."""
-        return self.evals[..., 0]
+        return self._maps["ad"]
 
     @property
     def rd(self) -> np.ndarray:
         """Radial diffusivity (λ2 + λ3)/2, mm²/s."""
-        return self.evals[..., 1:].mean(axis=-1)
+        return self._maps["rd"]
 
     @property
     def evec1(self) -> np.ndarray:
         """(..., 3) principal eigenvector (image-axis frame), zero outside the mask."""
-        return np.where(self.mask[..., None], self.evecs[..., :, 0], 0.0)
+        return self._maps["evec1"]
 
     def predict(self, gtab: GradientTable | None = None) -> np.ndarray:
         """(..., N) signal predicted for ``gtab`` (default: the model's table)."""
@@ -251,16 +262,26 @@ class TensorFit:
     @property
     def maps(self) -> MicrostructureMaps:
         """fa, md, ad, rd (mm²/s), evec1 (…, 3), tensor (…, 6, mm²/s), s0 as :class:`MicrostructureMaps`."""
-        if self.affine is None:
-            raise FitError("maps need an affine: fit a DiffusionData, not a bare array.")
-        m = self.mask
-        maps = {
-            "fa": np.where(m, self.fa, 0.0).astype(np.float32),
-            "md": np.where(m, self.md, 0.0).astype(np.float32),
-            "ad": np.where(m, self.ad, 0.0).astype(np.float32),
-            "rd": np.where(m, self.rd, 0.0).astype(np.float32),
-            "evec1": self.evec1.astype(np.float32),
-            "tensor": np.where(m[..., None], self.tensor, 0.0).astype(np.float32),
-            "s0": self.s0.astype(np.float32),
-        }
-        return MicrostructureMaps(maps, self.affine, "tensor", mask=m)
+        return MicrostructureMaps(tensor_map_dict(self), _need_affine(self.affine), "tensor", mask=self.mask)
+
+
+def tensor_map_dict(fit) -> dict[str, np.ndarray]:
+    """The tensor maps every tensor-bearing fit (DTI, DKI) writes, as float32 (0 outside the mask)."""
+    m = fit.mask
+    return {
+        "fa": np.where(m, fit.fa, 0.0).astype(np.float32),
+        "md": np.where(m, fit.md, 0.0).astype(np.float32),
+        "ad": np.where(m, fit.ad, 0.0).astype(np.float32),
+        "rd": np.where(m, fit.rd, 0.0).astype(np.float32),
+        "evec1": fit.evec1.astype(np.float32),
+        "tensor": np.where(m[..., None], fit.tensor, 0.0).astype(np.float32),
+        "s0": fit.s0.astype(np.float32),
+    }
+
+
+def _need_affine(affine: np.ndarray | None) -> np.ndarray:
+    from ..errors import FitError
+
+    if affine is None:
+        raise FitError("maps need an affine: fit a DiffusionData, not a bare array.")
+    return affine

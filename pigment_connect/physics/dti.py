@@ -16,6 +16,9 @@ from .protocol import tensor_design
 __all__ = ["dti_signal", "cholesky_to_tensor", "tensor_to_cholesky", "tensor_from_six", "six_from_tensor",
            "tensor_maps", "fractional_anisotropy"]
 
+EVAL_FLOOR = 1e-12
+"""Eigenvalues at or below this (mm²/s, 1e-9 of a brain diffusivity) are numerically zero."""
+
 _CHOL_SCALE = 1e-3  # L is expressed in units of sqrt(1e-3 mm²/s) so parameters are O(1)
 
 
@@ -86,11 +89,13 @@ def tensor_maps(tensor: torch.Tensor) -> dict[str, torch.Tensor]:
 
     Returns
     -------
-    dict with ``evals`` (V, 3) descending (negative clipped to 0, as DIPY), ``evecs`` (V, 3, 3)
+    dict with ``evals`` (V, 3) descending (values ≤ :data:`EVAL_FLOOR` set to 0: negative ones as
+    in DIPY, and round-off where the signal is constant, e.g. zero background), ``evecs`` (V, 3, 3)
     (columns match ``evals``), ``fa``, ``md``, ``ad``, ``rd`` (mm²/s) and ``evec1`` (V, 3).
     """
     evals, evecs = torch.linalg.eigh(tensor_from_six(tensor))
-    evals = evals.flip(-1).clamp_min(0.0)
+    evals = evals.flip(-1)
+    evals = torch.where(evals > EVAL_FLOOR, evals, torch.zeros_like(evals))
     evecs = evecs.flip(-1)
     return {
         "evals": evals,

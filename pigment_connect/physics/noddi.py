@@ -19,7 +19,9 @@ even Legendre polynomials, whose coefficients are computed by Gauss–Legendre q
 .. math:: E_{ic}(\\cos\\alpha) = \\sum_{l\\ \\mathrm{even}} \\tfrac{2l+1}{2}\\, \\hat k_l(\\beta)\\,
           \\frac{\\hat w_l(\\kappa)}{\\hat w_0(\\kappa)}\\, P_l(\\cos\\alpha)
 
-with ``cos α = g·μ``. The stick coefficients decay factorially in ``l``; the series is truncated
+with ``cos α = g·μ``. For speed the even-Legendre series is re-expressed exactly in Chebyshev
+polynomials of ``2cos²α − 1`` (one matrix product per batch) and summed by Clenshaw's
+recurrence, which is stable in float32. The stick coefficients decay factorially in ``l``; the series is truncated
 where they fall below 1e-9 for the largest ``β`` given (see :func:`legendre_order`), which keeps
 the model accurate to < 1e-7 (tested against direct quadrature) and differentiable everywhere.
 """
@@ -35,6 +37,7 @@ import torch
 __all__ = [
     "D_PAR", "D_ISO", "KAPPA_MAX",
     "kappa_from_odi", "odi_from_kappa", "watson_tau", "watson_stick_signal", "noddi_signal", "legendre_order",
+    "stick_coefficients",
 ]
 
 D_PAR = 1.7e-3
@@ -109,8 +112,34 @@ def _legendre_even(x: torch.Tensor, l_max: int) -> torch.Tensor:
     return torch.stack(out, -1)
 
 
+@lru_cache(maxsize=16)
+def _chebyshev_from_legendre(l_max: int) -> np.ndarray:
+    """(K+1, L) float64: column k holds the coefficients of P_2k(x) in the Chebyshev basis
+    T_j(2x² − 1), j ≤ K = l_max/2 (P_2k is a polynomial of degree k in x², so this is exact)."""
+    k_max = l_max // 2
+    nodes = 0.5 * (np.cos(np.pi * (np.arange(k_max + 1) + 0.5) / (k_max + 1)) + 1.0)  # t = x² in [0, 1]
+    values = np.polynomial.legendre.legvander(np.sqrt(nodes), l_max)[:, 0::2]  # (K+1, L)
+    return np.polynomial.chebyshev.chebfit(2.0 * nodes - 1.0, values, k_max)
+
+
+def _clenshaw_even(coef: torch.Tensor, cos_alpha: torch.Tensor) -> torch.Tensor:
+    """Σ_j coef[:, j] T_j(2 cos²α − 1) by Clenshaw's recurrence; coef (V, K+1, N) → (V, N)."""
+    u = 2.0 * cos_alpha * cos_alpha - 1.0
+    b1 = torch.zeros_like(u)
+    b2 = torch.zeros_like(u)
+    for j in range(coef.shape[1] - 1, 0, -1):
+        b1, b2 = coef[:, j] + 2.0 * u * b1 - b2, b1
+    return coef[:, 0] + u * b1 - b2
+
+
+def stick_coefficients(beta: torch.Tensor, l_max: int) -> torch.Tensor:
+    """(N, L) (2l+1)/2 · k̂_l(β) for each measurement: constants of a protocol, computed once."""
+    return torch.as_tensor(_stick_coefficients_np(beta.detach().cpu().double().numpy(), l_max),
+                           dtype=beta.dtype, device=beta.device)
+
+
 def watson_stick_signal(kappa: torch.Tensor, beta: torch.Tensor, cos_alpha: torch.Tensor, *,
-                        l_max: int | None = None) -> torch.Tensor:
+                        l_max: int | None = None, stick: torch.Tensor | None = None) -> torch.Tensor:
     """Signal of sticks dispersed by a Watson distribution.
 
     Parameters
@@ -119,23 +148,34 @@ def watson_stick_signal(kappa: torch.Tensor, beta: torch.Tensor, cos_alpha: torc
     beta : (N,) b·d∥ (dimensionless) per measurement.
     cos_alpha : (V, N) cosine between each gradient and the mean orientation.
     l_max : Legendre truncation; default :func:`legendre_order` of max β.
+    stick : (N, L) precomputed :func:`stick_coefficients` of ``beta`` (saves recomputing them).
 
     Returns
     -------
     (V, N) attenuation in [0, 1].
     """
-    if l_max is None:
-        l_max = legendre_order(float(beta.max()) if beta.numel() else 0.0)
-    stick = torch.as_tensor(_stick_coefficients_np(beta.detach().cpu().double().numpy(), l_max),
-                            dtype=kappa.dtype, device=kappa.device)  # (N, L)
-    watson = _watson_coefficients(kappa, l_max)  # (V, L)
-    legendre = _legendre_even(cos_alpha, l_max)  # (V, N, L)
-    return (legendre * stick * watson[:, None, :]).sum(-1)
+    if stick is not None:
+        l_max = 2 * (stick.shape[-1] - 1)
+    else:
+        if l_max is None:
+            l_max = legendre_order(float(beta.max()) if beta.numel() else 0.0)
+        stick = stick_coefficients(beta.to(kappa.dtype), l_max)
+    return _watson_stick_from_coefficients(_watson_coefficients(kappa, l_max), stick, cos_alpha)
+
+
+def _watson_stick_from_coefficients(watson: torch.Tensor, stick: torch.Tensor, cos_alpha: torch.Tensor) -> torch.Tensor:
+    """E_ic (V, N) from Watson (V, L) and stick (N, L) even-Legendre coefficients."""
+    l_max = 2 * (stick.shape[-1] - 1)
+    cheb = torch.as_tensor(_chebyshev_from_legendre(l_max), dtype=watson.dtype, device=watson.device)  # (K+1, L)
+    n_meas, n_coef = stick.shape[0], cheb.shape[0]
+    mix = (cheb[:, :, None] * stick.T[None, :, :]).permute(1, 0, 2).reshape(cheb.shape[1], n_coef * n_meas)
+    coef = (watson @ mix).reshape(-1, n_coef, n_meas)  # Chebyshev coefficients per voxel and measurement
+    return _clenshaw_even(coef, cos_alpha)
 
 
 def noddi_signal(s0: torch.Tensor, ndi: torch.Tensor, odi: torch.Tensor, fwf: torch.Tensor, mu: torch.Tensor,
                  bvals: torch.Tensor, bvecs: torch.Tensor, *, d_par: float = D_PAR, d_iso: float = D_ISO,
-                 l_max: int | None = None) -> torch.Tensor:
+                 l_max: int | None = None, stick: torch.Tensor | None = None) -> torch.Tensor:
     """NODDI-Watson signal.
 
     Parameters
@@ -147,6 +187,7 @@ def noddi_signal(s0: torch.Tensor, ndi: torch.Tensor, odi: torch.Tensor, fwf: to
     mu : (V, 3) unit mean orientation (image-axis frame).
     bvals : (N,) s/mm². bvecs : (N, 3) unit.
     d_par, d_iso : mm²/s.
+    l_max, stick : see :func:`watson_stick_signal` (``stick`` must be of ``bvals · d_par``).
 
     Returns
     -------
@@ -154,8 +195,12 @@ def noddi_signal(s0: torch.Tensor, ndi: torch.Tensor, odi: torch.Tensor, fwf: to
     """
     kappa = kappa_from_odi(odi).clamp(max=KAPPA_MAX)
     cos_alpha = (mu @ bvecs.T).clamp(-1.0, 1.0)  # (V, N)
-    e_ic = watson_stick_signal(kappa, bvals * d_par, cos_alpha, l_max=l_max)
-    tau = watson_tau(kappa)[:, None]
+    if stick is None:
+        stick = stick_coefficients(bvals * d_par, l_max if l_max is not None else legendre_order(
+            float(bvals.max()) * d_par if bvals.numel() else 0.0))
+    watson = _watson_coefficients(kappa, max(2 * (stick.shape[-1] - 1), 2))
+    e_ic = _watson_stick_from_coefficients(watson[:, : stick.shape[-1]], stick, cos_alpha)
+    tau = ((2.0 * watson[:, 1] + 1.0) / 3.0)[:, None]  # ⟨(μ·n)²⟩ = (2⟨P₂⟩ + 1)/3
     d_perp = d_par * (1.0 - ndi[:, None])
     ax = d_perp + (d_par - d_perp) * tau
     rad = d_perp + (d_par - d_perp) * 0.5 * (1.0 - tau)

@@ -52,8 +52,8 @@ def test_maps_match_dipy_definitions(rng):
 def test_runs_in_float32_and_is_differentiable():
     gtab = make_protocol("single_shell")
     raw = torch.zeros(4, 6, requires_grad=True)
-    sig = dti_signal(torch.ones(4), cholesky_to_tensor(raw), torch.as_tensor(gtab.bvals, dtype=torch.float32),
-                     torch.as_tensor(gtab.bvecs, dtype=torch.float32))
+    sig = dti_signal(torch.ones(4), cholesky_to_tensor(raw), torch.tensor(gtab.bvals, dtype=torch.float32),
+                     torch.tensor(gtab.bvecs, dtype=torch.float32))
     assert sig.dtype == torch.float32
     sig.sum().backward()
     assert torch.isfinite(raw.grad).all() and raw.grad.abs().sum() > 0

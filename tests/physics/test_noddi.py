@@ -8,7 +8,7 @@ from pigment_connect.datasets import make_protocol
 from pigment_connect.datasets import signal as numpy_reference
 from pigment_connect.physics import kappa_from_odi, noddi_signal, odi_from_kappa, watson_stick_signal, watson_tau
 
-T = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
+T = lambda a: torch.as_tensor(np.array(a, dtype=np.float64))  # noqa: E731
 
 
 def direct_watson_stick(kappa, beta, cos_alpha):

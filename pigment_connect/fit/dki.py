@@ -1,0 +1,212 @@
+"""Conventional voxel-wise diffusion kurtosis fit.
+
+``fit_method``:
+
+* ``"WLS"`` (default): the log-linear DKI model ``log S = log S0 − b D(g) + b²/6 · X(g)`` with
+  ``X = D̄² W`` solved by weighted least squares (weights: squared OLS-predicted signal), then
+  ``W = X / D̄²`` (Jensen & Helpern 2010; DIPY's ``WLS``).
+* ``"NLLS"`` / ``"RNLLS"``: Levenberg–Marquardt on the signal (Gaussian / Rician), from WLS, with
+  the tensor kept positive semi-definite (Cholesky) and the usual constraint of non-negative
+  directional kurtosis ``W(n) ≥ 0`` enforced as a penalty on 60 directions.
+
+The protocol must hold at least two non-zero shells and 15 non-collinear directions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import InputError, ProtocolError
+from ..io.dwi import DiffusionData
+from ..io.gradients import GradientTable
+from ..io.maps import MicrostructureMaps
+from ..physics.dki import dki_signal, hemisphere_quadrature, kurtosis_maps
+from ..physics.dti import cholesky_to_tensor, tensor_to_cholesky
+from ..physics.protocol import kurtosis_design, tensor_design
+from ._lm import levenberg_marquardt
+from .dti import _need_affine, weighted_log_linear
+from .noise import likelihood_terms
+from .voxelwise import extract_voxels, resolve_device, run_chunked
+
+__all__ = ["DiffusionKurtosisModel", "DiffusionKurtosisFit", "check_kurtosis_protocol"]
+
+FIT_METHODS = ("WLS", "NLLS", "RNLLS")
+_PENALTY = 10.0  # weight of the W(n) ≥ 0 penalty rows, in units of the normalised signal
+
+
+def kurtosis_design_matrix(gtab: GradientTable) -> np.ndarray:
+    """(N, 22) float64 design of log S: −b·(tensor g-products), b²/6·(kurtosis g-products), 1."""
+    g = torch.tensor(gtab.bvecs, dtype=torch.float64)
+    b = np.asarray(gtab.bvals, dtype=np.float64)[:, None]
+    return np.concatenate([-b * tensor_design(g).numpy(), b**2 / 6.0 * kurtosis_design(g).numpy(),
+                           np.ones((len(gtab), 1))], axis=1)
+
+
+def check_kurtosis_protocol(gtab: GradientTable) -> None:
+    """Raise :class:`ProtocolError` unless the table determines the 22 DKI parameters."""
+    shells = [float(s) for s in gtab.shells if s > 0]
+    if len(shells) < 2:
+        raise ProtocolError(
+            f"DKI needs at least two non-zero b-value shells (e.g. b=1000 and b=2000 s/mm²); this table "
+            f"has {'only b=' + format(shells[0], 'g') if shells else 'no diffusion-weighted shell'}.",
+            file=gtab.source,
+            fix="use a multi-shell acquisition, or fit the tensor model (one shell is enough for DTI).",
+        )
+    X = kurtosis_design_matrix(gtab)
+    rank = np.linalg.matrix_rank(X / np.abs(X).max(axis=0), tol=1e-8)
+    if rank < X.shape[1]:
+        raise ProtocolError(
+            f"the gradient table cannot determine the 21 DKI parameters plus S0 (design rank {rank} of 22): "
+            f"DKI needs ≥ 15 non-collinear directions over ≥ 2 shells; this table has "
+            f"{gtab.n_noncollinear()} direction(s) on shells {shells}.",
+            file=gtab.source,
+            fix="use more gradient directions, or fit the tensor model.",
+        )
+
+
+class DiffusionKurtosisModel:
+    """Diffusion kurtosis model for one gradient table.
+
+    Parameters
+    ----------
+    gtab : GradientTable (≥ 2 non-zero shells).
+    fit_method : {"WLS", "NLLS", "RNLLS"}, see the module docstring.
+    sigma : noise σ for ``"RNLLS"`` (default: from repeated b=0 volumes).
+    min_signal : floor before the logarithm (default: smallest positive value).
+    device, chunk_size : as :class:`~pigment_connect.fit.TensorModel`.
+    """
+
+    def __init__(self, gtab: GradientTable, *, fit_method: str = "WLS", sigma: float | None = None,
+                 min_signal: float | None = None, device: torch.device | str | None = None,
+                 chunk_size: int = 32768) -> None:
+        if fit_method not in FIT_METHODS:
+            raise InputError(f"fit_method must be one of {FIT_METHODS}, got {fit_method!r}.")
+        check_kurtosis_protocol(gtab)
+        self.gtab = gtab
+        self.fit_method = fit_method
+        self.sigma = sigma
+        self.min_signal = min_signal
+        self.device = device
+        self.chunk_size = int(chunk_size)
+        self.design_matrix = kurtosis_design_matrix(gtab)
+
+    def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None,
+            progress: bool = False) -> DiffusionKurtosisFit:
+        """Fit the voxels of ``mask``; returns a :class:`DiffusionKurtosisFit`."""
+        vox = extract_voxels(dwi, self.gtab, mask)
+        floor = self.min_signal
+        if floor is None:
+            positive = vox.signal[vox.signal > 0]
+            floor = float(positive.min()) if positive.size else 1e-4
+        device = resolve_device(self.device)
+        X = torch.as_tensor(self.design_matrix, dtype=torch.float64, device=device)
+        bvals = torch.tensor(self.gtab.bvals, dtype=torch.float64, device=device)
+        bvecs = torch.tensor(self.gtab.bvecs, dtype=torch.float64, device=device)
+        noise = likelihood_terms(self.fit_method == "RNLLS", self.sigma, vox.signal, self.gtab)
+
+        def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
+            beta = weighted_log_linear(signal, X, floor=floor)
+            tensor, x_kt, log_s0 = beta[:, :6], beta[:, 6:21], beta[:, 21]
+            md = tensor[:, :3].mean(-1, keepdim=True)
+            kt = torch.where(md > 0, x_kt / torch.where(md > 0, md, torch.ones_like(md)) ** 2, torch.zeros_like(x_kt))
+            if self.fit_method != "WLS":
+                tensor, kt, log_s0 = _nonlinear(signal, tensor, kt, log_s0, bvals, bvecs, noise)
+            return {"params": torch.cat([tensor, kt, log_s0[:, None]], -1)}
+
+        out = run_chunked(solve, vox.signal, chunk_size=self.chunk_size, device=device, dtype=torch.float64,
+                          progress=progress, desc="kurtosis fit")
+        params = out.get("params", np.zeros((0, 22)))
+        return DiffusionKurtosisFit(self, vox.scatter(params), vox.mask, vox.affine)
+
+
+def _nonlinear(signal, tensor, kt, log_s0, bvals, bvecs, noise):
+    scale = signal.amax(-1).clamp_min(1e-12)
+    y = signal / scale[:, None]
+    dirs, _ = hemisphere_quadrature(5, 12, dtype=signal.dtype, device=signal.device)
+    kd = kurtosis_design(dirs)  # (60, 15)
+    x0 = torch.cat([tensor_to_cholesky(tensor), kt, (log_s0 - torch.log(scale))[:, None]], -1)
+
+    def model(x):
+        return dki_signal(torch.exp(x[:, 21]), cholesky_to_tensor(x[:, :6]), x[:, 6:21], bvals, bvecs)
+
+    def constrained(x):  # signal, then penalty rows W(n) ≥ 0 (target 0)
+        return torch.cat([model(x), _PENALTY * torch.relu(-(x[:, 6:21] @ kd.T))], -1)
+
+    n = len(bvals)
+    x, _ = levenberg_marquardt(constrained, x0, noise.data(y, scale), residual=noise.residual(n),
+                               cost=noise.cost(n))
+    return cholesky_to_tensor(x[:, :6]), x[:, 6:21], x[:, 21] + torch.log(scale)
+
+
+class DiffusionKurtosisFit:
+    """Result of :meth:`DiffusionKurtosisModel.fit`.
+
+    Attributes
+    ----------
+    model_params : (..., 22) float64: tensor (6, mm²/s), kurtosis tensor (15, KURTOSIS_ORDER), log S0.
+    mask : (...) bool
+    """
+
+    def __init__(self, model, model_params: np.ndarray, mask: np.ndarray, affine: np.ndarray | None):
+        self.model = model
+        self.model_params = model_params
+        self.mask = mask
+        self.affine = affine
+        self._cache: dict[str, np.ndarray] | None = None
+
+    @property
+    def tensor(self) -> np.ndarray:
+        return self.model_params[..., :6]
+
+    @property
+    def kurtosis_tensor(self) -> np.ndarray:
+        """(..., 15) W in KURTOSIS_ORDER (dimensionless)."""
+        return self.model_params[..., 6:21]
+
+    @property
+    def s0(self) -> np.ndarray:
+        return np.where(self.mask, np.exp(self.model_params[..., 21]), 0.0)
+
+    def _map(self, name: str) -> np.ndarray:
+        if self._cache is None:
+            flat = kurtosis_maps(torch.as_tensor(self.tensor[self.mask]), torch.as_tensor(self.kurtosis_tensor[self.mask]))
+            self._cache = {}
+            for key, value in flat.items():
+                full = np.zeros(self.mask.shape + tuple(value.shape[1:]))
+                full[self.mask] = value.numpy()
+                self._cache[key] = full
+        return self._cache[name]
+
+    fa = property(lambda self: self._map("fa"), doc="FA of the DKI tensor.")
+    md = property(lambda self: self._map("md"), doc="MD of the DKI tensor, mm²/s.")
+    ad = property(lambda self: self._map("ad"), doc="AD, mm²/s.")
+    rd = property(lambda self: self._map("rd"), doc="RD, mm²/s.")
+    evec1 = property(lambda self: self._map("evec1"), doc="(..., 3) principal eigenvector.")
+    mk = property(lambda self: self._map("mk"), doc="Mean kurtosis (sphere mean of K(n)).")
+    ak = property(lambda self: self._map("ak"), doc="Axial kurtosis.")
+    rk = property(lambda self: self._map("rk"), doc="Radial kurtosis.")
+    kfa = property(lambda self: self._map("kfa"), doc="Kurtosis fractional anisotropy.")
+    mkt = property(lambda self: self._map("mkt"), doc="Mean of the kurtosis tensor.")
+
+    def predict(self, gtab: GradientTable | None = None) -> np.ndarray:
+        """(..., N) predicted signal for ``gtab`` (default: the model's)."""
+        gtab = gtab or self.model.gtab
+        flat = self.model_params[self.mask]
+        sig = dki_signal(torch.as_tensor(np.exp(flat[:, 21])), torch.as_tensor(flat[:, :6]),
+                         torch.as_tensor(flat[:, 6:21]), torch.tensor(gtab.bvals), torch.tensor(gtab.bvecs))
+        out = np.zeros(self.mask.shape + (len(gtab),))
+        out[self.mask] = sig.numpy()
+        return out
+
+    @property
+    def maps(self) -> MicrostructureMaps:
+        """Tensor maps (fa, md, ad, rd, evec1, tensor, s0) plus mk, ak, rk, kfa, mkt and the 15-element ``kurtosis``."""
+        from .dti import tensor_map_dict
+
+        m = self.mask
+        maps = tensor_map_dict(self)
+        for name in ("mk", "ak", "rk", "kfa", "mkt"):
+            maps[name] = np.where(m, self._map(name), 0.0).astype(np.float32)
+        maps["kurtosis"] = np.where(m[..., None], self.kurtosis_tensor, 0.0).astype(np.float32)
+        return MicrostructureMaps(maps, _need_affine(self.affine), "dki", mask=m)

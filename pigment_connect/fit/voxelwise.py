@@ -1,0 +1,106 @@
+"""What every conventional voxel-wise fitter shares: validated voxel extraction, chunking with a
+progress bar, device/dtype choice, and scattering results back onto the grid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import FitError, InputError
+from ..io.dwi import DiffusionData
+from ..io.gradients import GradientTable
+from ..physics.protocol import default_device
+
+__all__ = ["VoxelData", "extract_voxels", "run_chunked", "resolve_device"]
+
+
+@dataclass(frozen=True)
+class VoxelData:
+    """Masked signal of one fit call.
+
+    Attributes
+    ----------
+    signal : (V, N) float64, the masked voxels' measurements.
+    mask : (...) bool, the voxels fitted.
+    affine : (4, 4) or None (bare arrays carry none).
+    source : where the data came from (for messages).
+    """
+
+    signal: np.ndarray
+    mask: np.ndarray
+    affine: np.ndarray | None
+    source: str | None
+
+    def scatter(self, values: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """(V, ...) per-voxel values → (*mask.shape, ...) with ``fill`` outside the mask."""
+        out = np.full(self.mask.shape + values.shape[1:], fill, dtype=values.dtype)
+        out[self.mask] = values
+        return out
+
+
+def extract_voxels(dwi: DiffusionData | np.ndarray, gtab: GradientTable, mask: np.ndarray | None) -> VoxelData:
+    """Validate ``dwi`` against the model's table and return its masked voxels.
+
+    Raises
+    ------
+    InputError
+        Another gradient table, a different number of volumes, a mask of another shape.
+    FitError
+        NaN/Inf inside the mask (load with :func:`~pigment_connect.io.load_dwi`, which masks them).
+    """
+    if isinstance(dwi, DiffusionData):
+        data, affine, source = dwi.data, dwi.affine, dwi.source
+        if mask is None:
+            mask = dwi.mask
+        if dwi.gtab is not gtab and (
+            len(dwi.gtab) != len(gtab)
+            or not np.allclose(dwi.gtab.bvals, gtab.bvals)
+            or not np.allclose(dwi.gtab.bvecs, gtab.bvecs)
+        ):
+            raise InputError("the data's gradient table differs from the model's.", file=dwi.source,
+                             fix="build the model from dwi.gtab.")
+    else:
+        data, affine, source = np.asarray(dwi), None, None
+    if data.shape[-1] != len(gtab):
+        raise InputError(f"data has {data.shape[-1]} volumes, the model's table {len(gtab)}.", file=source)
+    spatial = data.shape[:-1]
+    mask = np.ones(spatial, bool) if mask is None else np.asarray(mask, bool)
+    if mask.shape != spatial:
+        raise InputError(f"mask shape {mask.shape} differs from the data's {spatial}.", file=source)
+    signal = np.asarray(data[mask], dtype=np.float64)
+    if signal.size and not np.all(np.isfinite(signal)):
+        raise FitError("the signal holds NaN or Inf inside the mask; load it with load_dwi() to mask them.",
+                       file=source)
+    return VoxelData(signal, mask, affine, source)
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``None`` → CUDA when available, else CPU."""
+    return torch.device(device) if device is not None else default_device()
+
+
+def _chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def run_chunked(fn: Callable[[torch.Tensor], dict[str, torch.Tensor]], signal: np.ndarray, *, chunk_size: int,
+                device: torch.device, dtype: torch.dtype, progress: bool, desc: str) -> dict[str, np.ndarray]:
+    """Apply ``fn`` to (chunk, N) tensors of ``signal`` and concatenate its outputs on the CPU.
+
+    Memory is bounded by ``chunk_size``; ``progress`` shows a bar in voxels.
+    """
+    parts: dict[str, list[np.ndarray]] = {}
+    with tqdm(total=len(signal), desc=desc, unit="vox", disable=not progress, leave=False) as bar, torch.no_grad():
+        for sl in _chunks(len(signal), chunk_size):
+            chunk = torch.as_tensor(signal[sl], dtype=dtype, device=device)
+            for name, value in fn(chunk).items():
+                parts.setdefault(name, []).append(value.detach().to("cpu", torch.float64).numpy())
+            bar.update(sl.stop - sl.start)
+    if not parts:
+        return {}
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from pigment_connect.datasets import make_protocol, make_subject
+from pigment_connect.errors import InputError, ProtocolError
+from pigment_connect.fit import NoddiModel
+
+
+@pytest.fixture(scope="module")
+def dense_subject():
+    return make_subject(shape=(32, 36, 8), protocol="dense", snr=50, seed=4)
+
+
+@pytest.mark.parametrize("method", ["NLLS", "RNLLS"])
+def test_recovers_phantom_parameters(dense_subject, method):
+    s = dense_subject
+    fit = NoddiModel(s.dwi.gtab, fit_method=method).fit(s.dwi)
+    wm = s.truth["wm"] & ~s.truth["crossing"]
+    for name, tol in (("ndi", 0.03), ("odi", 0.02), ("fwf", 0.02)):
+        err = np.median(np.abs(getattr(fit, name)[wm] - s.truth[name][wm]))
+        assert err < tol, (name, err)
+    cos = np.abs(np.sum(fit.mu[wm] * s.truth["orientation"][wm], -1))
+    assert np.median(cos) > 0.995
+    csf = s.dwi.mask & (s.truth["fwf"] > 0.99)
+    assert np.median(fit.fwf[csf]) > 0.9
+
+
+def test_noise_free_voxel_is_recovered_exactly():
+    import torch
+
+    from pigment_connect.physics import noddi_signal
+
+    gtab = make_protocol("dense")
+    t = lambda a: torch.as_tensor(np.array(a, dtype=np.float64))  # noqa: E731
+    mu = np.array([[0.6, 0.0, 0.8]])
+    truth = dict(ndi=0.55, odi=0.12, fwf=0.1)
+    signal = noddi_signal(t([500.0]), t([truth["ndi"]]), t([truth["odi"]]), t([truth["fwf"]]), t(mu),
+                          t(gtab.bvals), t(gtab.bvecs)).numpy()
+    fit = NoddiModel(gtab, dtype=torch.float64, n_iter=60).fit(signal)
+    for name, value in truth.items():
+        assert getattr(fit, name)[0] == pytest.approx(value, abs=1e-4)
+    assert abs(fit.mu[0] @ mu[0]) > 1 - 1e-6
+    assert fit.s0[0] == pytest.approx(500.0, rel=1e-4)
+
+
+def test_one_shell_is_refused_naming_the_shells():
+    with pytest.raises(ProtocolError, match="two non-zero b-value shells.*only b=1000"):
+        NoddiModel(make_protocol("single_shell"))
+
+
+def test_same_input_same_output(dense_subject):
+    sub = dense_subject.dwi.data[dense_subject.dwi.mask][:200]
+    a = NoddiModel(dense_subject.dwi.gtab, chunk_size=64).fit(sub)
+    b = NoddiModel(dense_subject.dwi.gtab, chunk_size=200).fit(sub)
+    np.testing.assert_allclose(a.ndi, b.ndi, atol=1e-5)
+
+
+def test_bad_options_are_clear_errors():
+    with pytest.raises(InputError, match="fit_method"):
+        NoddiModel(make_protocol("dense"), fit_method="AMICO")
