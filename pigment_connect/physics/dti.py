@@ -93,7 +93,14 @@ def tensor_maps(tensor: torch.Tensor) -> dict[str, torch.Tensor]:
     in DIPY, and round-off where the signal is constant, e.g. zero background), ``evecs`` (V, 3, 3)
     (columns match ``evals``), ``fa``, ``md``, ``ad``, ``rd`` (mm²/s) and ``evec1`` (V, 3).
     """
-    evals, evecs = torch.linalg.eigh(tensor_from_six(tensor))
+    mats = tensor_from_six(tensor)
+    if mats.device.type != "cpu":
+        # cuSOLVER's batched eigh fails on large batches of 3×3 matrices (CUSOLVER_STATUS_INTERNAL_ERROR
+        # seen on an H100 with 10⁵ voxels; an OOM request of 126 GiB with 2.5·10⁵): the CPU solver is
+        # fast for 3×3 and the copy is 72 bytes a voxel.
+        evals, evecs = (t.to(mats.device) for t in torch.linalg.eigh(mats.cpu()))
+    else:
+        evals, evecs = torch.linalg.eigh(mats)
     evals = evals.flip(-1)
     evals = torch.where(evals > EVAL_FLOOR, evals, torch.zeros_like(evals))
     evecs = evecs.flip(-1)
