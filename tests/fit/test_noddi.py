@@ -51,8 +51,13 @@ def test_one_shell_is_refused_naming_the_shells():
 def test_same_input_same_output(dense_subject):
     sub = dense_subject.dwi.data[dense_subject.dwi.mask][:200]
     a = NoddiModel(dense_subject.dwi.gtab, chunk_size=64).fit(sub)
+    again = NoddiModel(dense_subject.dwi.gtab, chunk_size=64).fit(sub)
+    np.testing.assert_array_equal(a.ndi, again.ndi)
+    # another batch size changes float32 rounding (on a GPU, cuBLAS picks kernels by batch shape:
+    # up to 3.5e-3 in a few poorly determined voxels on an H100), not the estimate
     b = NoddiModel(dense_subject.dwi.gtab, chunk_size=200).fit(sub)
-    np.testing.assert_allclose(a.ndi, b.ndi, atol=1e-5)
+    diff = np.abs(a.ndi - b.ndi)
+    assert np.median(diff) < 1e-4 and diff.max() < 1e-2
 
 
 def test_bad_options_are_clear_errors():
