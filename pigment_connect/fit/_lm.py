@@ -24,11 +24,12 @@ def _jacobian(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) ->
     return torch.stack(cols, -1)
 
 
-def _jacobian_fd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
-    """(V, M, P) by forward differences, step √ε·max(1, |x|) (MINPACK's ``lmdif`` choice)."""
+def _jacobian_fd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, f0: torch.Tensor,
+                 params: list[int] | None = None) -> torch.Tensor:
+    """(V, M, len(params)) by forward differences, step √ε·max(1, |x|) (MINPACK's ``lmdif`` choice)."""
     eps = torch.finfo(x.dtype).eps ** 0.5
     cols = []
-    for p in range(x.shape[-1]):
+    for p in range(x.shape[-1]) if params is None else params:
         h = eps * x[:, p].abs().clamp_min(1.0)
         xp = x.clone()
         xp[:, p] += h
@@ -46,7 +47,7 @@ def levenberg_marquardt(
     n_iter: int = 30,
     lam0: float = 1e-2,
     tol: float = 1e-7,
-    jacobian: str = "forward",
+    jacobian: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "forward",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise per voxel, from ``x0`` (V, P).
 
@@ -60,8 +61,9 @@ def levenberg_marquardt(
         ``−rician_expected_residual`` with the Rician NLL as ``cost`` (Fisher scoring).
     cost : (prediction, r, *data) → (V,); default ½‖r‖². Steps are accepted where it decreases.
     n_iter : iterations; voxels whose relative decrease falls below ``tol`` stop updating.
-    jacobian : ``"forward"`` (forward-mode AD, exact) or ``"finite"`` (forward differences: one
-        plain model evaluation per parameter; faster for models whose AD is costly).
+    jacobian : ``"forward"`` (forward-mode AD, exact), ``"finite"`` (forward differences: one
+        plain model evaluation per parameter; faster for models whose AD is costly), or a
+        callable (x, prediction) → (V, M, P) supplied by the model.
 
     Returns
     -------
@@ -69,8 +71,8 @@ def levenberg_marquardt(
     """
     if cost is None:
         cost = lambda pred, r, *d: 0.5 * (r * r).sum(-1)  # noqa: E731
-    if jacobian not in ("forward", "finite"):
-        raise ValueError(f"jacobian must be 'forward' or 'finite', got {jacobian!r}")
+    if not callable(jacobian) and jacobian not in ("forward", "finite"):
+        raise ValueError(f"jacobian must be 'forward', 'finite' or a callable, got {jacobian!r}")
     x = x0.clone()
     pred = model(x)
     r = residual(pred, *data)
@@ -84,7 +86,12 @@ def levenberg_marquardt(
         idx = active.nonzero()[:, 0]
         xa, ra, fa = x[idx], r[idx], f[idx]
         da = tuple(d[idx] for d in data)
-        J = _jacobian(model, xa) if jacobian == "forward" else _jacobian_fd(model, xa, pred[idx])  # (A, M, P)
+        if callable(jacobian):
+            J = jacobian(xa, pred[idx])  # (A, M, P)
+        elif jacobian == "forward":
+            J = _jacobian(model, xa)
+        else:
+            J = _jacobian_fd(model, xa, pred[idx])
         JtJ = J.transpose(1, 2) @ J
         g = (J.transpose(1, 2) @ ra[..., None])[..., 0]
         diag = torch.diagonal(JtJ, dim1=1, dim2=2).clamp_min(1e-12)

@@ -27,9 +27,9 @@ from ..io.maps import MicrostructureMaps
 from ..physics.dti import tensor_maps
 from ..physics.noddi import (
     D_ISO, D_PAR, KAPPA_MAX, _watson_coefficients, _watson_stick_from_coefficients, kappa_from_odi, legendre_order,
-    noddi_signal, odi_from_kappa, stick_coefficients,
+    noddi_compartments, noddi_signal, odi_from_kappa, stick_coefficients,
 )
-from ._lm import levenberg_marquardt
+from ._lm import _jacobian_fd, levenberg_marquardt
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
 from .voxelwise import extract_voxels, resolve_device, run_chunked
@@ -57,6 +57,13 @@ def check_noddi_protocol(gtab: GradientTable) -> None:
     check_tensor_protocol(gtab)
 
 
+def _unpack(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Optimisation variables (V, 6) → NDI, ODI, FWF (V,) and the mean orientation μ (V, 3)."""
+    st, ct = torch.sin(x[:, 3]), torch.cos(x[:, 3])
+    mu = torch.stack([st * torch.cos(x[:, 4]), st * torch.sin(x[:, 4]), ct], -1)
+    return torch.sigmoid(x[:, 0]), _ODI_MIN + (1 - _ODI_MIN) * torch.sigmoid(x[:, 1]), torch.sigmoid(x[:, 2]), mu
+
+
 def _logit(p: torch.Tensor) -> torch.Tensor:
     p = p.clamp(_EPS, 1 - _EPS)
     return torch.log(p) - torch.log1p(-p)
@@ -80,7 +87,7 @@ class NoddiModel:
     """
 
     def __init__(self, gtab: GradientTable, *, fit_method: str = "NLLS", sigma: float | None = None,
-                 d_par: float = D_PAR, d_iso: float = D_ISO, n_starts: int = 1, n_iter: int = 25,
+                 d_par: float = D_PAR, d_iso: float = D_ISO, n_starts: int = 1, n_iter: int = 15,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
                  chunk_size: int = 8192) -> None:
         if fit_method not in FIT_METHODS:
@@ -111,12 +118,27 @@ class NoddiModel:
         positive = vox.signal[vox.signal > 0]
         floor = float(positive.min()) if positive.size else 1e-4
 
+        e_iso = torch.exp(-bvals * self.d_iso)
+
         def model(x):
-            ndi, odi, fwf = torch.sigmoid(x[:, 0]), _ODI_MIN + (1 - _ODI_MIN) * torch.sigmoid(x[:, 1]), torch.sigmoid(x[:, 2])
-            st, ct = torch.sin(x[:, 3]), torch.cos(x[:, 3])
-            mu = torch.stack([st * torch.cos(x[:, 4]), st * torch.sin(x[:, 4]), ct], -1)
+            ndi, odi, fwf, mu = _unpack(x)
             return noddi_signal(torch.exp(x[:, 5]), ndi, odi, fwf, mu, bvals, bvecs, d_par=self.d_par,
                                 d_iso=self.d_iso, stick=stick)
+
+        def jacobian(x, pred):
+            """Analytic columns for NDI, FWF and log S0 (which leave the Watson sum unchanged),
+            forward differences for ODI and the two angles."""
+            ndi, odi, fwf, mu = _unpack(x)
+            comp = noddi_compartments(ndi, odi, mu, bvals, bvecs, d_par=self.d_par, stick=stick)
+            s0, nu, f = torch.exp(x[:, 5])[:, None], ndi[:, None], fwf[:, None]
+            tissue = nu * comp["ic"] + (1 - nu) * comp["ec"]
+            tau = comp["tau"]
+            d_arg = self.d_par * (-(1 + tau) / 2 + comp["cos2"] * (3 * tau - 1) / 2)  # ∂(b-free exponent)/∂ν
+            d_ec = -bvals * comp["ec"] * d_arg
+            d_ndi = s0 * (1 - f) * (comp["ic"] - comp["ec"] + (1 - nu) * d_ec) * (nu * (1 - nu))
+            d_fwf = s0 * (e_iso - tissue) * (f * (1 - f))
+            fd = _jacobian_fd(model, x, pred, params=[1, 3, 4])
+            return torch.stack([d_ndi, fd[..., 0], d_fwf, fd[..., 1], fd[..., 2], pred], -1)
 
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
             tensor = weighted_log_linear(signal, X, floor=floor)[:, :6]
@@ -130,17 +152,16 @@ class NoddiModel:
             scale_rep = scale.repeat_interleave(K, 0)
             x, cost = levenberg_marquardt(model, starts.reshape(V * K, P), noise.data(y_rep, scale_rep),
                                           residual=noise.residual(), cost=noise.cost(), n_iter=self.n_iter,
-                                          jacobian="finite")
+                                          jacobian=jacobian)
             best = cost.reshape(V, K).argmin(-1)
             x = x.reshape(V, K, P)[torch.arange(V, device=device), best]
             pred = model(x)
             nrmse = torch.sqrt(((pred - y) ** 2).mean(-1))
-            st, ct = torch.sin(x[:, 3]), torch.cos(x[:, 3])
-            mu = torch.stack([st * torch.cos(x[:, 4]), st * torch.sin(x[:, 4]), ct], -1)
+            ndi, odi, fwf, mu = _unpack(x)
             return {
-                "ndi": torch.sigmoid(x[:, 0]),
-                "odi": _ODI_MIN + (1 - _ODI_MIN) * torch.sigmoid(x[:, 1]),
-                "fwf": torch.sigmoid(x[:, 2]),
+                "ndi": ndi,
+                "odi": odi,
+                "fwf": fwf,
                 "mu": mu,
                 "s0": torch.exp(x[:, 5]) * scale,
                 "nrmse": nrmse,

@@ -37,7 +37,7 @@ import torch
 __all__ = [
     "D_PAR", "D_ISO", "KAPPA_MAX",
     "kappa_from_odi", "odi_from_kappa", "watson_tau", "watson_stick_signal", "noddi_signal", "legendre_order",
-    "stick_coefficients",
+    "stick_coefficients", "noddi_compartments",
 ]
 
 D_PAR = 1.7e-3
@@ -173,6 +173,27 @@ def _watson_stick_from_coefficients(watson: torch.Tensor, stick: torch.Tensor, c
     return _clenshaw_even(coef, cos_alpha)
 
 
+def noddi_compartments(ndi: torch.Tensor, odi: torch.Tensor, mu: torch.Tensor, bvals: torch.Tensor,
+                       bvecs: torch.Tensor, *, d_par: float = D_PAR, l_max: int | None = None,
+                       stick: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The NODDI compartments' attenuations, each (V, N): ``ic`` (Watson sticks), ``ec`` (dispersed
+    tortuous zeppelin), and what the ``ec`` derivative in NDI needs: ``tau`` (V, 1), ``cos2`` (V, N)."""
+    kappa = kappa_from_odi(odi).clamp(max=KAPPA_MAX)
+    cos_alpha = (mu @ bvecs.T).clamp(-1.0, 1.0)  # (V, N)
+    if stick is None:
+        stick = stick_coefficients(bvals * d_par, l_max if l_max is not None else legendre_order(
+            float(bvals.max()) * d_par if bvals.numel() else 0.0))
+    watson = _watson_coefficients(kappa, max(2 * (stick.shape[-1] - 1), 2))
+    e_ic = _watson_stick_from_coefficients(watson[:, : stick.shape[-1]], stick, cos_alpha)
+    tau = ((2.0 * watson[:, 1] + 1.0) / 3.0)[:, None]  # ⟨(μ·n)²⟩ = (2⟨P₂⟩ + 1)/3
+    d_perp = d_par * (1.0 - ndi[:, None])
+    ax = d_perp + (d_par - d_perp) * tau
+    rad = d_perp + (d_par - d_perp) * 0.5 * (1.0 - tau)
+    c2 = cos_alpha * cos_alpha
+    e_ec = torch.exp(-bvals * (rad + (ax - rad) * c2))
+    return {"ic": e_ic, "ec": e_ec, "tau": tau, "cos2": c2}
+
+
 def noddi_signal(s0: torch.Tensor, ndi: torch.Tensor, odi: torch.Tensor, fwf: torch.Tensor, mu: torch.Tensor,
                  bvals: torch.Tensor, bvecs: torch.Tensor, *, d_par: float = D_PAR, d_iso: float = D_ISO,
                  l_max: int | None = None, stick: torch.Tensor | None = None) -> torch.Tensor:
@@ -193,19 +214,7 @@ def noddi_signal(s0: torch.Tensor, ndi: torch.Tensor, odi: torch.Tensor, fwf: to
     -------
     (V, N) signal.
     """
-    kappa = kappa_from_odi(odi).clamp(max=KAPPA_MAX)
-    cos_alpha = (mu @ bvecs.T).clamp(-1.0, 1.0)  # (V, N)
-    if stick is None:
-        stick = stick_coefficients(bvals * d_par, l_max if l_max is not None else legendre_order(
-            float(bvals.max()) * d_par if bvals.numel() else 0.0))
-    watson = _watson_coefficients(kappa, max(2 * (stick.shape[-1] - 1), 2))
-    e_ic = _watson_stick_from_coefficients(watson[:, : stick.shape[-1]], stick, cos_alpha)
-    tau = ((2.0 * watson[:, 1] + 1.0) / 3.0)[:, None]  # ⟨(μ·n)²⟩ = (2⟨P₂⟩ + 1)/3
-    d_perp = d_par * (1.0 - ndi[:, None])
-    ax = d_perp + (d_par - d_perp) * tau
-    rad = d_perp + (d_par - d_perp) * 0.5 * (1.0 - tau)
-    c2 = cos_alpha * cos_alpha
-    e_ec = torch.exp(-bvals * (rad + (ax - rad) * c2))
+    comp = noddi_compartments(ndi, odi, mu, bvals, bvecs, d_par=d_par, l_max=l_max, stick=stick)
     e_iso = torch.exp(-bvals * d_iso)
-    tissue = ndi[:, None] * e_ic + (1.0 - ndi[:, None]) * e_ec
+    tissue = ndi[:, None] * comp["ic"] + (1.0 - ndi[:, None]) * comp["ec"]
     return s0[:, None] * ((1.0 - fwf[:, None]) * tissue + fwf[:, None] * e_iso)
