@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import InputError, ProtocolError
+from ..errors import ProtocolError
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
@@ -27,7 +27,7 @@ from ..physics.protocol import kurtosis_design, tensor_design
 from ._lm import levenberg_marquardt
 from .dti import _need_affine, weighted_log_linear
 from .noise import likelihood_terms
-from .voxelwise import extract_voxels, resolve_device, run_chunked
+from .voxelwise import check_fit_method, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 
 __all__ = ["DiffusionKurtosisModel", "DiffusionKurtosisFit", "check_kurtosis_protocol"]
 
@@ -80,8 +80,7 @@ class DiffusionKurtosisModel:
     def __init__(self, gtab: GradientTable, *, fit_method: str = "WLS", sigma: float | None = None,
                  min_signal: float | None = None, device: torch.device | str | None = None,
                  chunk_size: int = 32768) -> None:
-        if fit_method not in FIT_METHODS:
-            raise InputError(f"fit_method must be one of {FIT_METHODS}, got {fit_method!r}.")
+        check_fit_method(fit_method, FIT_METHODS)
         check_kurtosis_protocol(gtab)
         self.gtab = gtab
         self.fit_method = fit_method
@@ -95,14 +94,10 @@ class DiffusionKurtosisModel:
             progress: bool = False) -> DiffusionKurtosisFit:
         """Fit the voxels of ``mask``; returns a :class:`DiffusionKurtosisFit`."""
         vox = extract_voxels(dwi, self.gtab, mask)
-        floor = self.min_signal
-        if floor is None:
-            positive = vox.signal[vox.signal > 0]
-            floor = float(positive.min()) if positive.size else 1e-4
+        floor = signal_floor(vox.signal, self.min_signal)
         device = resolve_device(self.device)
         X = torch.as_tensor(self.design_matrix, dtype=torch.float64, device=device)
-        bvals = torch.tensor(self.gtab.bvals, dtype=torch.float64, device=device)
-        bvecs = torch.tensor(self.gtab.bvecs, dtype=torch.float64, device=device)
+        bvals, bvecs = gradient_tensors(self.gtab, device, torch.float64)
         noise = likelihood_terms(self.fit_method == "RNLLS", self.sigma, vox.signal, self.gtab)
 
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -26,14 +26,14 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from ..errors import InputError, ProtocolError
+from ..errors import ProtocolError
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
 from ..physics.dti import cholesky_to_tensor, dti_signal, tensor_maps, tensor_to_cholesky
 from ..physics.protocol import TENSOR_ORDER, tensor_design
 from ._lm import levenberg_marquardt
-from .voxelwise import extract_voxels, resolve_device, run_chunked
+from .voxelwise import check_fit_method, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 from .noise import likelihood_terms
 
 __all__ = ["TensorModel", "TensorFit", "design_matrix", "check_tensor_protocol", "TENSOR_ORDER"]
@@ -122,8 +122,7 @@ class TensorModel:
     def __init__(self, gtab: GradientTable, *, fit_method: str = "WLS", sigma: float | None = None,
                  min_signal: float | None = None, device: torch.device | str | None = None,
                  chunk_size: int = 65536) -> None:
-        if fit_method not in FIT_METHODS:
-            raise InputError(f"fit_method must be one of {FIT_METHODS}, got {fit_method!r}.")
+        check_fit_method(fit_method, FIT_METHODS)
         check_tensor_protocol(gtab)
         self.gtab = gtab
         self.fit_method = fit_method
@@ -148,14 +147,10 @@ class TensorModel:
         TensorFit
         """
         vox = extract_voxels(dwi, self.gtab, mask)
-        floor = self.min_signal
-        if floor is None:
-            positive = vox.signal[vox.signal > 0]
-            floor = float(positive.min()) if positive.size else 1e-4
+        floor = signal_floor(vox.signal, self.min_signal)
         device = resolve_device(self.device)
         X = torch.as_tensor(self.design_matrix, dtype=torch.float64, device=device)
-        bvals = torch.tensor(self.gtab.bvals, dtype=torch.float64, device=device)
-        bvecs = torch.tensor(self.gtab.bvecs, dtype=torch.float64, device=device)
+        bvals, bvecs = gradient_tensors(self.gtab, device, torch.float64)
         noise = likelihood_terms(self.fit_method == "RNLLS", self.sigma, vox.signal, self.gtab)
 
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -32,7 +32,7 @@ from ..physics.noddi import (
 from ._lm import _jacobian_fd, levenberg_marquardt
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
-from .voxelwise import extract_voxels, resolve_device, run_chunked
+from .voxelwise import check_fit_method, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 
 __all__ = ["NoddiModel", "NoddiFit", "check_noddi_protocol"]
 
@@ -90,8 +90,7 @@ class NoddiModel:
                  d_par: float = D_PAR, d_iso: float = D_ISO, n_starts: int = 1, n_iter: int = 15,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
                  chunk_size: int = 8192) -> None:
-        if fit_method not in FIT_METHODS:
-            raise InputError(f"fit_method must be one of {FIT_METHODS}, got {fit_method!r}.")
+        check_fit_method(fit_method, FIT_METHODS)
         if n_starts < 1:
             raise InputError(f"n_starts must be ≥ 1, got {n_starts}.")
         check_noddi_protocol(gtab)
@@ -110,13 +109,11 @@ class NoddiModel:
         vox = extract_voxels(dwi, self.gtab, mask)
         device = resolve_device(self.device)
         dt = self.dtype
-        bvals = torch.tensor(self.gtab.bvals, dtype=dt, device=device)
-        bvecs = torch.tensor(self.gtab.bvecs, dtype=dt, device=device)
+        bvals, bvecs = gradient_tensors(self.gtab, device, dt)
         stick = stick_coefficients(bvals * self.d_par, self.l_max)
         X = torch.as_tensor(design_matrix(self.gtab), dtype=torch.float64, device=device)
         noise = likelihood_terms(self.fit_method == "RNLLS", self.sigma, vox.signal, self.gtab)
-        positive = vox.signal[vox.signal > 0]
-        floor = float(positive.min()) if positive.size else 1e-4
+        floor = signal_floor(vox.signal, None)
 
         e_iso = torch.exp(-bvals * self.d_iso)
 

@@ -15,7 +15,8 @@ from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..physics.protocol import default_device
 
-__all__ = ["VoxelData", "extract_voxels", "run_chunked", "resolve_device"]
+__all__ = ["VoxelData", "extract_voxels", "run_chunked", "resolve_device", "signal_floor", "gradient_tensors",
+           "check_fit_method"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,24 @@ def extract_voxels(dwi: DiffusionData | np.ndarray, gtab: GradientTable, mask: n
 def resolve_device(device: torch.device | str | None) -> torch.device:
     """``None`` → CUDA when available, else CPU."""
     return torch.device(device) if device is not None else default_device()
+
+
+def signal_floor(signal: np.ndarray, given: float | None) -> float:
+    """Floor applied before logarithms: ``given``, else the smallest positive value (1e-4 if none)."""
+    if given is not None:
+        return float(given)
+    positive = signal[signal > 0]
+    return float(positive.min()) if positive.size else 1e-4
+
+
+def gradient_tensors(gtab: GradientTable, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """b-values (N,) and b-vectors (N, 3) of ``gtab`` as tensors."""
+    return (torch.tensor(gtab.bvals, dtype=dtype, device=device), torch.tensor(gtab.bvecs, dtype=dtype, device=device))
+
+
+def check_fit_method(fit_method: str, allowed: tuple[str, ...]) -> None:
+    if fit_method not in allowed:
+        raise InputError(f"fit_method must be one of {allowed}, got {fit_method!r}.")
 
 
 def _chunks(n: int, size: int) -> Iterator[slice]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from .._typing import Affine, PathLike
+from .._typing import PathLike
 from ..errors import InputError
 from .bids import derivative_name
 from .write import save_json, save_nifti

@@ -1,7 +1,6 @@
 import gzip
 import shutil
 
-import nibabel as nib
 import numpy as np
 import pytest
 

@@ -43,7 +43,6 @@ def test_straight_bundle_gives_straight_streamlines_reaching_grey_matter():
 
 def test_gap_stops_tracking():
     trk = Tracker(step_size=0.5, fa_threshold=0.3, min_length=2).track(bundle_maps(gap_at=8), random_state=0)
-    vox = trk.to_voxel()
     for s in range(len(trk)):
         x = trk.to_voxel(trk[s])[:, 0]
         assert not (x.min() < 7 and x.max() > 9)  # no streamline crosses the gap
