@@ -63,3 +63,17 @@ def test_same_input_same_output(dense_subject):
 def test_bad_options_are_clear_errors():
     with pytest.raises(InputError, match="fit_method"):
         NoddiModel(make_protocol("dense"), fit_method="AMICO")
+
+
+def test_maps_save_and_load(dense_subject, tmp_path):
+    from pigment_connect.io import MicrostructureMaps
+
+    small = make_subject(shape=(24, 24, 6), protocol="dense", seed=1)
+    maps = NoddiModel(small.dwi.gtab).fit(small.dwi).maps
+    assert maps.model == "noddi"
+    maps.save(tmp_path, prefix="sub-01")
+    assert (tmp_path / "sub-01_model-noddi_param-ndi_dwimap.nii.gz").is_file()
+    back = MicrostructureMaps.load(tmp_path, prefix="sub-01", model="noddi")
+    assert set(back.names) == {"ndi", "odi", "fwf", "evec1", "s0", "nrmse"}
+    for name in maps.names:
+        np.testing.assert_array_equal(back[name], maps[name])
