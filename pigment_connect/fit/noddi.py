@@ -57,6 +57,36 @@ def check_noddi_protocol(gtab: GradientTable) -> None:
     check_tensor_protocol(gtab)
 
 
+class NoddiProblem:
+    """The NODDI signal as a function of the optimisation variables x (V, 6) = (logit NDI,
+    logit of ODI on its range, logit FWF, θ, φ, log S0), and its Jacobian."""
+
+    def __init__(self, bvals: torch.Tensor, bvecs: torch.Tensor, stick: torch.Tensor, d_par: float, d_iso: float):
+        self.bvals, self.bvecs, self.stick = bvals, bvecs, stick
+        self.d_par, self.d_iso = d_par, d_iso
+        self.e_iso = torch.exp(-bvals * d_iso)
+
+    def signal(self, x: torch.Tensor) -> torch.Tensor:
+        ndi, odi, fwf, mu = _unpack(x)
+        return noddi_signal(torch.exp(x[:, 5]), ndi, odi, fwf, mu, self.bvals, self.bvecs, d_par=self.d_par,
+                            d_iso=self.d_iso, stick=self.stick)
+
+    def jacobian(self, x: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+        """(V, N, 6): analytic columns for NDI, FWF and log S0 (which leave the Watson sum
+        unchanged), forward differences for ODI and the two angles."""
+        ndi, odi, fwf, mu = _unpack(x)
+        comp = noddi_compartments(ndi, odi, mu, self.bvals, self.bvecs, d_par=self.d_par, stick=self.stick)
+        s0, nu, f = torch.exp(x[:, 5])[:, None], ndi[:, None], fwf[:, None]
+        tissue = nu * comp["ic"] + (1 - nu) * comp["ec"]
+        tau = comp["tau"]
+        d_arg = self.d_par * (-(1 + tau) / 2 + comp["cos2"] * (3 * tau - 1) / 2)  # ∂(b-free exponent)/∂ν
+        d_ec = -self.bvals * comp["ec"] * d_arg
+        d_ndi = s0 * (1 - f) * (comp["ic"] - comp["ec"] + (1 - nu) * d_ec) * (nu * (1 - nu))
+        d_fwf = s0 * (self.e_iso - tissue) * (f * (1 - f))
+        fd = _jacobian_fd(self.signal, x, pred, params=[1, 3, 4])
+        return torch.stack([d_ndi, fd[..., 0], d_fwf, fd[..., 1], fd[..., 2], pred], -1)
+
+
 def _unpack(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Optimisation variables (V, 6) → NDI, ODI, FWF (V,) and the mean orientation μ (V, 3)."""
     st, ct = torch.sin(x[:, 3]), torch.cos(x[:, 3])
@@ -115,27 +145,8 @@ class NoddiModel:
         noise = likelihood_terms(self.fit_method == "RNLLS", self.sigma, vox.signal, self.gtab)
         floor = signal_floor(vox.signal, None)
 
-        e_iso = torch.exp(-bvals * self.d_iso)
-
-        def model(x):
-            ndi, odi, fwf, mu = _unpack(x)
-            return noddi_signal(torch.exp(x[:, 5]), ndi, odi, fwf, mu, bvals, bvecs, d_par=self.d_par,
-                                d_iso=self.d_iso, stick=stick)
-
-        def jacobian(x, pred):
-            """Analytic columns for NDI, FWF and log S0 (which leave the Watson sum unchanged),
-            forward differences for ODI and the two angles."""
-            ndi, odi, fwf, mu = _unpack(x)
-            comp = noddi_compartments(ndi, odi, mu, bvals, bvecs, d_par=self.d_par, stick=stick)
-            s0, nu, f = torch.exp(x[:, 5])[:, None], ndi[:, None], fwf[:, None]
-            tissue = nu * comp["ic"] + (1 - nu) * comp["ec"]
-            tau = comp["tau"]
-            d_arg = self.d_par * (-(1 + tau) / 2 + comp["cos2"] * (3 * tau - 1) / 2)  # ∂(b-free exponent)/∂ν
-            d_ec = -bvals * comp["ec"] * d_arg
-            d_ndi = s0 * (1 - f) * (comp["ic"] - comp["ec"] + (1 - nu) * d_ec) * (nu * (1 - nu))
-            d_fwf = s0 * (e_iso - tissue) * (f * (1 - f))
-            fd = _jacobian_fd(model, x, pred, params=[1, 3, 4])
-            return torch.stack([d_ndi, fd[..., 0], d_fwf, fd[..., 1], fd[..., 2], pred], -1)
+        problem = NoddiProblem(bvals, bvecs, stick, self.d_par, self.d_iso)
+        model, jacobian = problem.signal, problem.jacobian
 
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
             tensor = weighted_log_linear(signal, X, floor=floor)[:, :6]

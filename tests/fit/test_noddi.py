@@ -77,3 +77,20 @@ def test_maps_save_and_load(dense_subject, tmp_path):
     assert set(back.names) == {"ndi", "odi", "fwf", "evec1", "s0", "nrmse"}
     for name in maps.names:
         np.testing.assert_array_equal(back[name], maps[name])
+
+
+def test_problem_jacobian_matches_forward_mode_ad():
+    import torch
+
+    from pigment_connect.fit._lm import _jacobian
+    from pigment_connect.fit.noddi import NoddiProblem
+    from pigment_connect.physics.noddi import legendre_order, stick_coefficients
+
+    gtab = make_protocol("dense")
+    bvals, bvecs = torch.tensor(gtab.bvals), torch.tensor(gtab.bvecs)
+    problem = NoddiProblem(bvals, bvecs, stick_coefficients(bvals * 1.7e-3, legendre_order(2000 * 1.7e-3)),
+                           1.7e-3, 3.0e-3)
+    x = torch.tensor([[0.3, -1.0, -1.5, 0.7, 0.4, 0.1], [-0.5, 0.5, 0.2, 2.0, -1.0, -0.3]], dtype=torch.float64)
+    exact = _jacobian(problem.signal, x)
+    ours = problem.jacobian(x, problem.signal(x))
+    assert (ours - exact).abs().max() < 1e-6 * exact.abs().max()
