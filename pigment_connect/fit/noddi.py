@@ -72,10 +72,11 @@ class NoddiProblem:
                             d_iso=self.d_iso, stick=self.stick)
 
     def jacobian(self, x: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-        """(V, N, 6): analytic columns for NDI, FWF and log S0 (which leave the Watson sum
-        unchanged), forward differences for ODI and the two angles."""
+        """(V, N, 6): analytic columns for NDI, FWF, the angles (through the Clenshaw derivative of
+        the Watson sum) and log S0; forward differences for ODI only."""
         ndi, odi, fwf, mu = _unpack(x)
-        comp = noddi_compartments(ndi, odi, mu, self.bvals, self.bvecs, d_par=self.d_par, stick=self.stick)
+        comp = noddi_compartments(ndi, odi, mu, self.bvals, self.bvecs, d_par=self.d_par, stick=self.stick,
+                                  derivatives=True)
         s0, nu, f = torch.exp(x[:, 5])[:, None], ndi[:, None], fwf[:, None]
         tissue = nu * comp["ic"] + (1 - nu) * comp["ec"]
         tau = comp["tau"]
@@ -83,8 +84,14 @@ class NoddiProblem:
         d_ec = -self.bvals * comp["ec"] * d_arg
         d_ndi = s0 * (1 - f) * (comp["ic"] - comp["ec"] + (1 - nu) * d_ec) * (nu * (1 - nu))
         d_fwf = s0 * (self.e_iso - tissue) * (f * (1 - f))
-        fd = _jacobian_fd(self.signal, x, pred, params=[1, 3, 4])
-        return torch.stack([d_ndi, fd[..., 0], d_fwf, fd[..., 1], fd[..., 2], pred], -1)
+        d_cos = s0 * (1 - f) * (nu * comp["dic_dcos"] + (1 - nu) * comp["dec_dcos"])
+        st, ct, sp, cp = torch.sin(x[:, 3]), torch.cos(x[:, 3]), torch.sin(x[:, 4]), torch.cos(x[:, 4])
+        mu_theta = torch.stack([ct * cp, ct * sp, -st], -1)
+        mu_phi = torch.stack([-st * sp, st * cp, torch.zeros_like(st)], -1)
+        d_theta = d_cos * (mu_theta @ self.bvecs.T)
+        d_phi = d_cos * (mu_phi @ self.bvecs.T)
+        fd = _jacobian_fd(self.signal, x, pred, params=[1])
+        return torch.stack([d_ndi, fd[..., 0], d_fwf, d_theta, d_phi, pred], -1)
 
 
 def _unpack(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -122,6 +122,17 @@ def _chebyshev_from_legendre(l_max: int) -> np.ndarray:
     return np.polynomial.chebyshev.chebfit(2.0 * nodes - 1.0, values, k_max)
 
 
+def _clenshaw_even_derivative(coef: torch.Tensor, cos_alpha: torch.Tensor) -> torch.Tensor:
+    """d/d(cos α) of :func:`_clenshaw_even`: with u = 2cos²α − 1, T_j'(u) = j U_{j−1}(u), summed by
+    Clenshaw's recurrence for Chebyshev polynomials of the second kind, times du/dcos α = 4 cos α."""
+    u = 2.0 * cos_alpha * cos_alpha - 1.0
+    b1 = torch.zeros_like(u)
+    b2 = torch.zeros_like(u)
+    for k in range(coef.shape[1] - 2, -1, -1):  # Σ_k (k+1)·coef_{k+1}·U_k(u)
+        b1, b2 = (k + 1) * coef[:, k + 1] + 2.0 * u * b1 - b2, b1
+    return 4.0 * cos_alpha * b1
+
+
 def _clenshaw_even(coef: torch.Tensor, cos_alpha: torch.Tensor) -> torch.Tensor:
     """Σ_j coef[:, j] T_j(2 cos²α − 1) by Clenshaw's recurrence; coef (V, K+1, N) → (V, N)."""
     u = 2.0 * cos_alpha * cos_alpha - 1.0
@@ -163,35 +174,48 @@ def watson_stick_signal(kappa: torch.Tensor, beta: torch.Tensor, cos_alpha: torc
     return _watson_stick_from_coefficients(_watson_coefficients(kappa, l_max), stick, cos_alpha)
 
 
-def _watson_stick_from_coefficients(watson: torch.Tensor, stick: torch.Tensor, cos_alpha: torch.Tensor) -> torch.Tensor:
-    """E_ic (V, N) from Watson (V, L) and stick (N, L) even-Legendre coefficients."""
+def _watson_stick_from_coefficients(watson: torch.Tensor, stick: torch.Tensor, cos_alpha: torch.Tensor, *,
+                                    derivative: bool = False):
+    """E_ic (V, N) from Watson (V, L) and stick (N, L) even-Legendre coefficients; with
+    ``derivative`` also dE_ic/d(cos α), as a pair."""
     l_max = 2 * (stick.shape[-1] - 1)
     cheb = torch.as_tensor(_chebyshev_from_legendre(l_max), dtype=watson.dtype, device=watson.device)  # (K+1, L)
     n_meas, n_coef = stick.shape[0], cheb.shape[0]
     mix = (cheb[:, :, None] * stick.T[None, :, :]).permute(1, 0, 2).reshape(cheb.shape[1], n_coef * n_meas)
     coef = (watson @ mix).reshape(-1, n_coef, n_meas)  # Chebyshev coefficients per voxel and measurement
+    if derivative:
+        return _clenshaw_even(coef, cos_alpha), _clenshaw_even_derivative(coef, cos_alpha)
     return _clenshaw_even(coef, cos_alpha)
 
 
 def noddi_compartments(ndi: torch.Tensor, odi: torch.Tensor, mu: torch.Tensor, bvals: torch.Tensor,
                        bvecs: torch.Tensor, *, d_par: float = D_PAR, l_max: int | None = None,
-                       stick: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                       stick: torch.Tensor | None = None, derivatives: bool = False) -> dict[str, torch.Tensor]:
     """The NODDI compartments' attenuations, each (V, N): ``ic`` (Watson sticks), ``ec`` (dispersed
-    tortuous zeppelin), and what the ``ec`` derivative in NDI needs: ``tau`` (V, 1), ``cos2`` (V, N)."""
+    tortuous zeppelin), and what derivatives need: ``tau`` (V, 1), ``cos`` and ``cos2`` (V, N); with
+    ``derivatives``, ``dic_dcos`` and ``dec_dcos`` (V, N), derivatives in cos α = g·μ."""
     kappa = kappa_from_odi(odi).clamp(max=KAPPA_MAX)
     cos_alpha = (mu @ bvecs.T).clamp(-1.0, 1.0)  # (V, N)
     if stick is None:
         stick = stick_coefficients(bvals * d_par, l_max if l_max is not None else legendre_order(
             float(bvals.max()) * d_par if bvals.numel() else 0.0))
     watson = _watson_coefficients(kappa, max(2 * (stick.shape[-1] - 1), 2))
-    e_ic = _watson_stick_from_coefficients(watson[:, : stick.shape[-1]], stick, cos_alpha)
+    out = {}
+    if derivatives:
+        e_ic, out["dic_dcos"] = _watson_stick_from_coefficients(watson[:, : stick.shape[-1]], stick, cos_alpha,
+                                                                derivative=True)
+    else:
+        e_ic = _watson_stick_from_coefficients(watson[:, : stick.shape[-1]], stick, cos_alpha)
     tau = ((2.0 * watson[:, 1] + 1.0) / 3.0)[:, None]  # ⟨(μ·n)²⟩ = (2⟨P₂⟩ + 1)/3
     d_perp = d_par * (1.0 - ndi[:, None])
     ax = d_perp + (d_par - d_perp) * tau
     rad = d_perp + (d_par - d_perp) * 0.5 * (1.0 - tau)
     c2 = cos_alpha * cos_alpha
     e_ec = torch.exp(-bvals * (rad + (ax - rad) * c2))
-    return {"ic": e_ic, "ec": e_ec, "tau": tau, "cos2": c2}
+    if derivatives:
+        out["dec_dcos"] = e_ec * (-bvals * (ax - rad) * 2.0 * cos_alpha)
+    out.update(ic=e_ic, ec=e_ec, tau=tau, cos=cos_alpha, cos2=c2)
+    return out
 
 
 def noddi_signal(s0: torch.Tensor, ndi: torch.Tensor, odi: torch.Tensor, fwf: torch.Tensor, mu: torch.Tensor,
