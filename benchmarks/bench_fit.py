@@ -119,10 +119,9 @@ def worker(method: str, out: Path, device: str) -> dict:
         import amico
         import nibabel as nib
 
-        amico.core.setup() if hasattr(amico.core, "setup") else None
         scheme = str(out / "slab.scheme")
         amico.util.fsl2scheme(str(out / "slab.bval"), str(out / "slab.bvec"), scheme)
-        ae = amico.Evaluation(output_path=str(out / "amico"))
+        ae = amico.Evaluation(study_path=str(out), output_path=str(out / "amico"))  # kernels under out/
         ae.set_config("nthreads", int(os.environ["BENCH_THREADS"]))
         ae.set_config("BLAS_nthreads", int(os.environ["BENCH_THREADS"]))
         ae.load_data(str(out / "slab.nii.gz"), scheme, mask_filename=str(out / "slab_mask.nii.gz"), b0_thr=50)

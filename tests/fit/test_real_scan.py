@@ -66,7 +66,7 @@ def test_noddi_agrees_with_amico_in_white_matter(mdt_scan, tmp_path):
     np.savetxt(tmp_path / "dwi.bval", dwi.gtab.bvals[None], fmt="%g")
     np.savetxt(tmp_path / "dwi.bvec", dwi.gtab.bvecs.T, fmt="%.8f")  # image-axis frame: no flip for AMICO
     amico.util.fsl2scheme(str(tmp_path / "dwi.bval"), str(tmp_path / "dwi.bvec"), str(tmp_path / "dwi.scheme"))
-    ae = amico.Evaluation(output_path=str(tmp_path / "amico"))
+    ae = amico.Evaluation(study_path=str(tmp_path), output_path=str(tmp_path / "amico"))  # kernels under tmp_path
     ae.load_data(str(tmp_path / "dwi.nii.gz"), str(tmp_path / "dwi.scheme"), mask_filename=str(tmp_path / "wm.nii.gz"),
                  b0_thr=50)
     ae.set_model("NODDI")
