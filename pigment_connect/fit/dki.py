@@ -25,9 +25,8 @@ from ..physics.dki import dki_signal, hemisphere_quadrature, kurtosis_maps
 from ..physics.dti import cholesky_to_tensor, tensor_to_cholesky
 from ..physics.protocol import kurtosis_design, tensor_design
 from ._lm import levenberg_marquardt
-from .dti import _need_affine, weighted_log_linear
-from .noise import likelihood_terms
-from .voxelwise import check_fit_method, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
+from .dti import LogLinearModel, _need_affine, weighted_log_linear
+from .voxelwise import run_chunked
 
 __all__ = ["DiffusionKurtosisModel", "DiffusionKurtosisFit", "check_kurtosis_protocol"]
 
@@ -65,7 +64,7 @@ def check_kurtosis_protocol(gtab: GradientTable) -> None:
         )
 
 
-class DiffusionKurtosisModel:
+class DiffusionKurtosisModel(LogLinearModel):
     """Diffusion kurtosis model for one gradient table.
 
     Parameters
@@ -77,28 +76,14 @@ class DiffusionKurtosisModel:
     device, chunk_size : as :class:`~pigment_connect.fit.TensorModel`.
     """
 
-    def __init__(self, gtab: GradientTable, *, fit_method: str = "WLS", sigma: float | None = None,
-                 min_signal: float | None = None, device: torch.device | str | None = None,
-                 chunk_size: int = 32768) -> None:
-        check_fit_method(fit_method, FIT_METHODS)
-        check_kurtosis_protocol(gtab)
-        self.gtab = gtab
-        self.fit_method = fit_method
-        self.sigma = sigma
-        self.min_signal = min_signal
-        self.device = device
-        self.chunk_size = int(chunk_size)
-        self.design_matrix = kurtosis_design_matrix(gtab)
+    FIT_METHODS = FIT_METHODS
+    check_protocol = staticmethod(check_kurtosis_protocol)
+    build_design = staticmethod(kurtosis_design_matrix)
 
     def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None,
             progress: bool = False) -> DiffusionKurtosisFit:
         """Fit the voxels of ``mask``; returns a :class:`DiffusionKurtosisFit`."""
-        vox = extract_voxels(dwi, self.gtab, mask)
-        floor = signal_floor(vox.signal, self.min_signal)
-        device = resolve_device(self.device)
-        X = torch.as_tensor(self.design_matrix, dtype=torch.float64, device=device)
-        bvals, bvecs = gradient_tensors(self.gtab, device, torch.float64)
-        noise = likelihood_terms(self.fit_method == "RNLLS", self.sigma, vox.signal, self.gtab)
+        vox, floor, device, X, bvals, bvecs, noise = self._prepare(dwi, mask)
 
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
             beta = weighted_log_linear(signal, X, floor=floor)

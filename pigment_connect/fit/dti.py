@@ -99,7 +99,40 @@ def weighted_log_linear(signal: torch.Tensor, X: torch.Tensor, *, weighted: bool
     return beta
 
 
-class TensorModel:
+class LogLinearModel:
+    """What the log-linear models (DTI, DKI) share: settings, protocol check, design matrix, and
+    the preparation of a fit call. Subclasses set ``FIT_METHODS``, ``check_protocol`` and
+    ``build_design`` (gtab → (N, P) design of log S)."""
+
+    FIT_METHODS: tuple[str, ...] = ()
+    check_protocol = staticmethod(lambda gtab: None)
+    build_design = staticmethod(lambda gtab: np.zeros((len(gtab), 0)))
+
+    def __init__(self, gtab: GradientTable, *, fit_method: str = "WLS", sigma: float | None = None,
+                 min_signal: float | None = None, device: torch.device | str | None = None,
+                 chunk_size: int = 32768) -> None:
+        check_fit_method(fit_method, self.FIT_METHODS)
+        self.check_protocol(gtab)
+        self.gtab = gtab
+        self.fit_method = fit_method
+        self.sigma = sigma
+        self.min_signal = min_signal
+        self.device = device
+        self.chunk_size = int(chunk_size)
+        self.design_matrix = self.build_design(gtab)
+
+    def _prepare(self, dwi: DiffusionData | np.ndarray, mask: np.ndarray | None):
+        """Masked voxels, log floor, device, design X, b-values, b-vectors and the data term."""
+        vox = extract_voxels(dwi, self.gtab, mask)
+        floor = signal_floor(vox.signal, self.min_signal)
+        device = resolve_device(self.device)
+        X = torch.as_tensor(self.design_matrix, dtype=torch.float64, device=device)
+        bvals, bvecs = gradient_tensors(self.gtab, device, torch.float64)
+        noise = likelihood_terms(self.fit_method == "RNLLS", self.sigma, vox.signal, self.gtab)
+        return vox, floor, device, X, bvals, bvecs, noise
+
+
+class TensorModel(LogLinearModel):
     """Diffusion tensor model for one gradient table (reusable across subjects of that protocol).
 
     Parameters
@@ -119,18 +152,9 @@ class TensorModel:
         b=0-only tables, or fewer than 6 non-collinear directions (DIPY silently fits those).
     """
 
-    def __init__(self, gtab: GradientTable, *, fit_method: str = "WLS", sigma: float | None = None,
-                 min_signal: float | None = None, device: torch.device | str | None = None,
-                 chunk_size: int = 65536) -> None:
-        check_fit_method(fit_method, FIT_METHODS)
-        check_tensor_protocol(gtab)
-        self.gtab = gtab
-        self.fit_method = fit_method
-        self.sigma = sigma
-        self.min_signal = min_signal
-        self.device = device
-        self.chunk_size = int(chunk_size)
-        self.design_matrix = design_matrix(gtab)
+    FIT_METHODS = FIT_METHODS
+    check_protocol = staticmethod(check_tensor_protocol)
+    build_design = staticmethod(design_matrix)
 
     def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None,
             progress: bool = False) -> TensorFit:
@@ -146,12 +170,7 @@ class TensorModel:
         -------
         TensorFit
         """
-        vox = extract_voxels(dwi, self.gtab, mask)
-        floor = signal_floor(vox.signal, self.min_signal)
-        device = resolve_device(self.device)
-        X = torch.as_tensor(self.design_matrix, dtype=torch.float64, device=device)
-        bvals, bvecs = gradient_tensors(self.gtab, device, torch.float64)
-        noise = likelihood_terms(self.fit_method == "RNLLS", self.sigma, vox.signal, self.gtab)
+        vox, floor, device, X, bvals, bvecs, noise = self._prepare(dwi, mask)
 
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
             beta = weighted_log_linear(signal, X, weighted=self.fit_method != "OLS", floor=floor)
