@@ -26,8 +26,8 @@ from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
 from ..physics.dti import tensor_maps
 from ..physics.noddi import (
-    D_ISO, D_PAR, KAPPA_MAX, _watson_coefficients, _watson_stick_from_coefficients, kappa_from_odi, legendre_order,
-    noddi_compartments, noddi_signal, odi_from_kappa, stick_coefficients,
+    D_ISO, D_PAR, KAPPA_MAX, _watson_stick_from_coefficients, dispersed_zeppelin, kappa_from_odi, legendre_order,
+    noddi_compartments, noddi_signal, odi_from_kappa, stick_coefficients, watson_terms,
 )
 from ._lm import _jacobian_fd, levenberg_marquardt
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
@@ -163,7 +163,7 @@ class NoddiModel:
             y64 = signal.to(dt)
             scale = y64.amax(-1).clamp_min(1e-12)
             y = y64 / scale[:, None]
-            starts = self._grid_starts(y, mu0, bvals, bvecs, stick)  # (V, K, 6)
+            starts = self._grid_starts(y, mu0, problem)  # (V, K, 6)
             V, K, P = starts.shape
             y_rep = y.repeat_interleave(K, 0)
             scale_rep = scale.repeat_interleave(K, 0)
@@ -190,26 +190,24 @@ class NoddiModel:
             out = {k: np.zeros((0,)) for k in ("ndi", "odi", "fwf", "s0", "nrmse")} | {"mu": np.zeros((0, 3))}
         return NoddiFit(self, {k: vox.scatter(v) for k, v in out.items()}, vox.mask, vox.affine)
 
-    def _grid_starts(self, y, mu0, bvals, bvecs, stick) -> torch.Tensor:
+    def _grid_starts(self, y, mu0, problem: NoddiProblem) -> torch.Tensor:
         """(V, n_starts, 6) start points: the best (NDI, ODI) grid points with FWF and S0 solved linearly."""
         dt, dev = y.dtype, y.device
-        cos_alpha = (mu0 @ bvecs.T).clamp(-1, 1)
+        bvals, stick, e_iso = problem.bvals, problem.stick, problem.e_iso
+        cos_alpha = (mu0 @ problem.bvecs.T).clamp(-1, 1)
         c2 = cos_alpha**2
-        e_iso = torch.exp(-bvals * self.d_iso)  # (N,)
         ii = (e_iso * e_iso).sum()
         yi = y @ e_iso
         yy = (y * y).sum(-1)
         best_sse, best_params = [], []
         for odi in ODI_GRID:
             kappa = kappa_from_odi(torch.tensor([odi], dtype=dt, device=dev)).clamp(max=KAPPA_MAX)
-            watson = _watson_coefficients(kappa, max(self.l_max, 2))
-            e_ic = _watson_stick_from_coefficients(watson[:, : stick.shape[-1]].expand(len(y), -1), stick, cos_alpha)
-            tau = float((2.0 * watson[0, 1] + 1.0) / 3.0)
+            watson, tau = watson_terms(kappa, stick)
+            tau = float(tau)  # one κ for every voxel: the grid's diffusivities are float64 scalars
+            e_ic = _watson_stick_from_coefficients(watson.expand(len(y), -1), stick, cos_alpha)
             for ndi in NDI_GRID:
-                d_perp = self.d_par * (1 - ndi)
-                ax = d_perp + (self.d_par - d_perp) * tau
-                rad = d_perp + (self.d_par - d_perp) * 0.5 * (1 - tau)
-                tissue = ndi * e_ic + (1 - ndi) * torch.exp(-bvals * (rad + (ax - rad) * c2))
+                e_ec, _ = dispersed_zeppelin(ndi, tau, c2, bvals, self.d_par)
+                tissue = ndi * e_ic + (1 - ndi) * e_ec
                 tt, ti, yt = (tissue * tissue).sum(-1), tissue @ e_iso, (y * tissue).sum(-1)
                 a, c, sse = _nonnegative_pair(tt, ti, ii, yt, yi, yy)
                 s0 = (a + c).clamp_min(1e-6)

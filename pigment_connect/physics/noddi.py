@@ -37,7 +37,7 @@ import torch
 __all__ = [
     "D_PAR", "D_ISO", "KAPPA_MAX",
     "kappa_from_odi", "odi_from_kappa", "watson_tau", "watson_stick_signal", "noddi_signal", "legendre_order",
-    "stick_coefficients", "noddi_compartments",
+    "stick_coefficients", "noddi_compartments", "watson_terms", "dispersed_zeppelin",
 ]
 
 D_PAR = 1.7e-3
@@ -60,11 +60,17 @@ def odi_from_kappa(kappa: torch.Tensor) -> torch.Tensor:
     return (2.0 / math.pi) * torch.atan(1.0 / kappa)
 
 
+@lru_cache(maxsize=1)
+def _nodes() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes t (Q,) and weights (Q,) on [0, 1], float64."""
+    x, w = np.polynomial.legendre.leggauss(_N_QUAD)
+    return 0.5 * (x + 1.0), 0.5 * w
+
+
 @lru_cache(maxsize=16)
 def _quadrature(l_max: int, dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Nodes t (Q,), weights (Q,) on [0, 1], and P_l(t) for even l ≤ l_max as (L, Q)."""
-    x, w = np.polynomial.legendre.leggauss(_N_QUAD)
-    t, w = 0.5 * (x + 1.0), 0.5 * w
+    t, w = _nodes()
     vander = np.polynomial.legendre.legvander(t, l_max)[:, 0::2].T
     as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
     return as_t(t), as_t(w), as_t(vander)
@@ -72,8 +78,7 @@ def _quadrature(l_max: int, dtype: torch.dtype, device: str) -> tuple[torch.Tens
 
 def _stick_coefficients_np(beta: np.ndarray, l_max: int) -> np.ndarray:
     """(len(beta), L) (2l+1)/2 · k̂_l(β), k̂_l = ∫₋₁¹ exp(−β t²) P_l(t) dt, in float64."""
-    x, w = np.polynomial.legendre.leggauss(_N_QUAD)
-    t, w = 0.5 * (x + 1.0), 0.5 * w
+    t, w = _nodes()
     vander = np.polynomial.legendre.legvander(t, l_max)[:, 0::2]
     ls = np.arange(0, l_max + 1, 2)
     k_hat = 2.0 * (np.exp(-np.outer(beta, t * t)) * w) @ vander
@@ -89,9 +94,12 @@ def legendre_order(beta_max: float, *, tol: float = 1e-9) -> int:
 
 def watson_tau(kappa: torch.Tensor) -> torch.Tensor:
     """τ(κ) = ⟨(μ·n)²⟩ under a Watson distribution of concentration κ ≥ 0 (1/3 at κ = 0, → 1)."""
-    t, w, _ = _quadrature(0, kappa.dtype, str(kappa.device))
-    dens = torch.exp(kappa[..., None] * (t * t - 1.0)) * w  # ∝ exp(κ t²), scaled to avoid overflow
-    return (dens * t * t).sum(-1) / dens.sum(-1)
+    return _tau_from_coefficients(_watson_coefficients(kappa, 2))
+
+
+def _tau_from_coefficients(watson: torch.Tensor) -> torch.Tensor:
+    """τ = ⟨(μ·n)²⟩ = (2⟨P₂⟩ + 1)/3 from Watson coefficients (..., L ≥ 2) → (...)."""
+    return (2.0 * watson[..., 1] + 1.0) / 3.0
 
 
 def _watson_coefficients(kappa: torch.Tensor, l_max: int) -> torch.Tensor:
@@ -99,17 +107,6 @@ def _watson_coefficients(kappa: torch.Tensor, l_max: int) -> torch.Tensor:
     t, w, vander = _quadrature(l_max, kappa.dtype, str(kappa.device))
     dens = torch.exp(kappa[..., None] * (t * t - 1.0)) * w
     return (dens @ vander.T) / dens.sum(-1, keepdim=True)
-
-
-def _legendre_even(x: torch.Tensor, l_max: int) -> torch.Tensor:
-    """(..., L) P_l(x) for even l ≤ l_max, by the three-term recurrence."""
-    out = [torch.ones_like(x)]
-    p_prev, p = torch.ones_like(x), x
-    for n in range(1, l_max):
-        p_prev, p = p, ((2 * n + 1) * x * p - n * p_prev) / (n + 1)
-        if (n + 1) % 2 == 0:
-            out.append(p)
-    return torch.stack(out, -1)
 
 
 @lru_cache(maxsize=16)
@@ -188,6 +185,24 @@ def _watson_stick_from_coefficients(watson: torch.Tensor, stick: torch.Tensor, c
     return _clenshaw_even(coef, cos_alpha)
 
 
+def watson_terms(kappa: torch.Tensor, stick: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Watson coefficients matched to ``stick`` (V, L) and τ (V, 1) for concentrations κ (V,)."""
+    watson = _watson_coefficients(kappa, max(2 * (stick.shape[-1] - 1), 2))
+    return watson[:, : stick.shape[-1]], _tau_from_coefficients(watson)[:, None]
+
+
+def dispersed_zeppelin(ndi: torch.Tensor, tau: torch.Tensor, cos2: torch.Tensor, bvals: torch.Tensor,
+                       d_par: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Extra-neurite attenuation (V, N) and its axial − radial diffusivity (V, 1).
+
+    ``ndi`` (V, 1) or scalar, ``tau`` (V, 1) or scalar, ``cos2`` (V, N) squared cosines to μ.
+    """
+    d_perp = d_par * (1.0 - ndi)
+    ax = d_perp + (d_par - d_perp) * tau
+    rad = d_perp + (d_par - d_perp) * 0.5 * (1.0 - tau)
+    return torch.exp(-bvals * (rad + (ax - rad) * cos2)), ax - rad
+
+
 def noddi_compartments(ndi: torch.Tensor, odi: torch.Tensor, mu: torch.Tensor, bvals: torch.Tensor,
                        bvecs: torch.Tensor, *, d_par: float = D_PAR, l_max: int | None = None,
                        stick: torch.Tensor | None = None, derivatives: bool = False) -> dict[str, torch.Tensor]:
@@ -199,21 +214,16 @@ def noddi_compartments(ndi: torch.Tensor, odi: torch.Tensor, mu: torch.Tensor, b
     if stick is None:
         stick = stick_coefficients(bvals * d_par, l_max if l_max is not None else legendre_order(
             float(bvals.max()) * d_par if bvals.numel() else 0.0))
-    watson = _watson_coefficients(kappa, max(2 * (stick.shape[-1] - 1), 2))
+    watson, tau = watson_terms(kappa, stick)
     out = {}
     if derivatives:
-        e_ic, out["dic_dcos"] = _watson_stick_from_coefficients(watson[:, : stick.shape[-1]], stick, cos_alpha,
-                                                                derivative=True)
+        e_ic, out["dic_dcos"] = _watson_stick_from_coefficients(watson, stick, cos_alpha, derivative=True)
     else:
-        e_ic = _watson_stick_from_coefficients(watson[:, : stick.shape[-1]], stick, cos_alpha)
-    tau = ((2.0 * watson[:, 1] + 1.0) / 3.0)[:, None]  # ⟨(μ·n)²⟩ = (2⟨P₂⟩ + 1)/3
-    d_perp = d_par * (1.0 - ndi[:, None])
-    ax = d_perp + (d_par - d_perp) * tau
-    rad = d_perp + (d_par - d_perp) * 0.5 * (1.0 - tau)
+        e_ic = _watson_stick_from_coefficients(watson, stick, cos_alpha)
     c2 = cos_alpha * cos_alpha
-    e_ec = torch.exp(-bvals * (rad + (ax - rad) * c2))
+    e_ec, ax_minus_rad = dispersed_zeppelin(ndi[:, None], tau, c2, bvals, d_par)
     if derivatives:
-        out["dec_dcos"] = e_ec * (-bvals * (ax - rad) * 2.0 * cos_alpha)
+        out["dec_dcos"] = e_ec * (-bvals * ax_minus_rad * 2.0 * cos_alpha)
     out.update(ic=e_ic, ec=e_ec, tau=tau, cos=cos_alpha, cos2=c2)
     return out
 

@@ -8,6 +8,15 @@ from pigment_connect.track import Tracker
 SHAPE = (20, 9, 5)
 
 
+def diagonal_tensor_maps(tensor: np.ndarray) -> MicrostructureMaps:
+    """Maps (tensor, FA) of a hand-drawn field of diagonal tensors (X, Y, Z, 6), 2 mm voxels."""
+    ev = np.sort(tensor[..., :3], axis=-1)[..., ::-1]
+    md = ev.mean(-1, keepdims=True)
+    fa = np.sqrt(1.5 * ((ev - md) ** 2).sum(-1) / (ev**2).sum(-1))
+    return MicrostructureMaps({"tensor": tensor, "fa": fa.astype(np.float32)}, np.diag([2.0, 2.0, 2.0, 1.0]),
+                              "tensor", mask=np.ones(tensor.shape[:3], bool))
+
+
 def bundle_maps(gap_at: int | None = None, gm_from: int = 15):
     """A straight x-bundle (rows 3–5 in y) in isotropic tissue; grey matter (FA 0) from x = gm_from.
 
@@ -20,11 +29,7 @@ def bundle_maps(gap_at: int | None = None, gm_from: int = 15):
     if gap_at is not None:
         tensor[gap_at, 3:6, :, 0] = 0.7e-3
         tensor[gap_at, 3:6, :, 1:3] = 0.7e-3
-    ev = np.sort(tensor[..., :3], axis=-1)[..., ::-1]
-    md = ev.mean(-1, keepdims=True)
-    fa = np.sqrt(1.5 * ((ev - md) ** 2).sum(-1) / (ev**2).sum(-1))
-    return MicrostructureMaps({"tensor": tensor, "fa": fa.astype(np.float32)}, np.diag([2.0, 2.0, 2.0, 1.0]),
-                              "tensor", mask=np.ones(SHAPE, bool))
+    return diagonal_tensor_maps(tensor)
 
 
 def test_straight_bundle_gives_straight_streamlines_reaching_grey_matter():
@@ -68,11 +73,7 @@ def crossing_maps():
     tensor[2:18, 3:6, :, :3] = (1.7e-3, 0.2e-3, 0.2e-3)
     tensor[8:11, 1:19, :, :3] = (0.2e-3, 1.7e-3, 0.2e-3)
     tensor[8:11, 3:6, :, :3] = (0.93e-3, 0.97e-3, 0.2e-3)
-    ev = np.sort(tensor[..., :3], axis=-1)[..., ::-1]
-    md = ev.mean(-1, keepdims=True)
-    fa = np.sqrt(1.5 * ((ev - md) ** 2).sum(-1) / (ev**2).sum(-1))
-    return MicrostructureMaps({"tensor": tensor, "fa": fa.astype(np.float32)}, np.diag([2.0, 2.0, 2.0, 1.0]),
-                              "tensor", mask=np.ones(shape, bool))
+    return diagonal_tensor_maps(tensor)
 
 
 def test_tensorlines_cross_a_planar_crossing_that_eigenvector_tracking_cannot():
