@@ -14,19 +14,19 @@ __all__ = ["levenberg_marquardt"]
 
 
 def _jacobian(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """(V, M, P): one forward-mode pass per parameter. Voxels are independent, so a unit tangent on
+    """(V, P, M): one forward-mode pass per parameter. Voxels are independent, so a unit tangent on
     parameter p of every voxel at once yields column p of every voxel's Jacobian."""
     cols = []
     for p in range(x.shape[-1]):
         tangent = torch.zeros_like(x)
         tangent[:, p] = 1.0
         cols.append(jvp(model, (x,), (tangent,))[1])
-    return torch.stack(cols, -1)
+    return torch.stack(cols, 1)
 
 
 def _jacobian_fd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, f0: torch.Tensor,
                  params: list[int] | None = None) -> torch.Tensor:
-    """(V, M, len(params)) by forward differences, step √ε·max(1, |x|) (MINPACK's ``lmdif`` choice)."""
+    """(V, len(params), M) by forward differences, step √ε·max(1, |x|) (MINPACK's ``lmdif`` choice)."""
     eps = torch.finfo(x.dtype).eps ** 0.5
     cols = []
     for p in range(x.shape[-1]) if params is None else params:
@@ -34,7 +34,17 @@ def _jacobian_fd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
         xp = x.clone()
         xp[:, p] += h
         cols.append((model(xp) - f0) / h[:, None])
-    return torch.stack(cols, -1)
+    return torch.stack(cols, 1)
+
+
+def _normal_equations(J: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """JᵀJ (V, P, P) and Jᵀr (V, P) from the Jacobian J (V, P, M) (one row per parameter: rows are
+    contiguous, which makes the batched products several times faster than (V, M, P)) and r (V, M),
+    both from one batched product of [J; r] with its transpose."""
+    P = J.shape[1]
+    G = torch.cat([J, r[:, None, :]], 1)
+    gram = G @ G.transpose(1, 2)
+    return gram[:, :P, :P], gram[:, :P, P]
 
 
 def levenberg_marquardt(
@@ -62,8 +72,10 @@ def levenberg_marquardt(
     cost : (prediction, r, *data) → (V,); default ½‖r‖². Steps are accepted where it decreases.
     n_iter : iterations; voxels whose relative decrease falls below ``tol`` stop updating.
     jacobian : ``"forward"`` (forward-mode AD, exact), ``"finite"`` (forward differences: one
-        plain model evaluation per parameter; faster for models whose AD is costly), or a
-        callable (x, prediction) → (V, M, P) supplied by the model.
+        plain model evaluation per parameter; faster for models whose AD is costly), a
+        callable (x, prediction) → (V, P, M) supplied by the model, or ``"joint"``: ``model``
+        returns (prediction, Jacobian) together, so every trial point's Jacobian comes with its
+        prediction and an accepted step needs no second evaluation.
 
     Returns
     -------
@@ -71,11 +83,17 @@ def levenberg_marquardt(
     """
     if cost is None:
         cost = lambda pred, r, *d: 0.5 * (r * r).sum(-1)  # noqa: E731
-    if not callable(jacobian) and jacobian not in ("forward", "finite"):
-        raise ValueError(f"jacobian must be 'forward', 'finite' or a callable, got {jacobian!r}")
+    if not callable(jacobian) and jacobian not in ("forward", "finite", "joint"):
+        raise ValueError(f"jacobian must be 'forward', 'finite', 'joint' or a callable, got {jacobian!r}")
+    joint = jacobian == "joint"
     x = x0.clone()
-    pred = model(x)
-    r = residual(pred, *data)
+    if joint:  # keep only the normal equations of each voxel's current point, never (V, M, P)
+        pred, J = model(x)
+        r = residual(pred, *data)
+        JtJ, g = _normal_equations(J, r)
+    else:
+        pred = model(x)
+        r = residual(pred, *data)
     f = cost(pred, r, *data)
     lam = torch.full_like(f, lam0)
     active = torch.isfinite(f)
@@ -84,29 +102,39 @@ def levenberg_marquardt(
         if not bool(active.any()):
             break
         idx = active.nonzero()[:, 0]
-        xa, ra, fa = x[idx], r[idx], f[idx]
+        xa, fa = x[idx], f[idx]
         da = tuple(d[idx] for d in data)
-        if callable(jacobian):
-            J = jacobian(xa, pred[idx])  # (A, M, P)
-        elif jacobian == "forward":
-            J = _jacobian(model, xa)
+        if joint:
+            JtJa, ga = JtJ[idx], g[idx]
         else:
-            J = _jacobian_fd(model, xa, pred[idx])
-        JtJ = J.transpose(1, 2) @ J
-        g = (J.transpose(1, 2) @ ra[..., None])[..., 0]
-        diag = torch.diagonal(JtJ, dim1=1, dim2=2).clamp_min(1e-12)
-        A = JtJ + lam[idx, None, None] * torch.diag_embed(diag) + 1e-12 * eye
-        step = torch.linalg.solve(A, -g[..., None])[..., 0]
+            if callable(jacobian):
+                Ja = jacobian(xa, pred[idx])  # (A, P, M)
+            elif jacobian == "forward":
+                Ja = _jacobian(model, xa)
+            else:
+                Ja = _jacobian_fd(model, xa, pred[idx])
+            JtJa, ga = _normal_equations(Ja, r[idx])
+        diag = torch.diagonal(JtJa, dim1=1, dim2=2).clamp_min(1e-12)
+        A = JtJa + lam[idx, None, None] * torch.diag_embed(diag) + 1e-12 * eye
+        step = torch.linalg.solve(A, -ga[..., None])[..., 0]
         x_new = xa + step
-        pred_new = model(x_new)
+        if joint:
+            pred_new, J_new = model(x_new)
+        else:
+            pred_new = model(x_new)
         r_new = residual(pred_new, *da)
         f_new = cost(pred_new, r_new, *da)
         ok = torch.isfinite(f_new) & (f_new < fa)
         gain = (fa - f_new) / fa.abs().clamp_min(1e-30)
         x[idx] = torch.where(ok[:, None], x_new, xa)
-        r[idx] = torch.where(ok[:, None], r_new, ra)
-        pred[idx] = torch.where(ok[:, None], pred_new, pred[idx])
         f[idx] = torch.where(ok, f_new, fa)
+        if joint:
+            JtJ_new, g_new = _normal_equations(J_new, r_new)
+            JtJ[idx] = torch.where(ok[:, None, None], JtJ_new, JtJa)
+            g[idx] = torch.where(ok[:, None], g_new, ga)
+        else:
+            r[idx] = torch.where(ok[:, None], r_new, r[idx])
+            pred[idx] = torch.where(ok[:, None], pred_new, pred[idx])
         lam[idx] = torch.where(ok, lam[idx] * 0.3, lam[idx] * 10.0).clamp(1e-9, 1e9)
         done = (ok & (gain < tol)) | (lam[idx] >= 1e9)
         active[idx[done]] = False

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import torch
+from torch.linalg import vecdot
 
 from ..errors import InputError, ProtocolError
 from ..io.dwi import DiffusionData
@@ -26,10 +27,10 @@ from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
 from ..physics.dti import tensor_maps
 from ..physics.noddi import (
-    D_ISO, D_PAR, KAPPA_MAX, _watson_stick_from_coefficients, dispersed_zeppelin, kappa_from_odi, legendre_order,
-    noddi_compartments, noddi_signal, odi_from_kappa, stick_coefficients, watson_terms,
+    D_ISO, D_PAR, KAPPA_MAX, _watson_stick, kappa_from_odi, legendre_order, noddi_compartments, noddi_signal,
+    odi_from_kappa, stick_coefficients, watson_tau, zeppelin_log_terms,
 )
-from ._lm import _jacobian_fd, levenberg_marquardt
+from ._lm import levenberg_marquardt
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
 from .voxelwise import check_fit_method, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
@@ -59,7 +60,7 @@ def check_noddi_protocol(gtab: GradientTable) -> None:
 
 class NoddiProblem:
     """The NODDI signal as a function of the optimisation variables x (V, 6) = (logit NDI,
-    logit of ODI on its range, logit FWF, θ, φ, log S0), and its Jacobian."""
+    logit of ODI on its range, logit FWF, θ, φ, log S0), and its analytic Jacobian."""
 
     def __init__(self, bvals: torch.Tensor, bvecs: torch.Tensor, stick: torch.Tensor, d_par: float, d_iso: float):
         self.bvals, self.bvecs, self.stick = bvals, bvecs, stick
@@ -71,27 +72,33 @@ class NoddiProblem:
         return noddi_signal(torch.exp(x[:, 5]), ndi, odi, fwf, mu, self.bvals, self.bvecs, d_par=self.d_par,
                             d_iso=self.d_iso, stick=self.stick)
 
-    def jacobian(self, x: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-        """(V, N, 6): analytic columns for NDI, FWF, the angles (through the Clenshaw derivative of
-        the Watson sum) and log S0; forward differences for ODI only."""
+    def signal_and_jacobian(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Signal (V, N) and Jacobian (V, 6, N) (one row per variable) from one pass over the compartments: the Watson
+        sum and its derivatives in cos α and κ share one Clenshaw loop (see
+        :func:`~pigment_connect.physics.noddi.noddi_compartments`)."""
         ndi, odi, fwf, mu = _unpack(x)
         comp = noddi_compartments(ndi, odi, mu, self.bvals, self.bvecs, d_par=self.d_par, stick=self.stick,
                                   derivatives=True)
         s0, nu, f = torch.exp(x[:, 5])[:, None], ndi[:, None], fwf[:, None]
         tissue = nu * comp["ic"] + (1 - nu) * comp["ec"]
-        tau = comp["tau"]
-        d_arg = self.d_par * (-(1 + tau) / 2 + comp["cos2"] * (3 * tau - 1) / 2)  # ∂(b-free exponent)/∂ν
-        d_ec = -self.bvals * comp["ec"] * d_arg
+        pred = s0 * ((1 - f) * tissue + f * self.e_iso)
+        c2 = comp["cos2"]
+        d_ec = comp["ec"] * comp["ec_slope"]
         d_ndi = s0 * (1 - f) * (comp["ic"] - comp["ec"] + (1 - nu) * d_ec) * (nu * (1 - nu))
         d_fwf = s0 * (self.e_iso - tissue) * (f * (1 - f))
+        # ODI: κ = cot(π·ODI/2), ODI = ODI_MIN + (1 − ODI_MIN)·σ(x₁); E_ec depends on κ through τ.
+        dec_dtau = comp["ec"] * (-self.bvals * self.d_par * nu * (3 * c2 - 1) / 2)
+        ds_dkappa = s0 * (1 - f) * (nu * comp["dic_dkappa"] + (1 - nu) * dec_dtau * comp["dtau_dkappa"])
+        sig = torch.sigmoid(x[:, 1])
+        dkappa_dx = -(0.5 * math.pi) / torch.sin(0.5 * math.pi * odi) ** 2 * (1 - _ODI_MIN) * sig * (1 - sig)
+        d_odi = ds_dkappa * dkappa_dx[:, None]
         d_cos = s0 * (1 - f) * (nu * comp["dic_dcos"] + (1 - nu) * comp["dec_dcos"])
         st, ct, sp, cp = torch.sin(x[:, 3]), torch.cos(x[:, 3]), torch.sin(x[:, 4]), torch.cos(x[:, 4])
         mu_theta = torch.stack([ct * cp, ct * sp, -st], -1)
         mu_phi = torch.stack([-st * sp, st * cp, torch.zeros_like(st)], -1)
         d_theta = d_cos * (mu_theta @ self.bvecs.T)
         d_phi = d_cos * (mu_phi @ self.bvecs.T)
-        fd = _jacobian_fd(self.signal, x, pred, params=[1])
-        return torch.stack([d_ndi, fd[..., 0], d_fwf, d_theta, d_phi, pred], -1)
+        return pred, torch.stack([d_ndi, d_odi, d_fwf, d_theta, d_phi, pred], 1)
 
 
 def _unpack(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -140,7 +147,10 @@ class NoddiModel:
         self.n_starts, self.n_iter, self.tol = int(n_starts), int(n_iter), float(tol)
         self.device, self.dtype = device, dtype
         self.chunk_size = int(chunk_size)
-        self.l_max = legendre_order(float(np.max(gtab.bvals)) * self.d_par)
+        # Series truncation matched to the working precision: terms below 1e-7 are below float32's
+        # resolution of a signal ≤ 1, and float64 keeps them down to 1e-9.
+        self.l_max = legendre_order(float(np.max(gtab.bvals)) * self.d_par,
+                                    tol=1e-7 if dtype == torch.float32 else 1e-9)
 
     def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None,
             progress: bool = False) -> NoddiFit:
@@ -155,7 +165,6 @@ class NoddiModel:
         floor = signal_floor(vox.signal, None)
 
         problem = NoddiProblem(bvals, bvecs, stick, self.d_par, self.d_iso)
-        model, jacobian = problem.signal, problem.jacobian
 
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
             tensor = weighted_log_linear(signal, X, floor=floor)[:, :6]
@@ -167,12 +176,12 @@ class NoddiModel:
             V, K, P = starts.shape
             y_rep = y.repeat_interleave(K, 0)
             scale_rep = scale.repeat_interleave(K, 0)
-            x, cost = levenberg_marquardt(model, starts.reshape(V * K, P), noise.data(y_rep, scale_rep),
-                                          residual=noise.residual(), cost=noise.cost(), n_iter=self.n_iter,
-                                          jacobian=jacobian, tol=self.tol)
+            x, cost = levenberg_marquardt(problem.signal_and_jacobian, starts.reshape(V * K, P),
+                                          noise.data(y_rep, scale_rep), residual=noise.residual(), cost=noise.cost(),
+                                          n_iter=self.n_iter, jacobian="joint", tol=self.tol)
             best = cost.reshape(V, K).argmin(-1)
             x = x.reshape(V, K, P)[torch.arange(V, device=device), best]
-            pred = model(x)
+            pred = problem.signal(x)
             nrmse = torch.sqrt(((pred - y) ** 2).mean(-1))
             ndi, odi, fwf, mu = _unpack(x)
             return {
@@ -200,17 +209,23 @@ class NoddiModel:
         yi = y @ e_iso
         yy = (y * y).sum(-1)
         best_sse, best_params = [], []
+        e_ec = torch.empty_like(y)
         for odi in ODI_GRID:
             kappa = kappa_from_odi(torch.tensor([odi], dtype=dt, device=dev)).clamp(max=KAPPA_MAX)
-            watson, tau = watson_terms(kappa, stick)
-            tau = float(tau)  # one κ for every voxel: the grid's diffusivities are float64 scalars
-            e_ic = _watson_stick_from_coefficients(watson.expand(len(y), -1), stick, cos_alpha)
+            tau = float(watson_tau(kappa))  # one κ for every voxel: the grid's diffusivities are scalars
+            e_ic = _watson_stick(kappa, cos_alpha, stick)[0]  # κ (1,) broadcast over the voxels
+            const, slope = zeppelin_log_terms(tau, c2, bvals, self.d_par)
+            # Gram entries of tissue = ν·e_ic + (1 − ν)·e_ec against itself, free water and the data,
+            # from row-wise dot products (the e_ic ones once per ODI).
+            ic_ic, ic_iso, ic_y = vecdot(e_ic, e_ic), e_ic @ e_iso, vecdot(e_ic, y)
             for ndi in NDI_GRID:
-                e_ec, _ = dispersed_zeppelin(ndi, tau, c2, bvals, self.d_par)
-                tissue = ndi * e_ic + (1 - ndi) * e_ec
-                tt, ti, yt = (tissue * tissue).sum(-1), tissue @ e_iso, (y * tissue).sum(-1)
-                a, c, sse = _nonnegative_pair(tt, ti, ii, yt, yi, yy)
-                s0 = (a + c).clamp_min(1e-6)
+                torch.exp(torch.add(const, slope, alpha=ndi), out=e_ec)
+                nu, rest = ndi, 1.0 - ndi
+                tt = nu * nu * ic_ic + 2 * nu * rest * vecdot(e_ec, e_ic) + rest * rest * vecdot(e_ec, e_ec)
+                ti = nu * ic_iso + rest * (e_ec @ e_iso)
+                yt = nu * ic_y + rest * vecdot(e_ec, y)
+                a_, c, sse = _nonnegative_pair(tt, ti, ii, yt, yi, yy)
+                s0 = (a_ + c).clamp_min(1e-6)
                 fwf = (c / s0).clamp(_EPS, 1 - _EPS)
                 best_sse.append(sse)
                 best_params.append(torch.stack([torch.full_like(s0, ndi), torch.full_like(s0, odi), fwf, s0], -1))

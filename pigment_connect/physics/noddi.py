@@ -37,7 +37,7 @@ import torch
 __all__ = [
     "D_PAR", "D_ISO", "KAPPA_MAX",
     "kappa_from_odi", "odi_from_kappa", "watson_tau", "watson_stick_signal", "noddi_signal", "legendre_order",
-    "stick_coefficients", "noddi_compartments", "watson_terms", "dispersed_zeppelin",
+    "stick_coefficients", "noddi_compartments", "dispersed_zeppelin", "zeppelin_log_terms",
 ]
 
 D_PAR = 1.7e-3
@@ -88,8 +88,8 @@ def _stick_coefficients_np(beta: np.ndarray, l_max: int) -> np.ndarray:
 def legendre_order(beta_max: float, *, tol: float = 1e-9) -> int:
     """Smallest even l_max whose dropped stick coefficients are all below ``tol`` at β ≤ beta_max."""
     coef = np.abs(_stick_coefficients_np(np.linspace(0.0, max(beta_max, 0.0), 64), 120)).max(axis=0)
-    above = np.nonzero(coef > tol)[0]
-    return int(2 * (above.max() + 1)) if above.size else 0
+    above = np.nonzero(coef > tol)[0]  # index k holds l = 2k
+    return int(2 * above.max()) if above.size else 0
 
 
 def watson_tau(kappa: torch.Tensor) -> torch.Tensor:
@@ -102,11 +102,17 @@ def _tau_from_coefficients(watson: torch.Tensor) -> torch.Tensor:
     return (2.0 * watson[..., 1] + 1.0) / 3.0
 
 
-def _watson_coefficients(kappa: torch.Tensor, l_max: int) -> torch.Tensor:
-    """(..., L) ŵ_l(κ)/ŵ_0(κ) for even l ≤ l_max."""
+def _watson_coefficients(kappa: torch.Tensor, l_max: int, *, derivative: bool = False):
+    """(..., L) ŵ_l(κ)/ŵ_0(κ) for even l ≤ l_max; with ``derivative`` also their κ-derivative
+    ⟨(t² − 1)P_l⟩ − ⟨t² − 1⟩⟨P_l⟩ (a covariance under the same quadrature), as a pair."""
     t, w, vander = _quadrature(l_max, kappa.dtype, str(kappa.device))
-    dens = torch.exp(kappa[..., None] * (t * t - 1.0)) * w
-    return (dens @ vander.T) / dens.sum(-1, keepdim=True)
+    s = t * t - 1.0
+    dens = torch.exp(kappa[..., None] * s) * w
+    norm = dens.sum(-1, keepdim=True)
+    coef = (dens @ vander.T) / norm
+    if not derivative:
+        return coef
+    return coef, ((dens * s) @ vander.T) / norm - coef * ((dens @ s[:, None]) / norm)
 
 
 @lru_cache(maxsize=16)
@@ -119,25 +125,117 @@ def _chebyshev_from_legendre(l_max: int) -> np.ndarray:
     return np.polynomial.chebyshev.chebfit(2.0 * nodes - 1.0, values, k_max)
 
 
-def _clenshaw_even_derivative(coef: torch.Tensor, cos_alpha: torch.Tensor) -> torch.Tensor:
-    """d/d(cos α) of :func:`_clenshaw_even`: with u = 2cos²α − 1, T_j'(u) = j U_{j−1}(u), summed by
-    Clenshaw's recurrence for Chebyshev polynomials of the second kind, times du/dcos α = 4 cos α."""
-    u = 2.0 * cos_alpha * cos_alpha - 1.0
-    b1 = torch.zeros_like(u)
-    b2 = torch.zeros_like(u)
-    for k in range(coef.shape[1] - 2, -1, -1):  # Σ_k (k+1)·coef_{k+1}·U_k(u)
-        b1, b2 = (k + 1) * coef[:, k + 1] + 2.0 * u * b1 - b2, b1
-    return 4.0 * cos_alpha * b1
+def _mix_matrices(stick: torch.Tensor) -> torch.Tensor:
+    """(K+1, L, N): entry [j, l, n] is the coefficient of T_j(2cos²α − 1) that Legendre term l of
+    measurement n contributes, so that Chebyshev coefficient j of a voxel is ``watson @ mix[j]``."""
+    l_max = 2 * (stick.shape[-1] - 1)
+    cheb = torch.as_tensor(_chebyshev_from_legendre(l_max), dtype=stick.dtype, device=stick.device)  # (K+1, L)
+    return (cheb[:, :, None] * stick.T[None, :, :]).contiguous()
 
 
-def _clenshaw_even(coef: torch.Tensor, cos_alpha: torch.Tensor) -> torch.Tensor:
-    """Σ_j coef[:, j] T_j(2 cos²α − 1) by Clenshaw's recurrence; coef (V, K+1, N) → (V, N)."""
-    u = 2.0 * cos_alpha * cos_alpha - 1.0
-    b1 = torch.zeros_like(u)
-    b2 = torch.zeros_like(u)
-    for j in range(coef.shape[1] - 1, 0, -1):
-        b1, b2 = coef[:, j] + 2.0 * u * b1 - b2, b1
-    return coef[:, 0] + u * b1 - b2
+def _clenshaw_fused(watson: torch.Tensor, mix: torch.Tensor, cos_alpha: torch.Tensor, *, derivative: bool = False,
+                    dwatson: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Σ_j c_j T_j(u), u = 2cos²α − 1, with c_j = ``watson @ mix[j]`` (V or 1, N) formed inside the
+    loop (no (V, K+1, N) intermediate), by Clenshaw's recurrence.
+
+    Returns [value] plus, with ``derivative``, d/d(cos α) = 4 cos α Σ_j j c_j U_{j−1}(u) (a second
+    Clenshaw recurrence, for Chebyshev polynomials of the second kind, sharing c_j), plus, with
+    ``dwatson``, the same sum with ``dwatson`` in place of ``watson`` (a derivative in κ).
+
+    A kernel: it updates its buffers in place (the recurrences are memory-bound, and fresh
+    temporaries cost as much as the arithmetic), so autograd cannot trace it; :class:`_WatsonStick`
+    supplies its gradients.
+    """
+    u2 = 4.0 * cos_alpha * cos_alpha - 2.0  # 2u
+    b1, b2 = torch.zeros_like(u2), torch.zeros_like(u2)
+    c1, c2 = (torch.zeros_like(u2), torch.zeros_like(u2)) if derivative else (None, None)
+    d1, d2 = (torch.zeros_like(u2), torch.zeros_like(u2)) if dwatson is not None else (None, None)
+    cj = torch.empty((watson.shape[0], mix.shape[-1]), dtype=u2.dtype, device=u2.device)
+    for j in range(mix.shape[0] - 1, 0, -1):  # b_j = c_j + 2u·b_{j+1} − b_{j+2}, written over b_{j+2}
+        torch.mm(watson, mix[j], out=cj)
+        b1, b2 = torch.sub(cj, b2, out=b2).addcmul_(u2, b1), b1
+        if derivative:
+            c1, c2 = c2.sub_(cj, alpha=j).neg_().addcmul_(u2, c1), c1
+        if dwatson is not None:
+            torch.mm(dwatson, mix[j], out=cj)
+            d1, d2 = torch.sub(cj, d2, out=d2).addcmul_(u2, d1), d1
+    u2.mul_(0.5)  # u
+    torch.mm(watson, mix[0], out=cj)
+    out = [torch.sub(cj, b2, out=b2).addcmul_(u2, b1)]
+    if derivative:
+        out.append(c1.mul_(cos_alpha).mul_(4.0))
+    if dwatson is not None:
+        torch.mm(dwatson, mix[0], out=cj)
+        out.append(torch.sub(cj, d2, out=d2).addcmul_(u2, d1))
+    return out
+
+
+class _WatsonStick(torch.autograd.Function):
+    """E_ic(κ, cos α) and, when asked, its derivatives in cos α and κ, from the fused kernel.
+
+    Inputs: κ (V,) or (1,) (one κ broadcast over voxels), cos α (V, N), then constants: the Watson
+    coefficients of κ (V or 1, L) and, for derivatives, their κ-derivatives (else None), and the
+    :func:`_mix_matrices` of the protocol. Outputs E (V, N), dE/dcos α and dE/dκ (V, N; empty
+    when not computed; not differentiable). Backward and forward-mode derivatives of E come from
+    the two derivative maps.
+    """
+
+    @staticmethod
+    def forward(kappa, cos_alpha, watson, dwatson, mix):
+        if dwatson is None:
+            value = _clenshaw_fused(watson, mix, cos_alpha)[0]
+            empty = value.new_empty(0)
+            return value, empty, empty
+        value, d_cos, d_kappa = _clenshaw_fused(watson, mix, cos_alpha, derivative=True, dwatson=dwatson)
+        return value, d_cos, d_kappa
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        kappa, _, _, dwatson, _ = inputs
+        _, d_cos, d_kappa = output
+        ctx.mark_non_differentiable(d_cos, d_kappa)
+        ctx.kappa_shape = kappa.shape
+        ctx.has_derivatives = dwatson is not None
+        ctx.save_for_backward(d_cos, d_kappa)
+        ctx.save_for_forward(d_cos, d_kappa)
+
+    @staticmethod
+    def _derivatives(ctx) -> tuple[torch.Tensor, torch.Tensor]:
+        if not ctx.has_derivatives:
+            raise RuntimeError("the Watson stick was evaluated without derivatives (grad mode was off)")
+        return ctx.saved_tensors
+
+    @staticmethod
+    def backward(ctx, grad, _grad_dcos, _grad_dkappa):
+        d_cos, d_kappa = _WatsonStick._derivatives(ctx)
+        g_kappa = (grad * d_kappa).sum_to_size((ctx.kappa_shape[0], grad.shape[-1])).sum(-1)
+        return g_kappa, grad * d_cos, None, None, None
+
+    @staticmethod
+    def jvp(ctx, t_kappa, t_cos, *_):
+        d_cos, d_kappa = _WatsonStick._derivatives(ctx)
+        tangent = torch.zeros_like(d_cos)
+        if t_kappa is not None:
+            tangent = tangent + d_kappa * t_kappa[:, None]
+        if t_cos is not None:
+            tangent = tangent + d_cos * t_cos
+        return tangent, None, None
+
+
+def _watson_stick(kappa: torch.Tensor, cos_alpha: torch.Tensor, stick: torch.Tensor, *, derivatives: bool = False
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """E_ic (V, N), dE/dcos α and dE/dκ (V, N; empty unless computed), the Watson coefficients
+    (V or 1, L ≥ 2; differentiable in κ, for τ) and their κ-derivatives (None unless computed) for
+    κ (V,) or (1,). Derivatives are computed when asked, or when autograd may need them (grad mode on)."""
+    l_max = max(2 * (stick.shape[-1] - 1), 2)
+    n = stick.shape[-1]
+    if derivatives or torch.is_grad_enabled():
+        watson, dwatson = _watson_coefficients(kappa, l_max, derivative=True)
+    else:
+        watson, dwatson = _watson_coefficients(kappa, l_max), None
+    value, d_cos, d_kappa = _WatsonStick.apply(kappa, cos_alpha, watson[:, :n].detach(),
+                                               None if dwatson is None else dwatson[:, :n].detach(), _mix_matrices(stick))
+    return value, d_cos, d_kappa, watson, dwatson
 
 
 def stick_coefficients(beta: torch.Tensor, l_max: int) -> torch.Tensor:
@@ -168,62 +266,62 @@ def watson_stick_signal(kappa: torch.Tensor, beta: torch.Tensor, cos_alpha: torc
         if l_max is None:
             l_max = legendre_order(float(beta.max()) if beta.numel() else 0.0)
         stick = stick_coefficients(beta.to(kappa.dtype), l_max)
-    return _watson_stick_from_coefficients(_watson_coefficients(kappa, l_max), stick, cos_alpha)
+    return _watson_stick(kappa, cos_alpha, stick)[0]
 
 
-def _watson_stick_from_coefficients(watson: torch.Tensor, stick: torch.Tensor, cos_alpha: torch.Tensor, *,
-                                    derivative: bool = False):
-    """E_ic (V, N) from Watson (V, L) and stick (N, L) even-Legendre coefficients; with
-    ``derivative`` also dE_ic/d(cos α), as a pair."""
-    l_max = 2 * (stick.shape[-1] - 1)
-    cheb = torch.as_tensor(_chebyshev_from_legendre(l_max), dtype=watson.dtype, device=watson.device)  # (K+1, L)
-    n_meas, n_coef = stick.shape[0], cheb.shape[0]
-    mix = (cheb[:, :, None] * stick.T[None, :, :]).permute(1, 0, 2).reshape(cheb.shape[1], n_coef * n_meas)
-    coef = (watson @ mix).reshape(-1, n_coef, n_meas)  # Chebyshev coefficients per voxel and measurement
-    if derivative:
-        return _clenshaw_even(coef, cos_alpha), _clenshaw_even_derivative(coef, cos_alpha)
-    return _clenshaw_even(coef, cos_alpha)
-
-
-def watson_terms(kappa: torch.Tensor, stick: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Watson coefficients matched to ``stick`` (V, L) and τ (V, 1) for concentrations κ (V,)."""
-    watson = _watson_coefficients(kappa, max(2 * (stick.shape[-1] - 1), 2))
-    return watson[:, : stick.shape[-1]], _tau_from_coefficients(watson)[:, None]
-
-
-def dispersed_zeppelin(ndi: torch.Tensor, tau: torch.Tensor, cos2: torch.Tensor, bvals: torch.Tensor,
+def zeppelin_log_terms(tau: torch.Tensor | float, cos2: torch.Tensor, bvals: torch.Tensor,
                        d_par: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Extra-neurite attenuation (V, N) and its axial − radial diffusivity (V, 1).
+    """ln E_ec = ``const`` + ν·``slope``: the dispersed tortuous zeppelin's log-attenuation is linear
+    in the neurite density ν.
 
-    ``ndi`` (V, 1) or scalar, ``tau`` (V, 1) or scalar, ``cos2`` (V, N) squared cosines to μ.
+    With d⊥ = d∥(1 − ν), the Watson average has axial diffusivity d∥ − ν d∥ (1 − τ) and radial
+    d∥ − ν d∥ (1 + τ)/2, so ln E_ec = −b d∥ + ν b d∥ [(1 + τ)/2 − (3τ − 1)/2 · cos²α].
+
+    ``tau`` (V, 1) or scalar, ``cos2`` (V, N) squared cosines to μ. Returns const (N,), slope (V, N).
     """
-    d_perp = d_par * (1.0 - ndi)
-    ax = d_perp + (d_par - d_perp) * tau
-    rad = d_perp + (d_par - d_perp) * 0.5 * (1.0 - tau)
-    return torch.exp(-bvals * (rad + (ax - rad) * cos2)), ax - rad
+    beta = bvals * d_par
+    return -beta, beta * ((1.0 + tau) / 2.0 - (3.0 * tau - 1.0) / 2.0 * cos2)
+
+
+def dispersed_zeppelin(ndi: torch.Tensor | float, tau: torch.Tensor | float, cos2: torch.Tensor,
+                       bvals: torch.Tensor, d_par: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Extra-neurite attenuation E_ec (V, N) and ∂ln E_ec/∂ν (V, N) (see :func:`zeppelin_log_terms`).
+
+    ``ndi`` (V, 1) or scalar, ``tau`` (V, 1) or scalar, ``cos2`` (V, N).
+    """
+    const, slope = zeppelin_log_terms(tau, cos2, bvals, d_par)
+    return torch.exp(const + ndi * slope), slope
 
 
 def noddi_compartments(ndi: torch.Tensor, odi: torch.Tensor, mu: torch.Tensor, bvals: torch.Tensor,
                        bvecs: torch.Tensor, *, d_par: float = D_PAR, l_max: int | None = None,
                        stick: torch.Tensor | None = None, derivatives: bool = False) -> dict[str, torch.Tensor]:
     """The NODDI compartments' attenuations, each (V, N): ``ic`` (Watson sticks), ``ec`` (dispersed
-    tortuous zeppelin), and what derivatives need: ``tau`` (V, 1), ``cos`` and ``cos2`` (V, N); with
-    ``derivatives``, ``dic_dcos`` and ``dec_dcos`` (V, N), derivatives in cos α = g·μ."""
-    kappa = kappa_from_odi(odi).clamp(max=KAPPA_MAX)
+    tortuous zeppelin), and what derivatives need: ``tau`` (V, 1), ``cos`` and ``cos2`` (V, N).
+
+    With ``derivatives`` also ``dic_dcos``, ``dec_dcos`` (V, N), derivatives in cos α = g·μ;
+    ``ec_slope`` (V, N) = ∂ln E_ec/∂ν;
+    ``dic_dkappa`` (V, N) and ``dtau_dkappa`` (V, 1), derivatives in κ (zero where κ is clamped at
+    :data:`KAPPA_MAX`); and ``kappa`` (V,).
+    """
+    kappa_raw = kappa_from_odi(odi)
+    kappa = kappa_raw.clamp(max=KAPPA_MAX)
     cos_alpha = (mu @ bvecs.T).clamp(-1.0, 1.0)  # (V, N)
     if stick is None:
         stick = stick_coefficients(bvals * d_par, l_max if l_max is not None else legendre_order(
             float(bvals.max()) * d_par if bvals.numel() else 0.0))
-    watson, tau = watson_terms(kappa, stick)
-    out = {}
-    if derivatives:
-        e_ic, out["dic_dcos"] = _watson_stick_from_coefficients(watson, stick, cos_alpha, derivative=True)
-    else:
-        e_ic = _watson_stick_from_coefficients(watson, stick, cos_alpha)
     c2 = cos_alpha * cos_alpha
-    e_ec, ax_minus_rad = dispersed_zeppelin(ndi[:, None], tau, c2, bvals, d_par)
+    out = {}
+    e_ic, dic_dcos, dic_dk, watson, dwatson = _watson_stick(kappa, cos_alpha, stick, derivatives=derivatives)
+    tau = _tau_from_coefficients(watson)[:, None]
     if derivatives:
-        out["dec_dcos"] = e_ec * (-bvals * ax_minus_rad * 2.0 * cos_alpha)
+        dtau = (2.0 / 3.0) * dwatson[:, 1:2]
+        free = (kappa_raw < KAPPA_MAX).to(kappa.dtype)[:, None]
+        out.update(dic_dcos=dic_dcos, dic_dkappa=dic_dk * free, dtau_dkappa=dtau * free, kappa=kappa)
+    e_ec, ec_slope = dispersed_zeppelin(ndi[:, None], tau, c2, bvals, d_par)
+    if derivatives:
+        out["dec_dcos"] = e_ec * (-bvals * d_par * ndi[:, None] * (3.0 * tau - 1.0) * cos_alpha)
+        out["ec_slope"] = ec_slope
     out.update(ic=e_ic, ec=e_ec, tau=tau, cos=cos_alpha, cos2=c2)
     return out
 
