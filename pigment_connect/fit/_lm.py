@@ -13,14 +13,15 @@ from torch.func import jvp
 __all__ = ["levenberg_marquardt"]
 
 
-def _jacobian(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def _jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor, *constants: torch.Tensor) -> torch.Tensor:
     """(V, P, M): one forward-mode pass per parameter. Voxels are independent, so a unit tangent on
-    parameter p of every voxel at once yields column p of every voxel's Jacobian."""
+    parameter p of every voxel at once yields column p of every voxel's Jacobian. ``constants``
+    are passed to ``model`` after x and not differentiated."""
     cols = []
     for p in range(x.shape[-1]):
         tangent = torch.zeros_like(x)
         tangent[:, p] = 1.0
-        cols.append(jvp(model, (x,), (tangent,))[1])
+        cols.append(jvp(lambda v: model(v, *constants), (x,), (tangent,))[1])
     return torch.stack(cols, 1)
 
 
@@ -58,6 +59,7 @@ def levenberg_marquardt(
     lam0: float = 1e-2,
     tol: float = 1e-7,
     jacobian: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "forward",
+    constants: tuple[torch.Tensor, ...] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise per voxel, from ``x0`` (V, P).
 
@@ -76,6 +78,9 @@ def levenberg_marquardt(
         callable (x, prediction) → (V, P, M) supplied by the model, or ``"joint"``: ``model``
         returns (prediction, Jacobian) together, so every trial point's Jacobian comes with its
         prediction and an accepted step needs no second evaluation.
+    constants : per-voxel tensors (V, ...) the model needs besides x (e.g. a reference frame); the
+        solver passes the rows of the voxels it evaluates to ``model`` after x (``"forward"`` and
+        ``"finite"`` Jacobians only).
 
     Returns
     -------
@@ -87,12 +92,14 @@ def levenberg_marquardt(
         raise ValueError(f"jacobian must be 'forward', 'finite', 'joint' or a callable, got {jacobian!r}")
     joint = jacobian == "joint"
     x = x0.clone()
+    if constants and jacobian not in ("forward", "finite"):
+        raise ValueError("constants need jacobian='forward' or 'finite'")
     if joint:  # keep only the normal equations of each voxel's current point, never (V, M, P)
         pred, J = model(x)
         r = residual(pred, *data)
         JtJ, g = _normal_equations(J, r)
     else:
-        pred = model(x)
+        pred = model(x, *constants)
         r = residual(pred, *data)
     f = cost(pred, r, *data)
     lam = torch.full_like(f, lam0)
@@ -104,15 +111,16 @@ def levenberg_marquardt(
         idx = active.nonzero()[:, 0]
         xa, fa = x[idx], f[idx]
         da = tuple(d[idx] for d in data)
+        ca = tuple(c[idx] for c in constants)
         if joint:
             JtJa, ga = JtJ[idx], g[idx]
         else:
             if callable(jacobian):
                 Ja = jacobian(xa, pred[idx])  # (A, P, M)
             elif jacobian == "forward":
-                Ja = _jacobian(model, xa)
+                Ja = _jacobian(model, xa, *ca)
             else:
-                Ja = _jacobian_fd(model, xa, pred[idx])
+                Ja = _jacobian_fd(lambda v: model(v, *ca), xa, pred[idx])
             JtJa, ga = _normal_equations(Ja, r[idx])
         diag = torch.diagonal(JtJa, dim1=1, dim2=2).clamp_min(1e-12)
         A = JtJa + lam[idx, None, None] * torch.diag_embed(diag) + 1e-12 * eye
@@ -121,7 +129,7 @@ def levenberg_marquardt(
         if joint:
             pred_new, J_new = model(x_new)
         else:
-            pred_new = model(x_new)
+            pred_new = model(x_new, *ca)
         r_new = residual(pred_new, *da)
         f_new = cost(pred_new, r_new, *da)
         ok = torch.isfinite(f_new) & (f_new < fa)

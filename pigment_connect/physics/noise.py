@@ -25,16 +25,19 @@ def _log_i0(x: torch.Tensor) -> torch.Tensor:
     return torch.log(torch.special.i0e(x)) + x
 
 
-def rician_nll(nu: torch.Tensor, m: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+def rician_nll(nu: torch.Tensor, m: torch.Tensor, sigma: torch.Tensor | float,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
     """Σ −log p(m | ν, σ), p = (m/σ²) exp(−(m² + ν²)/(2σ²)) I₀(mν/σ²) (Gudbjartsson & Patz 1995).
 
-    ``m`` must be positive (magnitudes); ``nu`` is clamped at 0.
+    ``m`` must be positive (magnitudes); ``nu`` is clamped at 0. ``weights`` (N,): optional weight of
+    each measurement's term (a tempered likelihood).
     """
     sigma = torch.as_tensor(sigma, dtype=nu.dtype, device=nu.device)
     s2 = sigma**2
     nu = nu.clamp_min(0.0)
     m = m.clamp_min(torch.finfo(m.dtype).tiny)
-    return (-torch.log(m / s2) + (m * m + nu * nu) / (2 * s2) - _log_i0(m * nu / s2)).sum(-1)
+    terms = -torch.log(m / s2) + (m * m + nu * nu) / (2 * s2) - _log_i0(m * nu / s2)
+    return (terms if weights is None else terms * weights).sum(-1)
 
 
 def rician_expected_residual(nu: torch.Tensor, m: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:

@@ -1,0 +1,248 @@
+"""PIGMENT zero-shot fit: the tissue prior adapted to one subject's own measurements.
+
+Per voxel the unknowns are a latent code z of the prior (``latent_dim``), a rotation (the fibre
+frame, 3 numbers through a Cayley map around the WLS tensor's eigenvectors) and S0. The decoded
+tissue (:mod:`pigment_connect.prior.tissue`) predicts the signal of the voxel's *own* gradient
+table through two physics models — the kurtosis model for b ≤ 3000 s/mm² and NODDI-Watson for
+every measurement — and the fit maximises
+
+    log p(data | z, R, S0)  +  log N(z; 0, I)
+
+(Gaussian or Rician likelihood; measurements seen by both models count half in each, so the
+evidence is counted once) by batched Levenberg–Marquardt, with the prior entering as
+pseudo-observations z·σ. Any table that determines a tensor works — down to 1 b0 + 6 directions —
+because what the data leave open (kurtosis on one shell, NODDI's compartments without a second
+shell) is supplied by the prior's joint distribution of the three models' parameters.
+
+Uncertainty is the Laplace approximation at the optimum: the posterior covariance of the
+variables is the inverse Gauss–Newton Hessian, pushed through the maps' Jacobian.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from .._typing import PathLike
+from ..errors import InputError, InputWarning
+from ..io.dwi import DiffusionData
+from ..io.gradients import GradientTable
+from ..io.maps import MicrostructureMaps
+from ..physics.dti import tensor_from_six
+from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
+from ..physics.noise import estimate_sigma_b0, rician_expected_residual, rician_nll
+from ..prior.network import TissuePrior, load_prior
+from ..prior.tissue import FEATURES, MAP_NAMES, cayley_rotation, dki_tissue_signal, noddi_tissue_signal, tissue_maps
+from ._lm import _jacobian, levenberg_marquardt
+from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
+from .voxelwise import check_fit_method, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
+
+__all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS"]
+
+FIT_METHODS = ("NLLS", "RNLLS")
+DKI_MAX_B = 3000.0
+"""Largest b-value (s/mm²) the kurtosis model is asked to explain."""
+DEFAULT_SNR = 30.0
+"""b=0 SNR assumed when σ can be neither given nor estimated (one b=0 volume)."""
+UNCERTAIN_MAPS = ("fa", "md", "mk", "ndi", "odi", "fwf")
+"""Maps given a posterior standard deviation."""
+
+
+class PigmentModel:
+    """PIGMENT for one gradient table.
+
+    Parameters
+    ----------
+    gtab : any table that determines a diffusion tensor (≥ 1 b=0, ≥ 6 non-collinear directions).
+    prior : a :class:`~pigment_connect.prior.TissuePrior`, a path to one, or None for the shipped prior.
+    fit_method : ``"RNLLS"`` (Rician likelihood, default) or ``"NLLS"`` (Gaussian).
+    sigma : noise σ in signal units; default estimated from repeated b=0 volumes, else assumed from
+        an SNR of 30 on b=0 (with a warning: pass ``sigma`` for a calibrated prior weight).
+    feature_sigma : how far (in standardised feature units) a voxel's tissue may leave the prior's
+        manifold: the features are free variables with the penalty ‖(f − G(z))/feature_sigma‖²/2,
+        the VAE's own decoder likelihood widened from its training value 0.1 so that real tissue
+        the simulations did not cover can still be fitted where the data determine it.
+    n_iter : Levenberg–Marquardt iterations. n_init : prior samples searched for each voxel's start.
+    seed : seeds the start search (same input + same seed = same output).
+    uncertainty : also return posterior standard deviations of :data:`UNCERTAIN_MAPS`.
+    device : default CUDA when available. dtype : float32 (default) or float64.
+    chunk_size : voxels per batch (bounds memory).
+    """
+
+    def __init__(self, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None, fit_method: str = "RNLLS",
+                 sigma: float | None = None, n_iter: int = 30, n_init: int = 256, seed: int = 0,
+                 feature_sigma: float = 0.3, uncertainty: bool = True, device: torch.device | str | None = None,
+                 dtype: torch.dtype = torch.float32, chunk_size: int = 4096) -> None:
+        check_fit_method(fit_method, FIT_METHODS)
+        check_tensor_protocol(gtab)
+        if gtab.n_b0 == 0:
+            raise InputError("PIGMENT needs at least one b=0 volume to anchor S0.", file=gtab.source,
+                             fix="include a b=0 volume.")
+        if sigma is not None and not sigma > 0:
+            raise InputError(f"noise σ must be positive, got {sigma}.")
+        if n_iter < 1 or n_init < 1:
+            raise InputError(f"n_iter and n_init must be ≥ 1, got {n_iter} and {n_init}.")
+        self.gtab = gtab
+        self.prior = prior if isinstance(prior, TissuePrior) else load_prior(prior)
+        self.fit_method, self.sigma = fit_method, sigma
+        self.n_iter, self.n_init, self.seed = int(n_iter), int(n_init), int(seed)
+        self.uncertainty = bool(uncertainty)
+        if not feature_sigma > 0:
+            raise InputError(f"feature_sigma must be positive, got {feature_sigma}.")
+        self.feature_sigma = float(feature_sigma)
+        self.device, self.dtype, self.chunk_size = device, dtype, int(chunk_size)
+
+    def _noise_sigma(self, signal: np.ndarray) -> float:
+        if self.sigma is not None:
+            return float(self.sigma)
+        b0 = signal[:, self.gtab.b0s_mask]
+        if b0.shape[1] >= 2:
+            return float(estimate_sigma_b0(torch.as_tensor(b0)))
+        s0 = float(np.median(b0)) if b0.size else 1.0
+        warnings.warn(f"one b=0 volume: the noise σ cannot be estimated; assuming SNR {DEFAULT_SNR:g} on b=0 "
+                      f"(σ = {s0 / DEFAULT_SNR:.4g}). Pass sigma= for a calibrated balance of data and prior.",
+                      InputWarning, stacklevel=3)
+        return s0 / DEFAULT_SNR
+
+    def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None,
+            progress: bool = False) -> PigmentFit:
+        """Fit the voxels of ``mask``; returns a :class:`PigmentFit`."""
+        vox = extract_voxels(dwi, self.gtab, mask)
+        device = resolve_device(self.device)
+        dt = self.dtype
+        sigma = self._noise_sigma(vox.signal) if len(vox.signal) else 1.0
+        prior = self.prior.to(device=device, dtype=dt)
+        bvals, bvecs = gradient_tensors(self.gtab, device, dt)
+        dki_rows = torch.nonzero(bvals <= DKI_MAX_B)[:, 0]
+        # Each measurement's likelihood weight: ½ where both models explain it, 1 where only NODDI does.
+        weights = torch.cat([torch.full((len(dki_rows),), 0.5, dtype=dt, device=device),
+                             torch.where(bvals <= DKI_MAX_B, 0.5, 1.0).to(dt)])
+        stick = stick_coefficients(bvals * D_PAR, legendre_order(float(bvals.max()) * D_PAR,
+                                                                 tol=1e-7 if dt == torch.float32 else 1e-9))
+        X = torch.as_tensor(design_matrix(self.gtab), dtype=torch.float64, device=device)
+        floor = signal_floor(vox.signal, None)
+        gen = torch.Generator().manual_seed(self.seed)
+        z_bank = torch.cat([torch.zeros(1, prior.latent_dim), torch.randn(self.n_init - 1, prior.latent_dim,
+                                                                           generator=gen)]).to(device, dt)
+        with torch.no_grad():
+            bank_logev = torch.sort(prior.decode(z_bank)[:, :3], -1, descending=True).values
+        rician = self.fit_method == "RNLLS"
+        d = prior.latent_dim
+        n_sig = len(weights)
+
+        nf = len(FEATURES)
+        sd = self.feature_sigma
+
+        def predict(x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+            """x = (features (9), z (d), ω (3), log S0) → (signals, prior pseudo-observations)."""
+            feats, z = x[:, :nf], x[:, nf:nf + d]
+            rot = cayley_rotation(x[:, nf + d:nf + d + 3], base)
+            s0 = torch.exp(x[:, nf + d + 3])
+            dki = dki_tissue_signal(s0, feats, rot, bvals[dki_rows], bvecs[dki_rows])
+            noddi = noddi_tissue_signal(s0, feats, rot, bvals, bvecs, stick=stick)
+            off_manifold = ((feats - prior.mean) / prior.std - prior.decoder(z)) / sd
+            return torch.cat([dki, noddi, off_manifold, z], -1)
+
+        sqrt_w = weights.sqrt()
+
+        def residual(pred, y, sig):
+            head = pred[:, :n_sig]
+            r = head - y if not rician else -rician_expected_residual(head, y, sig)
+            return torch.cat([r * sqrt_w, pred[:, n_sig:] * sig], -1)
+
+        def cost(pred, r, y, sig):
+            if not rician:
+                return 0.5 * (r * r).sum(-1)
+            return rician_nll(pred[:, :n_sig], y, sig, weights) * sig[:, 0] ** 2 + 0.5 * (r[:, n_sig:] ** 2).sum(-1)
+
+        def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
+            beta = weighted_log_linear(signal, X, floor=floor)
+            evals, evecs = torch.linalg.eigh(tensor_from_six(beta[:, :6]).cpu())
+            evals, evecs = evals.flip(-1).to(device, dt), evecs.flip(-1).to(device, dt)
+            evecs = evecs * torch.where(torch.linalg.det(evecs) < 0, -1.0, 1.0)[:, None, None].to(dt)
+            logev = torch.log(evals.clamp_min(1e-5))
+            start = torch.cdist(logev, bank_logev).argmin(-1)
+            y_all = signal.to(dt)
+            scale = y_all.amax(-1).clamp_min(1e-12)
+            y = torch.cat([y_all[:, dki_rows], y_all], -1) / scale[:, None]
+            sig = (sigma / scale)[:, None]
+            s0_start = torch.exp(beta[:, 6].to(dt)) / scale
+            z0 = z_bank[start]
+            f0 = prior.decode(z0)
+            f0 = torch.cat([logev, f0[:, 3:]], -1)  # the tensor from the data, the rest from the prior
+            x0 = torch.cat([f0, z0, torch.zeros(len(signal), 3, dtype=dt, device=device),
+                            torch.log(s0_start.clamp(1e-3, 10.0))[:, None]], -1)
+            with torch.enable_grad():  # forward-mode derivatives of the Watson sum need grad mode
+                x, _ = levenberg_marquardt(predict, x0, (y, sig), residual=residual, cost=cost, n_iter=self.n_iter,
+                                           tol=1e-6, constants=(evecs,))
+            feats = x[:, :nf]
+            rot = cayley_rotation(x[:, nf + d:nf + d + 3], evecs)
+            out = dict(tissue_maps(feats))
+            ev = torch.exp(feats[:, :3])
+            principal = ev.argmax(-1)
+            out["evec1"] = torch.gather(rot, 2, principal[:, None, None].expand(-1, 3, 1))[..., 0]
+            tensor = (rot * ev[:, None, :]) @ rot.transpose(1, 2)
+            out["tensor"] = torch.stack([tensor[:, 0, 0], tensor[:, 1, 1], tensor[:, 2, 2], tensor[:, 0, 1],
+                                         tensor[:, 0, 2], tensor[:, 1, 2]], -1)
+            out["s0"] = torch.exp(x[:, nf + d + 3]) * scale
+            pred = predict(x, evecs)[:, :n_sig]
+            out["nrmse"] = torch.sqrt((((pred - y) ** 2) * weights).sum(-1) / weights.sum())
+            out["latent"] = x[:, nf:nf + d]
+            if self.uncertainty:
+                with torch.enable_grad():
+                    out.update(_laplace_std(predict, x, evecs, sig, sqrt_w, n_sig))
+            return out
+
+        out = run_chunked(solve, vox.signal, chunk_size=self.chunk_size, device=device, dtype=torch.float64,
+                          progress=progress, desc="PIGMENT fit")
+        if not out:
+            raise InputError("the mask selects no voxel: nothing to fit.", file=vox.source, fix="check the mask.")
+        return PigmentFit(self, {k: vox.scatter(v) for k, v in out.items()}, vox.mask, vox.affine, sigma)
+
+
+def _laplace_std(model, x, base, sig, sqrt_w, n_sig) -> dict[str, torch.Tensor]:
+    """Posterior standard deviations of :data:`UNCERTAIN_MAPS` (Laplace approximation)."""
+    J = _jacobian(model, x, base)  # (V, P, M)
+    J = torch.cat([J[..., :n_sig] * sqrt_w / sig[:, :, None], J[..., n_sig:]], -1)  # whitened: data / σ, prior rows
+    H = J @ J.transpose(1, 2)
+    cov = torch.linalg.inv(H + 1e-9 * torch.eye(H.shape[-1], dtype=H.dtype, device=H.device))
+
+    def maps_of_features(f):
+        m = tissue_maps(f)
+        return torch.stack([m[n] for n in UNCERTAIN_MAPS], -1)
+
+    nf = len(FEATURES)
+    Jm = _jacobian(maps_of_features, x[:, :nf])  # (V, 9, n_maps)
+    var = torch.einsum("vpm,vpq,vqm->vm", Jm, cov[:, :nf, :nf], Jm)
+    return {f"{n}_std": torch.sqrt(var[:, i].clamp_min(0)) for i, n in enumerate(UNCERTAIN_MAPS)}
+
+
+class PigmentFit:
+    """Result of :meth:`PigmentModel.fit`: every map of :data:`~pigment_connect.prior.MAP_NAMES`
+    (``fa``, ``md`` … ``ndi``, ``odi``, ``fwf``), ``evec1``, ``tensor`` (…, 6), ``s0``, ``nrmse``,
+    ``latent`` (…, latent_dim), and ``<map>_std`` posterior standard deviations."""
+
+    def __init__(self, model: PigmentModel, params: dict[str, np.ndarray], mask: np.ndarray,
+                 affine: np.ndarray | None, sigma: float):
+        self.model, self.params, self.mask, self.affine, self.sigma = model, params, mask, affine, sigma
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        params = self.__dict__.get("params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(name)
+
+    @property
+    def maps(self) -> MicrostructureMaps:
+        """All maps (model ``"pigment"``) with the posterior standard deviations as uncertainty."""
+        m = self.mask
+        names = [*MAP_NAMES, "s0", "nrmse"]
+        maps = {n: np.where(m, self.params[n], 0.0).astype(np.float32) for n in names}
+        maps["evec1"] = np.where(m[..., None], self.params["evec1"], 0.0).astype(np.float32)
+        maps["tensor"] = np.where(m[..., None], self.params["tensor"], 0.0).astype(np.float32)
+        unc = {n: np.where(m, self.params[f"{n}_std"], 0.0).astype(np.float32)
+               for n in UNCERTAIN_MAPS if f"{n}_std" in self.params}
+        return MicrostructureMaps(maps, _need_affine(self.affine), "pigment", mask=m, uncertainty=unc)
+
