@@ -1,18 +1,19 @@
 """PIGMENT zero-shot fit: the tissue prior adapted to one subject's own measurements.
 
-Per voxel the unknowns are a latent code z of the prior (``latent_dim``), a rotation (the fibre
-frame, 3 numbers through a Cayley map around the WLS tensor's eigenvectors) and S0. The decoded
-tissue (:mod:`pigment_connect.prior.tissue`) predicts the signal of the voxel's *own* gradient
-table through two physics models — the kurtosis model for b ≤ 3000 s/mm² and NODDI-Watson for
-every measurement — and the fit maximises
+Per voxel the unknowns are the nine tissue features f (:mod:`pigment_connect.prior.tissue`), a
+latent code z of the prior (``latent_dim``), a rotation (the fibre frame: 3 numbers through a
+Cayley map around the WLS tensor's eigenvectors) and S0. The tissue predicts the signal of the
+voxel's *own* gradient table through two physics models — the kurtosis model for b ≤ 3000 s/mm²
+and NODDI-Watson for every measurement — and the fit maximises
 
-    log p(data | z, R, S0)  +  log N(z; 0, I)
+    log p(data | f, R, S0) + log N(f; G(z), feature_sigma²) + log N(z; 0, I)
 
 (Gaussian or Rician likelihood; measurements seen by both models count half in each, so the
-evidence is counted once) by batched Levenberg–Marquardt, with the prior entering as
-pseudo-observations z·σ. Any table that determines a tensor works — down to 1 b0 + 6 directions —
-because what the data leave open (kurtosis on one shell, NODDI's compartments without a second
-shell) is supplied by the prior's joint distribution of the three models' parameters.
+evidence is counted once; the second term is the VAE's decoder likelihood, widened) by batched
+Levenberg–Marquardt, with the prior terms entering as pseudo-observations scaled by σ. Any table
+that determines a tensor works — down to 1 b0 + 6 directions — because what the data leave open
+(kurtosis on one shell, NODDI's compartments without a second shell) is supplied by the prior's
+joint distribution of the three models' parameters.
 
 Uncertainty is the Laplace approximation at the optimum: the posterior covariance of the
 variables is the inverse Gauss–Newton Hessian, pushed through the maps' Jacobian.
