@@ -31,13 +31,16 @@ from ..errors import InputError, InputWarning
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
-from ..physics.dti import tensor_from_six
+from ..physics.dti import six_from_tensor
 from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
-from ..physics.noise import estimate_sigma_b0, rician_expected_residual, rician_nll
+from ..physics.noise import rician_expected_residual, rician_nll
 from ..prior.network import TissuePrior, load_prior
-from ..prior.tissue import FEATURES, MAP_NAMES, cayley_rotation, dki_tissue_signal, noddi_tissue_signal, tissue_maps
+from ..prior.tissue import (
+    FEATURES, MAP_NAMES, cayley_rotation, dki_tissue_signal, eigenframe, noddi_tissue_signal, tissue_maps, tissue_tensor,
+)
 from ._lm import _jacobian, levenberg_marquardt
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
+from .noise import likelihood_terms
 from .voxelwise import check_fit_method, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 
 __all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS"]
@@ -96,11 +99,9 @@ class PigmentModel:
         self.device, self.dtype, self.chunk_size = device, dtype, int(chunk_size)
 
     def _noise_sigma(self, signal: np.ndarray) -> float:
-        if self.sigma is not None:
-            return float(self.sigma)
+        if self.sigma is not None or self.gtab.n_b0 >= 2:  # given, or from repeated b=0 volumes
+            return likelihood_terms(True, self.sigma, signal, self.gtab).sigma
         b0 = signal[:, self.gtab.b0s_mask]
-        if b0.shape[1] >= 2:
-            return float(estimate_sigma_b0(torch.as_tensor(b0)))
         s0 = float(np.median(b0)) if b0.size else 1.0
         warnings.warn(f"one b=0 volume: the noise σ cannot be estimated; assuming SNR {DEFAULT_SNR:g} on b=0 "
                       f"(σ = {s0 / DEFAULT_SNR:.4g}). Pass sigma= for a calibrated balance of data and prior.",
@@ -160,9 +161,7 @@ class PigmentModel:
 
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
             beta = weighted_log_linear(signal, X, floor=floor)
-            evals, evecs = torch.linalg.eigh(tensor_from_six(beta[:, :6]).cpu())
-            evals, evecs = evals.flip(-1).to(device, dt), evecs.flip(-1).to(device, dt)
-            evecs = evecs * torch.where(torch.linalg.det(evecs) < 0, -1.0, 1.0)[:, None, None].to(dt)
+            evals, evecs = (t.to(dt) for t in eigenframe(beta[:, :6]))
             logev = torch.log(evals.clamp_min(1e-5))
             start = torch.cdist(logev, bank_logev).argmin(-1)
             y_all = signal.to(dt)
@@ -181,12 +180,9 @@ class PigmentModel:
             feats = x[:, :nf]
             rot = cayley_rotation(x[:, nf + d:nf + d + 3], evecs)
             out = dict(tissue_maps(feats))
-            ev = torch.exp(feats[:, :3])
-            principal = ev.argmax(-1)
+            principal = feats[:, :3].argmax(-1)  # log-eigenvalues: the largest picks e1
             out["evec1"] = torch.gather(rot, 2, principal[:, None, None].expand(-1, 3, 1))[..., 0]
-            tensor = (rot * ev[:, None, :]) @ rot.transpose(1, 2)
-            out["tensor"] = torch.stack([tensor[:, 0, 0], tensor[:, 1, 1], tensor[:, 2, 2], tensor[:, 0, 1],
-                                         tensor[:, 0, 2], tensor[:, 1, 2]], -1)
+            out["tensor"] = six_from_tensor(tissue_tensor(feats, rot))
             out["s0"] = torch.exp(x[:, nf + d + 3]) * scale
             pred = predict(x, evecs)[:, :n_sig]
             out["nrmse"] = torch.sqrt((((pred - y) ** 2) * weights).sum(-1) / weights.sum())

@@ -23,9 +23,10 @@ import math
 import numpy as np
 import torch
 
+from ..physics.dti import tensor_maps
 from ..physics.noddi import D_ISO, D_PAR, noddi_signal
 
-__all__ = ["FEATURES", "MAP_NAMES", "cayley_rotation", "tissue_tensor", "dki_tissue_signal", "noddi_tissue_signal",
+__all__ = ["FEATURES", "MAP_NAMES", "cayley_rotation", "eigenframe", "tissue_tensor", "dki_tissue_signal", "noddi_tissue_signal",
            "tissue_maps", "features_from_fits"]
 
 FEATURES = ("log_l1", "log_l2", "log_l3", "w_par", "w_perp", "w_mean", "logit_ndi", "logit_odi", "logit_fwf")
@@ -51,6 +52,14 @@ def cayley_rotation(omega: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     scale = 2.0 / (1.0 + (omega * omega).sum(-1))
     cayley = torch.eye(3, dtype=omega.dtype, device=omega.device) + scale[:, None, None] * (k + k @ k)
     return base @ cayley
+
+
+def eigenframe(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (V, 3), descending, and the eigenvectors as a proper rotation (V, 3, 3), columns
+    e1, e2, e3 (a column's sign flipped where needed), of (V, 6) tensors."""
+    eig = tensor_maps(tensor)
+    evecs = eig["evecs"]
+    return eig["evals"], evecs * torch.where(torch.linalg.det(evecs) < 0, -1.0, 1.0)[:, None, None].to(evecs.dtype)
 
 
 def _unpack(features: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -145,12 +154,9 @@ def features_from_fits(tensor: torch.Tensor, kurtosis: torch.Tensor, ndi: torch.
     symmetry about e1: W∥ = W(e1), W⊥ = mean of W on the perpendicular circle, W̄ = MKT) and a
     NODDI fit's ``ndi``, ``odi``, ``fwf`` (V,). Eigenvalues are floored at 1e-6 mm²/s."""
     from ..physics.dki import _perpendicular_circle
-    from ..physics.dti import tensor_from_six
     from ..physics.protocol import kurtosis_design
 
-    evals, evecs = torch.linalg.eigh(tensor_from_six(tensor))
-    evals, evecs = evals.flip(-1), evecs.flip(-1)  # descending: e1 first
-    evecs = evecs * torch.where(torch.linalg.det(evecs) < 0, -1.0, 1.0)[:, None, None]  # proper rotations
+    evals, evecs = eigenframe(tensor)
     e1 = evecs[:, :, 0]
     w_par = (kurtosis_design(e1) * kurtosis).sum(-1)
     circle = _perpendicular_circle(e1, n_circle)  # (V, n, 3)
