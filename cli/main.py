@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import run, simulate
+from . import run, simulate, train_prior
 
-SUBCOMMANDS = (run, simulate)
+SUBCOMMANDS = (run, simulate, train_prior)
 
 
 def build_parser() -> argparse.ArgumentParser:

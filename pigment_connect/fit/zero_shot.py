@@ -6,11 +6,15 @@ Cayley map around the WLS tensor's eigenvectors) and S0. The tissue predicts the
 voxel's *own* gradient table through two physics models — the kurtosis model for b ≤ 3000 s/mm²
 and NODDI-Watson for every measurement — and the fit maximises
 
-    log p(data | f, R, S0) + log N(f; G(z), feature_sigma²) + log N(z; 0, I)
+    log p(data | f, R, S0) + log N(f; G(z), feature_sigma²) + log p(z)
 
 (Gaussian or Rician likelihood; measurements seen by both models count half in each, so the
-evidence is counted once; the second term is the VAE's decoder likelihood, widened) by batched
-Levenberg–Marquardt, with the prior terms entering as pseudo-observations scaled by σ. Any table
+evidence is counted once; the second term is the VAE's decoder likelihood, widened; p(z) is the
+prior's latent mixture, each voxel scored under its most probable component, re-chosen once at the
+first optimum) by batched Levenberg–Marquardt, with the prior terms entering as pseudo-observations
+scaled by σ. The features are parameterised as f = G(z) + feature_sigma·δ (δ ~ N(0, I)), and the
+fit runs in two stages where the table determines the kurtosis model: a data-led one with the tie to the manifold loosened 100×, whose features
+the VAE encoder maps to a latent start, then the full posterior from that start. Any table
 that determines a tensor works — down to 1 b0 + 6 directions — because what the data leave open
 (kurtosis on one shell, NODDI's compartments without a second shell) is supplied by the prior's
 joint distribution of the three models' parameters.
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 
 from .._typing import PathLike
-from ..errors import InputError, InputWarning
+from ..errors import InputError, InputWarning, ProtocolError
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
@@ -39,19 +43,35 @@ from ..prior.tissue import (
     FEATURES, MAP_NAMES, cayley_rotation, dki_tissue_signal, eigenframe, noddi_tissue_signal, tissue_maps, tissue_tensor,
 )
 from ._lm import _jacobian, levenberg_marquardt
+from .dki import check_kurtosis_protocol
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
 from .voxelwise import check_fit_method, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 
-__all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS"]
+__all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS", "noise_sigma"]
 
 FIT_METHODS = ("NLLS", "RNLLS")
 DKI_MAX_B = 3000.0
 """Largest b-value (s/mm²) the kurtosis model is asked to explain."""
 DEFAULT_SNR = 30.0
 """b=0 SNR assumed when σ can be neither given nor estimated (one b=0 volume)."""
+LOOSE_TIE = 100.0
+"""Stage 1 of the fit widens feature_sigma by this factor (a data-led start; see ``fit``)."""
 UNCERTAIN_MAPS = ("fa", "md", "mk", "ndi", "odi", "fwf")
 """Maps given a posterior standard deviation."""
+
+
+def noise_sigma(gtab: GradientTable, sigma: float | None, signal: np.ndarray, *, stacklevel: int = 2) -> float:
+    """Noise σ (signal units): ``sigma`` if given, else estimated from repeated b=0 volumes of
+    ``signal`` (V, N), else assumed from an SNR of :data:`DEFAULT_SNR` on b=0 (with a warning)."""
+    if sigma is not None or gtab.n_b0 >= 2:
+        return likelihood_terms(True, sigma, signal, gtab).sigma
+    b0 = signal[:, gtab.b0s_mask]
+    s0 = float(np.median(b0)) if b0.size else 1.0
+    warnings.warn(f"one b=0 volume: the noise σ cannot be estimated; assuming SNR {DEFAULT_SNR:g} on b=0 "
+                  f"(σ = {s0 / DEFAULT_SNR:.4g}). Pass sigma= for a calibrated balance of data and prior.",
+                  InputWarning, stacklevel=stacklevel + 1)
+    return s0 / DEFAULT_SNR
 
 
 class PigmentModel:
@@ -98,23 +118,13 @@ class PigmentModel:
         self.feature_sigma = float(feature_sigma)
         self.device, self.dtype, self.chunk_size = device, dtype, int(chunk_size)
 
-    def _noise_sigma(self, signal: np.ndarray) -> float:
-        if self.sigma is not None or self.gtab.n_b0 >= 2:  # given, or from repeated b=0 volumes
-            return likelihood_terms(True, self.sigma, signal, self.gtab).sigma
-        b0 = signal[:, self.gtab.b0s_mask]
-        s0 = float(np.median(b0)) if b0.size else 1.0
-        warnings.warn(f"one b=0 volume: the noise σ cannot be estimated; assuming SNR {DEFAULT_SNR:g} on b=0 "
-                      f"(σ = {s0 / DEFAULT_SNR:.4g}). Pass sigma= for a calibrated balance of data and prior.",
-                      InputWarning, stacklevel=3)
-        return s0 / DEFAULT_SNR
-
     def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None,
             progress: bool = False) -> PigmentFit:
         """Fit the voxels of ``mask``; returns a :class:`PigmentFit`."""
         vox = extract_voxels(dwi, self.gtab, mask)
         device = resolve_device(self.device)
         dt = self.dtype
-        sigma = self._noise_sigma(vox.signal) if len(vox.signal) else 1.0
+        sigma = noise_sigma(self.gtab, self.sigma, vox.signal, stacklevel=3) if len(vox.signal) else 1.0
         prior = self.prior.to(device=device, dtype=dt)
         bvals, bvecs = gradient_tensors(self.gtab, device, dt)
         dki_rows = torch.nonzero(bvals <= DKI_MAX_B)[:, 0]
@@ -126,8 +136,8 @@ class PigmentModel:
         X = torch.as_tensor(design_matrix(self.gtab), dtype=torch.float64, device=device)
         floor = signal_floor(vox.signal, None)
         gen = torch.Generator().manual_seed(self.seed)
-        z_bank = torch.cat([torch.zeros(1, prior.latent_dim), torch.randn(self.n_init - 1, prior.latent_dim,
-                                                                           generator=gen)]).to(device, dt)
+        n_draw = max(self.n_init - prior.n_components, 0)
+        z_bank = torch.cat([prior.latent_means, prior.sample_latent(n_draw, gen)])[:self.n_init]
         with torch.no_grad():
             bank_logev = torch.sort(prior.decode(z_bank)[:, :3], -1, descending=True).values
         rician = self.fit_method == "RNLLS"
@@ -137,15 +147,18 @@ class PigmentModel:
         nf = len(FEATURES)
         sd = self.feature_sigma
 
-        def predict(x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-            """x = (features (9), z (d), ω (3), log S0) → (signals, prior pseudo-observations)."""
-            feats, z = x[:, :nf], x[:, nf:nf + d]
+        def features_of(x: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+            """Tissue features f = G(z) + spread·δ (de-standardised) of x = (δ, z, ω, log S0)."""
+            return (prior.decoder(x[:, nf:nf + d]) + spread * x[:, :nf]) * prior.std + prior.mean
+
+        def predict(x: torch.Tensor, base: torch.Tensor, component: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+            """x = (δ (9), z (d), ω (3), log S0) → (signals, prior pseudo-observations δ and whitened z)."""
+            feats, z = features_of(x, spread), x[:, nf:nf + d]
             rot = cayley_rotation(x[:, nf + d:nf + d + 3], base)
             s0 = torch.exp(x[:, nf + d + 3])
             dki = dki_tissue_signal(s0, feats, rot, bvals[dki_rows], bvecs[dki_rows])
             noddi = noddi_tissue_signal(s0, feats, rot, bvals, bvecs, stick=stick)
-            off_manifold = ((feats - prior.mean) / prior.std - prior.decoder(z)) / sd
-            return torch.cat([dki, noddi, off_manifold, z], -1)
+            return torch.cat([dki, noddi, x[:, :nf], prior.latent_residual(z, component)], -1)
 
         sqrt_w = weights.sqrt()
 
@@ -159,6 +172,12 @@ class PigmentModel:
                 return 0.5 * (r * r).sum(-1)
             return rician_nll(pred[:, :n_sig], y, sig, weights) * sig[:, 0] ** 2 + 0.5 * (r[:, n_sig:] ** 2).sum(-1)
 
+        try:
+            check_kurtosis_protocol(self.gtab.subset(np.flatnonzero(self.gtab.bvals <= DKI_MAX_B)))
+            data_led = True
+        except ProtocolError:
+            data_led = False
+
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
             beta = weighted_log_linear(signal, X, floor=floor)
             evals, evecs = (t.to(dt) for t in eigenframe(beta[:, :6]))
@@ -170,26 +189,56 @@ class PigmentModel:
             sig = (sigma / scale)[:, None]
             s0_start = torch.exp(beta[:, 6].to(dt)) / scale
             z0 = z_bank[start]
-            f0 = prior.decode(z0)
-            f0 = torch.cat([logev, f0[:, 3:]], -1)  # the tensor from the data, the rest from the prior
-            x0 = torch.cat([f0, z0, torch.zeros(len(signal), 3, dtype=dt, device=device),
-                            torch.log(s0_start.clamp(1e-3, 10.0))[:, None]], -1)
+            # the tensor from the data, the rest from the prior: δ is zero but for the log-eigenvalues
+            delta0 = torch.zeros(len(signal), nf, dtype=dt, device=device)
+            delta0[:, :3] = ((logev - prior.mean[:3]) / prior.std[:3] - prior.decoder(z0)[:, :3]) / sd
+            x = torch.cat([delta0, z0, torch.zeros(len(signal), 3, dtype=dt, device=device),
+                           torch.log(s0_start.clamp(1e-3, 10.0))[:, None]], -1)
+            comp = prior.latent_log_density(z0).argmax(-1)
+            lm = dict(residual=residual, cost=cost, tol=1e-6)
+            spread = torch.full((len(x), 1), sd, dtype=dt, device=device)
             with torch.enable_grad():  # forward-mode derivatives of the Watson sum need grad mode
-                x, _ = levenberg_marquardt(predict, x0, (y, sig), residual=residual, cost=cost, n_iter=self.n_iter,
-                                           tol=1e-6, constants=(evecs,))
-            feats = x[:, :nf]
+                # Stage 1, data-led: the features barely tied to the manifold (spread × LOOSE_TIE), so the
+                # data place them; the encoder then gives their latent code and its component. Started
+                # directly under the full prior, the fit stops in poorer local optima (higher objective).
+                # Only where the table determines the kurtosis model: with fewer measurements than
+                # unknowns a data-led stage has nothing to lead with, and the prior's start is better.
+                if data_led:
+                    loose = spread * LOOSE_TIE
+                    x[:, :nf] *= spread / loose
+                    x, _ = levenberg_marquardt(predict, x, (y, sig), n_iter=max(self.n_iter // 2, 1),
+                                               constants=(evecs, comp, loose), **lm)
+                    f1 = features_of(x, loose)
+                    z1 = prior.encode(f1)[0]
+                    x[:, nf:nf + d] = z1
+                    x[:, :nf] = ((f1 - prior.mean) / prior.std - prior.decoder(z1)) / sd
+                    comp = prior.latent_log_density(z1).argmax(-1)
+                # Stage 2: the full posterior from there.
+                x, _ = levenberg_marquardt(predict, x, (y, sig), n_iter=self.n_iter, constants=(evecs, comp, spread),
+                                           **lm)
+
+                best = prior.latent_log_density(x[:, nf:nf + d]).argmax(-1)
+                moved = torch.nonzero(best != comp)[:, 0]
+                if len(moved):  # the optimum lies under another component: refit those voxels under it
+                    comp[moved] = best[moved]
+                    x[moved], _ = levenberg_marquardt(predict, x[moved], (y[moved], sig[moved]),
+                                                      n_iter=max(self.n_iter // 2, 1),
+                                                      constants=(evecs[moved], comp[moved], spread[moved]), **lm)
+            feats = features_of(x, spread)
             rot = cayley_rotation(x[:, nf + d:nf + d + 3], evecs)
             out = dict(tissue_maps(feats))
             principal = feats[:, :3].argmax(-1)  # log-eigenvalues: the largest picks e1
             out["evec1"] = torch.gather(rot, 2, principal[:, None, None].expand(-1, 3, 1))[..., 0]
             out["tensor"] = six_from_tensor(tissue_tensor(feats, rot))
             out["s0"] = torch.exp(x[:, nf + d + 3]) * scale
-            pred = predict(x, evecs)[:, :n_sig]
+            pred = predict(x, evecs, comp, spread)[:, :n_sig]
             out["nrmse"] = torch.sqrt((((pred - y) ** 2) * weights).sum(-1) / weights.sum())
             out["latent"] = x[:, nf:nf + d]
+            out["features"] = feats
             if self.uncertainty:
                 with torch.enable_grad():
-                    out.update(_laplace_std(predict, x, evecs, sig, sqrt_w, n_sig))
+                    out.update(_laplace_std(predict, lambda v: features_of(v, spread), x, (evecs, comp, spread), sig,
+                                            sqrt_w, n_sig))
             return out
 
         out = run_chunked(solve, vox.signal, chunk_size=self.chunk_size, device=device, dtype=torch.float64,
@@ -199,27 +248,28 @@ class PigmentModel:
         return PigmentFit(self, {k: vox.scatter(v) for k, v in out.items()}, vox.mask, vox.affine, sigma)
 
 
-def _laplace_std(model, x, base, sig, sqrt_w, n_sig) -> dict[str, torch.Tensor]:
-    """Posterior standard deviations of :data:`UNCERTAIN_MAPS` (Laplace approximation)."""
-    J = _jacobian(model, x, base)  # (V, P, M)
+def _laplace_std(model, features_of, x, constants, sig, sqrt_w, n_sig) -> dict[str, torch.Tensor]:
+    """Posterior standard deviations of :data:`UNCERTAIN_MAPS` (Laplace approximation): the
+    covariance of all variables x is the inverse Gauss–Newton Hessian; the maps' Jacobian in x is
+    that of ``features_of`` (x → features) chained with :func:`tissue_maps`."""
+    J = _jacobian(model, x, *constants)  # (V, P, M)
     J = torch.cat([J[..., :n_sig] * sqrt_w / sig[:, :, None], J[..., n_sig:]], -1)  # whitened: data / σ, prior rows
     H = J @ J.transpose(1, 2)
     cov = torch.linalg.inv(H + 1e-9 * torch.eye(H.shape[-1], dtype=H.dtype, device=H.device))
 
-    def maps_of_features(f):
-        m = tissue_maps(f)
+    def maps_of_x(v):
+        m = tissue_maps(features_of(v))
         return torch.stack([m[n] for n in UNCERTAIN_MAPS], -1)
 
-    nf = len(FEATURES)
-    Jm = _jacobian(maps_of_features, x[:, :nf])  # (V, 9, n_maps)
-    var = torch.einsum("vpm,vpq,vqm->vm", Jm, cov[:, :nf, :nf], Jm)
+    Jm = _jacobian(maps_of_x, x)  # (V, P, n_maps)
+    var = torch.einsum("vpm,vpq,vqm->vm", Jm, cov, Jm)
     return {f"{n}_std": torch.sqrt(var[:, i].clamp_min(0)) for i, n in enumerate(UNCERTAIN_MAPS)}
 
 
 class PigmentFit:
     """Result of :meth:`PigmentModel.fit`: every map of :data:`~pigment_connect.prior.MAP_NAMES`
     (``fa``, ``md`` … ``ndi``, ``odi``, ``fwf``), ``evec1``, ``tensor`` (…, 6), ``s0``, ``nrmse``,
-    ``latent`` (…, latent_dim), and ``<map>_std`` posterior standard deviations."""
+    ``latent`` (…, latent_dim), ``features`` (…, 9) (:data:`~pigment_connect.prior.FEATURES`), and ``<map>_std`` posterior standard deviations."""
 
     def __init__(self, model: PigmentModel, params: dict[str, np.ndarray], mask: np.ndarray,
                  affine: np.ndarray | None, sigma: float):

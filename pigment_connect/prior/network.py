@@ -3,7 +3,14 @@
 ``TissuePrior.decode(z)`` maps a latent code z ~ N(0, I) (``latent_dim``) to the nine tissue
 features of :mod:`.tissue` (standardised inside the network; de-standardised on the way out), so
 that every z describes one tissue consistently for DTI, DKI and NODDI at once. The encoder is
-kept for training and for amortised starts. Weights are a torch ``state_dict`` plus a JSON header
+kept for training and for amortised starts.
+
+The density of z is not taken to be the VAE's N(0, I): real tissue sits where the encoder puts it,
+and white matter lies in that Gaussian's tail, so a MAP fit under N(0, I) would shrink it towards
+the average tissue. After training, a Gaussian mixture is fitted to the encoder means of the
+training voxels (the aggregate posterior; "ex-post density estimation", Ghosh et al. 2020) and is
+the latent density the zero-shot fit uses (:meth:`TissuePrior.latent_log_density`,
+:meth:`TissuePrior.latent_residual`). Weights are a torch ``state_dict`` plus a JSON header
 (version, feature names, training provenance), loaded without network access.
 """
 
@@ -51,7 +58,47 @@ class TissuePrior(nn.Module):
         self.decoder = _mlp(latent_dim, hidden, n)
         self.register_buffer("mean", torch.zeros(n) if mean is None else torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.ones(n) if std is None else torch.as_tensor(std, dtype=torch.float32))
+        self.set_latent_mixture(torch.zeros(1, latent_dim), torch.eye(latent_dim)[None], torch.ones(1))
         self.info: dict = {}
+
+    @property
+    def n_components(self) -> int:
+        """Components of the latent mixture (1: the standard normal)."""
+        return self.latent_means.shape[0]
+
+    def set_latent_mixture(self, means: torch.Tensor, covariances: torch.Tensor, weights: torch.Tensor) -> None:
+        """Set the latent density: mixture ``weights`` (K,), ``means`` (K, d), ``covariances`` (K, d, d)."""
+        chol = torch.linalg.cholesky(torch.as_tensor(covariances).double())
+        eye = torch.eye(chol.shape[-1], dtype=chol.dtype).expand_as(chol)
+        whiten = torch.linalg.solve_triangular(chol, eye, upper=False)  # L⁻¹: whitened residual L⁻¹(z − m)
+        weights = torch.as_tensor(weights).double()
+        for name, value in (("latent_means", means), ("latent_whiten", whiten),
+                            ("latent_log_weight", torch.log(weights / weights.sum()))):
+            value = torch.as_tensor(value, dtype=torch.float32)
+            if name in self._buffers:
+                self._buffers[name] = value.to(self._buffers[name].device)
+            else:
+                self.register_buffer(name, value)
+
+    def latent_residual(self, z: torch.Tensor, component: torch.Tensor) -> torch.Tensor:
+        """(V, d) whitened residual L_k⁻¹(z − m_k) of each voxel's mixture ``component`` k (V,) (long):
+        −log density of that component is ½‖·‖² up to a constant."""
+        diff = z - self.latent_means[component]
+        return (self.latent_whiten[component] @ diff[..., None])[..., 0]
+
+    def latent_log_density(self, z: torch.Tensor) -> torch.Tensor:
+        """(V, K) log(weight × density) of each component at z (V, d), without the shared −d/2·log 2π."""
+        r = (self.latent_whiten @ (z[:, None, :] - self.latent_means)[..., None])[..., 0]
+        log_det = torch.log(torch.diagonal(self.latent_whiten, dim1=1, dim2=2)).sum(-1)
+        return self.latent_log_weight + log_det - 0.5 * (r * r).sum(-1)
+
+    def sample_latent(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """(n, d) draws from the latent density (reproducible with a CPU ``generator``)."""
+        k = torch.multinomial(torch.exp(self.latent_log_weight.double().cpu()), n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.latent_dim, generator=generator, dtype=torch.float64)
+        chol = torch.linalg.inv(self.latent_whiten.double().cpu())
+        z = self.latent_means.double().cpu()[k] + (chol[k] @ eps[..., None])[..., 0]
+        return z.to(self.latent_means.device, self.latent_means.dtype)
 
     def encode(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance (V, latent_dim) of z for features (V, 9)."""
@@ -70,7 +117,8 @@ class TissuePrior(nn.Module):
         tmp = weights.with_suffix(".pt.tmp")
         torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, tmp)
         tmp.replace(weights)
-        header = {"latent_dim": self.latent_dim, "hidden": self.hidden, "features": list(FEATURES),
+        header = {"latent_dim": self.latent_dim, "hidden": self.hidden, "latent_components": self.n_components,
+                  "features": list(FEATURES),
                   "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), **self.info}
         path.with_suffix(".json").write_text(json.dumps(header, indent=2) + "\n")
         return weights
@@ -97,7 +145,16 @@ def load_prior(path: PathLike | None = None, *, device: torch.device | str = "cp
         raise InputError(f"prior was trained on features {header.get('features')}, this version uses {FEATURES}.",
                          file=header_path)
     prior = TissuePrior(header["latent_dim"], header["hidden"])
-    prior.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    prior.info = {k: v for k, v in header.items() if k not in ("latent_dim", "hidden", "features")}
+    k, d = int(header.get("latent_components", 1)), prior.latent_dim
+    prior.set_latent_mixture(torch.zeros(k, d), torch.eye(d).expand(k, d, d), torch.ones(k))  # shapes; values load below
+    result = prior.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=False)
+    # Priors written before the latent mixture existed keep the standard-normal latent density.
+    missing = set(result.missing_keys) - ({"latent_means", "latent_whiten", "latent_log_weight"}
+                                          if "latent_components" not in header else set())
+    if missing or result.unexpected_keys:
+        raise InputError(f"prior weights do not fit the architecture in their header (missing {sorted(missing)}, "
+                         f"unexpected {sorted(result.unexpected_keys)}).", file=weights,
+                         fix="re-train the prior with this version (`pigment-connect train-prior`).")
+    prior.info = {k: v for k, v in header.items() if k not in ("latent_dim", "hidden", "features", "latent_components")}
     prior.eval().requires_grad_(False)
     return prior.to(device)

@@ -19,3 +19,30 @@ def test_simulate_then_run_a_subject(tmp_path, capsys):
                  "derivatives/phantom/{prefix}/dwi/{prefix}_space-dwi_seg-phantom_dseg.nii.gz"])
     assert code == 0, capsys.readouterr()
     assert (tmp_path / "out" / "group_graphmetrics.tsv").is_file()
+
+
+def test_train_prior_writes_weights_card_and_loads(tmp_path, capsys):
+    from pigment_connect.prior import load_prior
+
+    code = main(["train-prior", str(tmp_path / "priors" / "tiny"), "--simulated", "600", "--steps", "20", "--quiet"])
+    assert code == 0, capsys.readouterr()
+    card = (tmp_path / "priors" / "MODEL_CARD.md").read_text()
+    assert "600 simulated voxels" in card and "sha256" in card
+    prior = load_prior(tmp_path / "priors" / "tiny")
+    assert prior.info["training_data"] == "simulated" and prior.info["scans"] == []
+
+
+def test_train_prior_refuses_a_single_shell_scan(tmp_path, capsys):
+    import nibabel as nib
+    import numpy as np
+
+    from pigment_connect.datasets import make_subject
+
+    s = make_subject(shape=(24, 24, 6), protocol="single_shell")
+    nib.save(nib.Nifti1Image(s.dwi.data.astype(np.float32), s.dwi.affine), tmp_path / "dwi.nii.gz")
+    np.savetxt(tmp_path / "dwi.bval", s.dwi.gtab.bvals[None], fmt="%g")
+    np.savetxt(tmp_path / "dwi.bvec", s.dwi.gtab.bvecs.T, fmt="%.6f")
+    code = main(["train-prior", str(tmp_path / "p"), "--scan", str(tmp_path / "dwi.nii.gz"), "--simulated", "0",
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "two non-zero b-value shells" in err and "dwi" in err and "Traceback" not in err

@@ -1,0 +1,299 @@
+"""Amortised PIGMENT: a network, trained once per gradient table, that maps a voxel's measurements
+to its tissue features in one pass — seconds for a whole brain, reusable on every scan of the
+same protocol.
+
+Training is simulation through the physics layer: tissue drawn from the prior (latent mixture,
+decoder, the decoder's own noise), random orientations, the signal of the table's own
+measurements (the kurtosis and NODDI descriptions averaged up to b = 3000 s/mm², NODDI beyond),
+Rician noise over a range of SNRs. The network sees rotation-invariant summaries of the signal —
+the WLS tensor's eigenvalues and, per shell, the mean log-attenuation and the apparent
+diffusivities along the WLS eigenvectors — plus log(σ/S0), and predicts each standardised
+feature's posterior mean and variance (Gaussian likelihood). Minimising squared error over prior
+draws makes it an estimate of the posterior mean, which, where the data leave the tissue open
+(one shell, few directions), is a better point estimate than the posterior mode the zero-shot
+fit (:class:`~pigment_connect.fit.PigmentModel`) finds; the predicted variance is its
+uncertainty. Unlike a self-supervised encoder trained on one scan, it needs no scan to train and
+never sees the scans it is applied to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .._typing import PathLike
+from ..errors import InputError
+from ..io.dwi import DiffusionData
+from ..io.gradients import GradientTable
+from ..physics.dti import six_from_tensor
+from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
+from ..prior.network import TissuePrior, load_prior
+from ..prior.tissue import (
+    FEATURES, dki_tissue_signal, eigenframe, noddi_tissue_signal, tissue_maps, tissue_tensor,
+)
+from ._lm import _jacobian
+from .dti import check_tensor_protocol, design_matrix, weighted_log_linear
+from .voxelwise import extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
+from .zero_shot import DKI_MAX_B, UNCERTAIN_MAPS, PigmentFit, noise_sigma
+
+__all__ = ["AmortisedPigment"]
+
+SNR_RANGE = (5.0, 100.0)
+"""b=0 SNR range of the training signals (log-uniform)."""
+_DTI_MAX_B = 1500.0
+
+
+class _Summary:
+    """Rotation-invariant summary of a voxel's signal for one table (kernel: tensors in, tensors out)."""
+
+    def __init__(self, gtab: GradientTable, device, dtype) -> None:
+        self.bvals, self.bvecs = gradient_tensors(gtab, device, dtype)
+        low = gtab.bvals <= _DTI_MAX_B
+        rows = np.flatnonzero(low if (~gtab.b0s_mask & low).sum() >= 6 else np.ones(len(gtab), bool))
+        self.dti_rows = torch.as_tensor(rows, device=device)
+        self.X = torch.as_tensor(design_matrix(gtab.subset(rows)), dtype=torch.float64, device=device)
+        self.b0 = torch.as_tensor(np.flatnonzero(gtab.b0s_mask), device=device)
+        self.shells = [torch.as_tensor(np.flatnonzero(gtab.shell_index == k), device=device)
+                       for k in range(len(gtab.shells))]
+        self.dim = 4 + 4 * len(self.shells)
+
+    def __call__(self, signal: torch.Tensor, rel_sigma: torch.Tensor, floor: float):
+        """signal (V, N) → summary (V, dim), WLS frame (V, 3, 3), S0 (V,)."""
+        s0 = signal[:, self.b0].mean(-1).clamp_min(floor)
+        beta = weighted_log_linear(signal[:, self.dti_rows].double(), self.X, floor=floor)
+        evals, frame = (t.to(signal.dtype) for t in eigenframe(beta[:, :6]))
+        parts = [evals * 1e3, torch.log(rel_sigma)[:, None]]
+        y = (signal / s0[:, None]).clamp_min(1e-3)
+        for rows in self.shells:
+            g = self.bvecs[rows] @ frame  # (V, n, 3) in the WLS frame
+            A = -self.bvals[rows, None] * g * g
+            logy = torch.log(y[:, rows])
+            AtA = A.transpose(1, 2) @ A + 1e-12 * torch.eye(3, dtype=A.dtype, device=A.device)
+            d = torch.linalg.solve(AtA, (A.transpose(1, 2) @ logy[..., None]))[..., 0]
+            parts += [d * 1e3, logy.mean(-1, keepdim=True)]
+        return torch.cat(parts, -1), frame, s0
+
+
+def _network(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                         nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
+
+
+def _random_rotations(n: int, gen: torch.Generator, dtype) -> torch.Tensor:
+    q, r = torch.linalg.qr(torch.randn(n, 3, 3, generator=gen, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r, dim1=1, dim2=2))[:, None, :]
+    q = q * torch.where(torch.linalg.det(q) < 0, -1.0, 1.0)[:, None, None]
+    return q.to(dtype)
+
+
+class AmortisedPigment:
+    """Amortised PIGMENT for one gradient table.
+
+    Parameters
+    ----------
+    gtab : the table (≥ 1 b=0, ≥ 6 non-collinear directions).
+    prior : a :class:`~pigment_connect.prior.TissuePrior`, a path, or None for the shipped prior.
+    n_train : simulated training voxels. steps : Adam steps. hidden : width of the three hidden layers.
+    snr_range : b=0 SNRs of the training signals. seed : makes training reproducible.
+    device : default CUDA when available.
+
+    Use :meth:`train` (or :meth:`load` a trained one), then :meth:`fit` any number of scans of this
+    table; :meth:`save` keeps it for later sessions.
+    """
+
+    def __init__(self, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None, n_train: int = 60000,
+                 steps: int = 1500, hidden: int = 256, snr_range: tuple[float, float] = SNR_RANGE, seed: int = 0,
+                 device: torch.device | str | None = None) -> None:
+        check_tensor_protocol(gtab)
+        if gtab.n_b0 == 0:
+            raise InputError("amortised PIGMENT needs at least one b=0 volume.", file=gtab.source,
+                             fix="include a b=0 volume.")
+        if n_train < 1000 or steps < 1:
+            raise InputError(f"n_train must be ≥ 1000 and steps ≥ 1, got {n_train} and {steps}.")
+        self.gtab = gtab
+        self.prior = prior if isinstance(prior, TissuePrior) else load_prior(prior)
+        self.n_train, self.steps, self.hidden, self.seed = int(n_train), int(steps), int(hidden), int(seed)
+        self.snr_range = (float(snr_range[0]), float(snr_range[1]))
+        self.device = device
+        self.network: nn.Sequential | None = None
+        self.history: dict = {}
+
+    # ----------------------------------------------------------------------------------- training
+    def _simulate(self, n: int, gen: torch.Generator, device, dtype=torch.float32):
+        """Signals (n, N) (S0 = 1, Rician), σ (n,), standardised features (n, 9)."""
+        prior = self.prior.to(device=device, dtype=dtype)
+        z = prior.sample_latent(n, gen).to(device, dtype)
+        with torch.no_grad():
+            target = prior.decoder(z) + 0.1 * torch.randn(n, len(FEATURES), generator=gen).to(device, dtype)
+            feats = target * prior.std + prior.mean
+            rot = _random_rotations(n, gen, dtype).to(device)
+            bvals, bvecs = gradient_tensors(self.gtab, device, dtype)
+            stick = stick_coefficients(bvals * D_PAR, legendre_order(float(bvals.max()) * D_PAR, tol=1e-7))
+            one = torch.ones(n, dtype=dtype, device=device)
+            clean = noddi_tissue_signal(one, feats, rot, bvals, bvecs, stick=stick)
+            low = bvals <= DKI_MAX_B
+            dki = dki_tissue_signal(one, feats, rot, bvals[low], bvecs[low])
+            clean[:, low] = 0.5 * (clean[:, low] + dki.clamp(0.0, 1.5))
+            lo, hi = (math.log(s) for s in self.snr_range)
+            sigma = torch.exp(lo + (hi - lo) * torch.rand(n, generator=gen)).reciprocal().to(device, dtype)
+            noise = lambda: torch.randn(clean.shape, generator=gen).to(device, dtype) * sigma[:, None]  # noqa: E731
+            signal = torch.sqrt((clean + noise()) ** 2 + noise() ** 2)
+        return signal, sigma, target
+
+    def train(self, *, progress: bool = False) -> dict:
+        """Simulate and train; returns the history (``train_loss``, ``val_loss``)."""
+        device = resolve_device(self.device)
+        gen = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        summary = _Summary(self.gtab, device, torch.float32)
+        signal, sigma, target = self._simulate(self.n_train, gen, device)
+        inputs, _, s0 = summary(signal, sigma, 1e-3)
+        keep = torch.isfinite(inputs).all(-1) & torch.isfinite(target).all(-1)
+        inputs, target = inputs[keep], target[keep]
+        n_val = max(1, len(inputs) // 10)
+        self.in_mean, self.in_std = inputs[n_val:].mean(0), inputs[n_val:].std(0).clamp_min(1e-6)
+        x = (inputs - self.in_mean) / self.in_std
+        net = _network(summary.dim, self.hidden, 2 * len(FEATURES)).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+        cosine = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, self.steps) / self.steps))  # noqa: E731
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
+        history = {"train_loss": [], "val_loss": []}
+        train_x, train_t, val_x, val_t = x[n_val:], target[n_val:], x[:n_val], target[:n_val]
+        for step in tqdm(range(self.steps), desc="train amortised PIGMENT", disable=not progress, leave=False):
+            idx = torch.randint(len(train_x), (1024,), generator=gen).to(device)
+            loss = _gaussian_nll(net(train_x[idx]), train_t[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            history["train_loss"].append(float(loss.detach()))
+            if (step + 1) % 250 == 0 or step + 1 == self.steps:
+                with torch.no_grad():
+                    history["val_loss"].append((step + 1, float(_gaussian_nll(net(val_x), val_t))))
+        self.network = net.eval().requires_grad_(False)
+        self.history = history
+        return history
+
+    # ------------------------------------------------------------------------------------- fitting
+    def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None, sigma: float | None = None,
+            progress: bool = False) -> PigmentFit:
+        """Maps of the voxels of ``mask`` (a :class:`~pigment_connect.fit.zero_shot.PigmentFit`:
+        every map, ``evec1``, ``tensor``, ``s0``, ``nrmse``, ``features`` and ``<map>_std``).
+        ``sigma``: noise σ in signal units (default: estimated from repeated b=0 volumes, else
+        SNR 30 assumed, with a warning)."""
+        if self.network is None:
+            raise InputError("this AmortisedPigment is not trained.", fix="call .train() or AmortisedPigment.load().")
+        vox = extract_voxels(dwi, self.gtab, mask)
+        if not len(vox.signal):
+            raise InputError("the mask selects no voxel: nothing to fit.", file=vox.source, fix="check the mask.")
+        device = resolve_device(self.device)
+        dt = torch.float32
+        noise = noise_sigma(self.gtab, sigma, vox.signal, stacklevel=3)
+        prior = self.prior.to(device=device, dtype=dt)
+        net = self.network.to(device)
+        summary = _Summary(self.gtab, device, dt)
+        bvals, bvecs = gradient_tensors(self.gtab, device, dt)
+        low = bvals <= DKI_MAX_B
+        floor = signal_floor(vox.signal, None)
+        in_mean, in_std = self.in_mean.to(device), self.in_std.to(device)
+
+        def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
+            signal = signal.to(dt)
+            b0 = signal[:, summary.b0].mean(-1).clamp_min(floor)
+            inputs, frame, _ = summary(signal, (noise / b0).clamp(1e-4, 1.0), floor)
+            out_net = net((inputs - in_mean) / in_std)
+            mean, logvar = out_net[:, :len(FEATURES)], out_net[:, len(FEATURES):].clamp(-12, 6)
+            feats = mean * prior.std + prior.mean
+            one = torch.ones(len(signal), dtype=dt, device=device)
+            pred = noddi_tissue_signal(one, feats, frame, bvals, bvecs)
+            pred[:, low] = 0.5 * (pred[:, low] + dki_tissue_signal(one, feats, frame, bvals[low], bvecs[low]))
+            s0 = (pred * signal).sum(-1) / (pred * pred).sum(-1).clamp_min(1e-30)
+            out = dict(tissue_maps(feats))
+            out["evec1"] = frame[:, :, 0]
+            out["tensor"] = six_from_tensor(tissue_tensor(feats, frame))
+            out["s0"] = s0
+            out["nrmse"] = torch.sqrt(((s0[:, None] * pred - signal) ** 2).mean(-1)) / signal.amax(-1).clamp_min(1e-12)
+            out["features"] = feats
+            out["latent"] = prior.encode(feats)[0]
+
+            def maps_of_std_features(m):
+                values = tissue_maps(m * prior.std + prior.mean)
+                return torch.stack([values[k] for k in UNCERTAIN_MAPS], -1)
+
+            with torch.enable_grad():
+                J = _jacobian(maps_of_std_features, mean)  # (V, 9, n_maps)
+            var = (J * J * torch.exp(logvar)[..., None]).sum(1)
+            out.update({f"{k}_std": torch.sqrt(var[:, i]) for i, k in enumerate(UNCERTAIN_MAPS)})
+            return out
+
+        out = run_chunked(solve, vox.signal, chunk_size=65536, device=device, dtype=torch.float64, progress=progress,
+                          desc="amortised PIGMENT")
+        return PigmentFit(self, {k: vox.scatter(v) for k, v in out.items()}, vox.mask, vox.affine, noise)
+
+    # ----------------------------------------------------------------------------------- save/load
+    def save(self, path: PathLike) -> Path:
+        """Write ``<path>.pt`` (network and input scaling) and ``<path>.json`` (the table, the prior's
+        sha256, settings, the weights' sha256)."""
+        if self.network is None:
+            raise InputError("nothing to save: this AmortisedPigment is not trained.", fix="call .train() first.")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        weights = path.with_suffix(".pt")
+        tmp = weights.with_suffix(".pt.tmp")
+        torch.save({"network": {k: v.cpu() for k, v in self.network.state_dict().items()},
+                    "in_mean": self.in_mean.cpu(), "in_std": self.in_std.cpu()}, tmp)
+        tmp.replace(weights)
+        header = {"bvals": self.gtab.bvals.tolist(), "bvecs": self.gtab.bvecs.tolist(), "hidden": self.hidden,
+                  "n_train": self.n_train, "steps": self.steps, "snr_range": list(self.snr_range), "seed": self.seed,
+                  "prior_sha256": self.prior.info.get("sha256"),
+                  "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+        path.with_suffix(".json").write_text(json.dumps(header, indent=1) + "\n")
+        return weights
+
+    @classmethod
+    def load(cls, path: PathLike, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None,
+             device: torch.device | str | None = None) -> AmortisedPigment:
+        """A trained model written by :meth:`save`, for scans of ``gtab`` (which must be the table
+        it was trained for: same b-values within 20 s/mm², same directions up to sign within 1°)."""
+        path = Path(path)
+        weights, header_path = path.with_suffix(".pt"), path.with_suffix(".json")
+        for p in (weights, header_path):
+            if not p.is_file():
+                raise InputError("amortised model file not found.", file=p, fix="train and save one first.")
+        header = json.loads(header_path.read_text())
+        if hashlib.sha256(weights.read_bytes()).hexdigest() != header.get("sha256"):
+            raise InputError("weights do not match their header's sha256.", file=weights, fix="train it again.")
+        bvals, bvecs = np.asarray(header["bvals"]), np.asarray(header["bvecs"])
+        same = len(bvals) == len(gtab) and np.all(np.abs(bvals - gtab.bvals) <= 20.0)
+        if same:
+            dw = ~gtab.b0s_mask
+            same = bool(np.all(np.abs((bvecs[dw] * gtab.bvecs[dw]).sum(-1)) >= math.cos(math.radians(1.0))))
+        if not same:
+            raise InputError("this amortised model was trained for another gradient table.", file=weights,
+                             fix="train one for this protocol (AmortisedPigment(gtab).train()).")
+        model = cls(gtab, prior=prior, n_train=header["n_train"], steps=header["steps"], hidden=header["hidden"],
+                    snr_range=tuple(header["snr_range"]), seed=header["seed"], device=device)
+        if header.get("prior_sha256") not in (None, model.prior.info.get("sha256")):
+            raise InputError("this amortised model was trained on another prior.", file=weights,
+                             fix="load it with the prior it was trained on, or train it again.")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        summary_dim = len(state["in_mean"])
+        model.network = _network(summary_dim, model.hidden, 2 * len(FEATURES))
+        model.network.load_state_dict(state["network"])
+        model.network.eval().requires_grad_(False)
+        model.in_mean, model.in_std = state["in_mean"], state["in_std"]
+        return model
+
+
+def _gaussian_nll(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    n = target.shape[-1]
+    mean, logvar = out[:, :n], out[:, n:].clamp(-12, 6)
+    return 0.5 * (logvar + (target - mean) ** 2 * torch.exp(-logvar)).sum(-1).mean()
+
