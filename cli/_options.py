@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-__all__ = ["add_standard_options", "configure_logging"]
+__all__ = ["add_subcommand", "add_standard_options", "configure_logging"]
+
+
+def add_subcommand(subparsers, name: str, *, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """A subcommand's parser, its examples (``epilog``) printed as written."""
+    return subparsers.add_parser(name, help=help, description=description, epilog=epilog,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_standard_options(parser: argparse.ArgumentParser) -> None:

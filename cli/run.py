@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_standard_options, configure_logging
+from ._options import add_standard_options, add_subcommand, configure_logging
 
 EXAMPLES = """examples:
   Run the embedded synthetic demo cohort (4 subjects, 2 groups, 2 sites) into demo_out/:
@@ -17,14 +17,13 @@ EXAMPLES = """examples:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "run",
+    parser = add_subcommand(
+        subparsers, "run",
         help="process a BIDS cohort (or the demo) end to end",
         description="Fit, track, build connectomes and graph metrics for every DWI series of a BIDS "
         "dataset. Finished subjects are skipped on re-runs (same settings); a failed subject is "
         "reported and never stops the others.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("bids_dir", nargs="?", help="BIDS dataset root")
     parser.add_argument("out_dir", nargs="?", help="derivatives folder to write (created or resumed)")

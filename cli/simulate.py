@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_standard_options, configure_logging
+from ._options import add_standard_options, add_subcommand, configure_logging
 
 EXAMPLES = """examples:
   Eight subjects (controls/patients alternating) on the clinical 12-direction protocol:
@@ -16,13 +16,12 @@ EXAMPLES = """examples:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "simulate",
+    parser = add_subcommand(
+        subparsers, "simulate",
         help="write a synthetic BIDS cohort with known microstructure and connectome",
         description="Synthetic subjects: white-matter bundles (straight, curved, crossing) joining "
         "labelled regions, NODDI-Watson tissue, Rician noise; ground truth under derivatives/groundtruth.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("out_dir", help="BIDS root to create")
     parser.add_argument("--n-subjects", type=int, default=4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_standard_options, configure_logging
+from ._options import add_standard_options, add_subcommand, configure_logging
 
 EXAMPLES = """examples:
   A prior from simulated tissue only (how the shipped prior is made):
@@ -19,13 +19,12 @@ EXAMPLES = """examples:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train-prior",
+    parser = add_subcommand(
+        subparsers, "train-prior",
         help="train a PIGMENT tissue prior (weights + MODEL_CARD.md)",
         description="Fit the conventional DKI and NODDI models to dense scans and/or simulated tissue and train "
         "the generative prior on the result. Writes PREFIX.pt, PREFIX.json and MODEL_CARD.md beside them.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("prefix", help="output path without suffix, e.g. priors/my_prior")
     parser.add_argument("--scan", action="append", default=[], metavar="DWI",
