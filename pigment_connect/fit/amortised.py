@@ -41,7 +41,7 @@ from ..prior.tissue import (
 from ._lm import _jacobian
 from .dti import check_tensor_protocol, design_matrix, weighted_log_linear
 from .voxelwise import extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
-from .zero_shot import DKI_MAX_B, UNCERTAIN_MAPS, PigmentFit, noise_sigma
+from .zero_shot import DKI_MAX_B, UNCERTAIN_MAPS, UNCERTAINTY_QUADRATURE, PigmentFit, noise_sigma
 
 __all__ = ["AmortisedPigment"]
 
@@ -224,7 +224,7 @@ class AmortisedPigment:
             out["latent"] = prior.encode(feats)[0]
 
             def maps_of_std_features(m):
-                values = tissue_maps(m * prior.std + prior.mean)
+                values = tissue_maps(m * prior.std + prior.mean, quadrature=UNCERTAINTY_QUADRATURE)
                 return torch.stack([values[k] for k in UNCERTAIN_MAPS], -1)
 
             with torch.enable_grad():
@@ -233,7 +233,7 @@ class AmortisedPigment:
             out.update({f"{k}_std": torch.sqrt(var[:, i]) for i, k in enumerate(UNCERTAIN_MAPS)})
             return out
 
-        out = run_chunked(solve, vox.signal, chunk_size=65536, device=device, dtype=torch.float64, progress=progress,
+        out = run_chunked(solve, vox.signal, chunk_size=16384, device=device, dtype=torch.float64, progress=progress,
                           desc="amortised PIGMENT")
         return PigmentFit(self, {k: vox.scatter(v) for k, v in out.items()}, vox.mask, vox.affine, noise)
 

@@ -116,19 +116,20 @@ def _fibre_frame_quadrature(n_polar: int, n_azimuth: int, dtype, device) -> tupl
     return t(cc), t(pp), t(weights)
 
 
-def tissue_maps(features: torch.Tensor) -> dict[str, torch.Tensor]:
+def tissue_maps(features: torch.Tensor, *, quadrature: tuple[int, int] = (16, 32)) -> dict[str, torch.Tensor]:
     """Scalar maps (V,) of the tissue (:data:`MAP_NAMES`); rotation-invariant, so no R needed.
 
     MK is the sphere mean of K(n) = W(n) MD²/D(n)² (product quadrature in the fibre frame), AK is K
     along e1, RK the mean of K over the circle perpendicular to e1, MKT the mean of W(n) (= W̄).
-    Kurtosis maps are clipped to [−3/7, 10] as in DIPY.
+    Kurtosis maps are clipped to [−3/7, 10] as in DIPY. ``quadrature``: (polar, azimuthal) nodes of
+    the MK sphere mean (the default resolves MK to < 1e-6; coarser serves derivatives for error bars).
     """
     p = _unpack(features)
     ev = p["evals"]
     md = ev.mean(-1)
     fa = torch.sqrt(1.5 * ((ev - md[:, None]) ** 2).sum(-1) / (ev * ev).sum(-1).clamp_min(1e-30))
     sorted_ev = torch.sort(ev, -1, descending=True).values
-    c, phi, weights = _fibre_frame_quadrature(16, 32, features.dtype, features.device)
+    c, phi, weights = _fibre_frame_quadrature(*quadrature, features.dtype, features.device)
     s2 = 1.0 - c * c
     adc = ev[:, :1] * c * c + ev[:, 1:2] * s2 * torch.cos(phi) ** 2 + ev[:, 2:3] * s2 * torch.sin(phi) ** 2
     a, b, d = _w_coefficients(p["w_par"], p["w_perp"], p["w_mean"])
