@@ -12,9 +12,10 @@ and NODDI-Watson for every measurement — and the fit maximises
 evidence is counted once; the second term is the VAE's decoder likelihood, widened; p(z) is the
 prior's latent mixture, each voxel scored under its most probable component, re-chosen once at the
 first optimum) by batched Levenberg–Marquardt, with the prior terms entering as pseudo-observations
-scaled by σ. The features are parameterised as f = G(z) + feature_sigma·δ (δ ~ N(0, I)), and the
-fit runs in two stages where the table determines the kurtosis model: a data-led one with the tie to the manifold loosened 100×, whose features
-the VAE encoder maps to a latent start, then the full posterior from that start. Any table
+scaled by σ. The features are parameterised as f = G(z) + feature_sigma·δ (δ ~ N(0, I)). Where
+the table determines the kurtosis model the fit runs in two stages: a data-led one, with the tie
+to the manifold loosened 100×, whose features the VAE encoder maps to a latent start; then the full
+posterior from that start. Any table
 that determines a tensor works — down to 1 b0 + 6 directions — because what the data leave open
 (kurtosis on one shell, NODDI's compartments without a second shell) is supplied by the prior's
 joint distribution of the three models' parameters.
@@ -138,8 +139,10 @@ class PigmentModel:
         X = torch.as_tensor(design_matrix(self.gtab), dtype=torch.float64, device=device)
         floor = signal_floor(vox.signal, None)
         gen = torch.Generator().manual_seed(self.seed)
-        n_draw = max(self.n_init - prior.n_components, 0)
-        z_bank = torch.cat([prior.latent_means, prior.sample_latent(n_draw, gen)])[:self.n_init]
+        z_bank = prior.latent_means  # every component's centre, then draws from the mixture
+        if self.n_init > len(z_bank):
+            z_bank = torch.cat([z_bank, prior.sample_latent(self.n_init - len(z_bank), gen)])
+        z_bank = z_bank[:self.n_init]
         with torch.no_grad():
             bank_logev = torch.sort(prior.decode(z_bank)[:, :3], -1, descending=True).values
         rician = self.fit_method == "RNLLS"
