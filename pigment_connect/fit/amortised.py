@@ -18,8 +18,6 @@ never sees the scans it is applied to.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..physics.dti import six_from_tensor
 from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
+from ..prior.files import load_weights, save_weights
 from ..prior.network import TissuePrior, load_prior
 from ..prior.tissue import (
     FEATURES, dki_tissue_signal, eigenframe, noddi_tissue_signal, tissue_maps, tissue_tensor,
@@ -79,6 +78,21 @@ class _Summary:
             d = torch.linalg.solve(AtA, (A.transpose(1, 2) @ logy[..., None]))[..., 0]
             parts += [d * 1e3, logy.mean(-1, keepdim=True)]
         return torch.cat(parts, -1), frame, s0
+
+
+def _tissue_signal(feats: torch.Tensor, rotation: torch.Tensor, bvals: torch.Tensor, bvecs: torch.Tensor, *,
+                   stick: torch.Tensor | None = None, kurtosis_ceiling: float | None = None) -> torch.Tensor:
+    """(V, N) signal (S0 = 1) of tissue features (V, 9) in frames ``rotation`` (V, 3, 3): the kurtosis
+    and NODDI descriptions averaged for b ≤ DKI_MAX_B, NODDI alone beyond. ``kurtosis_ceiling``
+    clips the kurtosis description (its exponent grows without bound for implausible features)."""
+    one = torch.ones(len(feats), dtype=feats.dtype, device=feats.device)
+    signal = noddi_tissue_signal(one, feats, rotation, bvals, bvecs, stick=stick)
+    low = bvals <= DKI_MAX_B
+    dki = dki_tissue_signal(one, feats, rotation, bvals[low], bvecs[low])
+    if kurtosis_ceiling is not None:
+        dki = dki.clamp(0.0, kurtosis_ceiling)
+    signal[:, low] = 0.5 * (signal[:, low] + dki)
+    return signal
 
 
 def _network(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
@@ -136,11 +150,7 @@ class AmortisedPigment:
             rot = _random_rotations(n, gen, dtype).to(device)
             bvals, bvecs = gradient_tensors(self.gtab, device, dtype)
             stick = stick_coefficients(bvals * D_PAR, legendre_order(float(bvals.max()) * D_PAR, tol=1e-7))
-            one = torch.ones(n, dtype=dtype, device=device)
-            clean = noddi_tissue_signal(one, feats, rot, bvals, bvecs, stick=stick)
-            low = bvals <= DKI_MAX_B
-            dki = dki_tissue_signal(one, feats, rot, bvals[low], bvecs[low])
-            clean[:, low] = 0.5 * (clean[:, low] + dki.clamp(0.0, 1.5))
+            clean = _tissue_signal(feats, rot, bvals, bvecs, stick=stick, kurtosis_ceiling=1.5)
             lo, hi = (math.log(s) for s in self.snr_range)
             sigma = torch.exp(lo + (hi - lo) * torch.rand(n, generator=gen)).reciprocal().to(device, dtype)
             noise = lambda: torch.randn(clean.shape, generator=gen).to(device, dtype) * sigma[:, None]  # noqa: E731
@@ -200,7 +210,6 @@ class AmortisedPigment:
         net = self.network.to(device)
         summary = _Summary(self.gtab, device, dt)
         bvals, bvecs = gradient_tensors(self.gtab, device, dt)
-        low = bvals <= DKI_MAX_B
         floor = signal_floor(vox.signal, None)
         in_mean, in_std = self.in_mean.to(device), self.in_std.to(device)
 
@@ -211,9 +220,7 @@ class AmortisedPigment:
             out_net = net((inputs - in_mean) / in_std)
             mean, logvar = out_net[:, :len(FEATURES)], out_net[:, len(FEATURES):].clamp(-12, 6)
             feats = mean * prior.std + prior.mean
-            one = torch.ones(len(signal), dtype=dt, device=device)
-            pred = noddi_tissue_signal(one, feats, frame, bvals, bvecs)
-            pred[:, low] = 0.5 * (pred[:, low] + dki_tissue_signal(one, feats, frame, bvals[low], bvecs[low]))
+            pred = _tissue_signal(feats, frame, bvals, bvecs)
             s0 = (pred * signal).sum(-1) / (pred * pred).sum(-1).clamp_min(1e-30)
             out = dict(tissue_maps(feats))
             out["evec1"] = frame[:, :, 0]
@@ -243,33 +250,20 @@ class AmortisedPigment:
         sha256, settings, the weights' sha256)."""
         if self.network is None:
             raise InputError("nothing to save: this AmortisedPigment is not trained.", fix="call .train() first.")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        weights = path.with_suffix(".pt")
-        tmp = weights.with_suffix(".pt.tmp")
-        torch.save({"network": {k: v.cpu() for k, v in self.network.state_dict().items()},
-                    "in_mean": self.in_mean.cpu(), "in_std": self.in_std.cpu()}, tmp)
-        tmp.replace(weights)
+        state = {"network": {k: v.cpu() for k, v in self.network.state_dict().items()},
+                 "in_mean": self.in_mean.cpu(), "in_std": self.in_std.cpu()}
         header = {"bvals": self.gtab.bvals.tolist(), "bvecs": self.gtab.bvecs.tolist(), "hidden": self.hidden,
                   "n_train": self.n_train, "steps": self.steps, "snr_range": list(self.snr_range), "seed": self.seed,
-                  "prior_sha256": self.prior.info.get("sha256"),
-                  "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
-        path.with_suffix(".json").write_text(json.dumps(header, indent=1) + "\n")
-        return weights
+                  "prior_sha256": self.prior.info.get("sha256")}
+        return save_weights(path, state, header)
 
     @classmethod
     def load(cls, path: PathLike, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None,
              device: torch.device | str | None = None) -> AmortisedPigment:
         """A trained model written by :meth:`save`, for scans of ``gtab`` (which must be the table
         it was trained for: same b-values within 20 s/mm², same directions up to sign within 1°)."""
-        path = Path(path)
-        weights, header_path = path.with_suffix(".pt"), path.with_suffix(".json")
-        for p in (weights, header_path):
-            if not p.is_file():
-                raise InputError("amortised model file not found.", file=p, fix="train and save one first.")
-        header = json.loads(header_path.read_text())
-        if hashlib.sha256(weights.read_bytes()).hexdigest() != header.get("sha256"):
-            raise InputError("weights do not match their header's sha256.", file=weights, fix="train it again.")
+        state, header, weights = load_weights(path, what="amortised model", missing_fix="train and save one first.",
+                                              corrupt_fix="train it again.")
         bvals, bvecs = np.asarray(header["bvals"]), np.asarray(header["bvecs"])
         same = len(bvals) == len(gtab) and np.all(np.abs(bvals - gtab.bvals) <= 20.0)
         if same:
@@ -283,7 +277,6 @@ class AmortisedPigment:
         if header.get("prior_sha256") not in (None, model.prior.info.get("sha256")):
             raise InputError("this amortised model was trained on another prior.", file=weights,
                              fix="load it with the prior it was trained on, or train it again.")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
         summary_dim = len(state["in_mean"])
         model.network = _network(summary_dim, model.hidden, 2 * len(FEATURES))
         model.network.load_state_dict(state["network"])

@@ -16,8 +16,6 @@ the latent density the zero-shot fit uses (:meth:`TissuePrior.latent_log_density
 
 from __future__ import annotations
 
-import hashlib
-import json
 from importlib import resources
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from torch import nn
 
 from .._typing import PathLike
 from ..errors import InputError
+from .files import load_weights, save_weights
 from .tissue import FEATURES
 
 __all__ = ["TissuePrior", "load_prior", "SHIPPED_PRIOR"]
@@ -111,17 +110,9 @@ class TissuePrior(nn.Module):
 
     def save(self, path: PathLike) -> Path:
         """Write ``<path>.pt`` (state dict) and ``<path>.json`` (architecture, provenance, sha256)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        weights = path.with_suffix(".pt")
-        tmp = weights.with_suffix(".pt.tmp")
-        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, tmp)
-        tmp.replace(weights)
         header = {"latent_dim": self.latent_dim, "hidden": self.hidden, "latent_components": self.n_components,
-                  "features": list(FEATURES),
-                  "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), **self.info}
-        path.with_suffix(".json").write_text(json.dumps(header, indent=2) + "\n")
-        return weights
+                  "features": list(FEATURES), **self.info}
+        return save_weights(path, {k: v.detach().cpu() for k, v in self.state_dict().items()}, header)
 
 
 def load_prior(path: PathLike | None = None, *, device: torch.device | str = "cpu") -> TissuePrior:
@@ -130,24 +121,16 @@ def load_prior(path: PathLike | None = None, *, device: torch.device | str = "cp
     if path is None:
         base = resources.files("pigment_connect.prior") / "weights" / SHIPPED_PRIOR
         path = Path(str(base))
-    path = Path(path)
-    weights, header_path = path.with_suffix(".pt"), path.with_suffix(".json")
-    for p in (weights, header_path):
-        if not p.is_file():
-            raise InputError("prior file not found.", file=p, fix="train one with `pigment-connect train-prior`, "
-                             "or pass no path to use the shipped prior.")
-    header = json.loads(header_path.read_text())
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    if header.get("sha256") not in (None, digest):
-        raise InputError("prior weights do not match their header's sha256 (corrupt or replaced file).",
-                         file=weights, fix="re-train or re-install the prior.")
+    state, header, weights = load_weights(
+        path, what="prior", sha_required=False, corrupt_fix="re-train or re-install the prior.",
+        missing_fix="train one with `pigment-connect train-prior`, or pass no path to use the shipped prior.")
     if tuple(header.get("features", FEATURES)) != FEATURES:
         raise InputError(f"prior was trained on features {header.get('features')}, this version uses {FEATURES}.",
-                         file=header_path)
+                         file=weights.with_suffix(".json"))
     prior = TissuePrior(header["latent_dim"], header["hidden"])
     k, d = int(header.get("latent_components", 1)), prior.latent_dim
     prior.set_latent_mixture(torch.zeros(k, d), torch.eye(d).expand(k, d, d), torch.ones(k))  # shapes; values load below
-    result = prior.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=False)
+    result = prior.load_state_dict(state, strict=False)
     # Priors written before the latent mixture existed keep the standard-normal latent density.
     missing = set(result.missing_keys) - ({"latent_means", "latent_whiten", "latent_log_weight"}
                                           if "latent_components" not in header else set())

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from .._typing import PathLike
 from ..errors import InputError
+from ..io.write import atomic_path
 from .network import TissuePrior
 from .tissue import FEATURES
 
@@ -90,10 +91,10 @@ def train_prior(features: np.ndarray, *, latent_dim: int = 6, hidden: int = 128,
                     history["val_loss"].append((step + 1, float(_vae_loss(prior, val, None))))
                 bar.set_postfix(val=f"{history['val_loss'][-1][1]:.3f}")
             if ckpt is not None and ((step + 1) % 500 == 0 or step + 1 == steps):
-                tmp = ckpt.with_suffix(ckpt.suffix + ".tmp")
-                torch.save({"model": prior.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                            "generator": gen.get_state(), "history": history, "step": step + 1}, tmp)
-                tmp.replace(ckpt)
+                with atomic_path(ckpt) as tmp:
+                    torch.save({"model": prior.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(), "generator": gen.get_state(), "history": history,
+                                "step": step + 1}, tmp)
             bar.update(1)
     prior = prior.cpu().eval().requires_grad_(False)
     with torch.no_grad():
