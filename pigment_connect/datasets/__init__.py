@@ -1,5 +1,6 @@
 """Synthetic subjects and cohorts with ground truth, and the shared real-data locator."""
 
+from .connectomes import ConnectomeCohort, make_connectome_cohort
 from .phantom import (
     BUNDLES,
     REGION_NAMES,
@@ -22,4 +23,6 @@ __all__ = [
     "write_bids",
     "subject_parcellation_pattern",
     "shared_data_dir",
+    "ConnectomeCohort",
+    "make_connectome_cohort",
 ]

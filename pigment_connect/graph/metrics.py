@@ -64,20 +64,20 @@ Length = Literal["inverse", "neglog"]
 GraphLike = Connectome | np.ndarray
 
 
-def as_weights(conn: GraphLike, *, binary: bool = False) -> np.ndarray:
+def as_weights(conn: GraphLike, *, binary: bool = False, allow_negative: bool = False) -> np.ndarray:
     """The (n, n) float64 weight matrix of ``conn`` with a zero diagonal (0/1 if ``binary``).
 
     Raises
     ------
     InputError
-        Not square, not symmetric, NaN/Inf or negative weights.
+        Not square, not symmetric, NaN/Inf, or negative weights (unless ``allow_negative``).
     """
     w = conn.weights if isinstance(conn, Connectome) else np.asarray(conn, dtype=np.float64)
     if w.ndim != 2 or w.shape[0] != w.shape[1]:
         raise InputError(f"a square matrix is needed, got shape {w.shape}.")
     if not np.all(np.isfinite(w)):
         raise InputError("the connectome contains NaN or Inf.", fix="replace them (e.g. np.nan_to_num) first.")
-    if np.any(w < 0):
+    if not allow_negative and np.any(w < 0):
         raise InputError("negative weights are not supported by these metrics.", fix="threshold or take |W| first.")
     if not np.allclose(w, w.T, rtol=1e-10, atol=1e-12):
         raise InputError("the connectome is not symmetric; these metrics are for undirected graphs.",

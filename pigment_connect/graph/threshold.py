@@ -20,8 +20,10 @@ __all__ = ["as_stack", "threshold_absolute", "threshold_proportional", "consiste
            "consensus_connectome"]
 
 
-def as_stack(cohort: np.ndarray | Sequence[Connectome] | Sequence[np.ndarray]) -> np.ndarray:
-    """(n_subjects, n, n) float64 weights with zero diagonals, each validated like one graph.
+def as_stack(cohort: np.ndarray | Sequence[Connectome] | Sequence[np.ndarray], *,
+             allow_negative: bool = False) -> np.ndarray:
+    """(n_subjects, n, n) float64 weights with zero diagonals, each validated like one graph
+    (negative values allowed with ``allow_negative``, e.g. for statistics of harmonised data).
 
     Raises
     ------
@@ -40,7 +42,7 @@ def as_stack(cohort: np.ndarray | Sequence[Connectome] | Sequence[np.ndarray]) -
     out = np.empty((len(mats), *sizes.pop()))
     for k, m in enumerate(mats):
         try:
-            out[k] = as_weights(m)
+            out[k] = as_weights(m, allow_negative=allow_negative)
         except InputError as err:
             raise InputError(f"subject {k}: {err.problem}", fix=err.fix) from None
     return out
