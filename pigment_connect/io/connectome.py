@@ -2,12 +2,14 @@
 
 Formats by suffix: ``.csv``/``.tsv`` (square matrix, node names as header and first column),
 ``.npz`` (weights + node table + metadata, lossless), ``.graphml`` and ``.gexf`` (networkx;
-node attributes included, zero edges omitted), ``.mat`` (MATLAB/BCT: ``CIJ`` plus labels).
+node attributes included, zero edges omitted; GEXF with Gephi labels and positions), ``.mat``
+(MATLAB/BCT: ``CIJ`` plus labels, coordinates and node attributes, MATLAB-safe names).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from ..errors import InputError
 from .parcellation import node_table
 from .write import atomic_path
 
-__all__ = ["Connectome", "CONNECTOME_FORMATS"]
+__all__ = ["Connectome", "CONNECTOME_FORMATS", "matlab_field_name"]
 
 CONNECTOME_FORMATS = (".csv", ".tsv", ".npz", ".graphml", ".gexf", ".mat")
 
@@ -112,22 +114,37 @@ class Connectome:
                 import networkx as nx
 
                 graph = self.to_networkx()
+                if suffix == ".gexf":  # Gephi shows 'label' and places nodes by 'viz' position
+                    for row, attrs in graph.nodes(data=True):
+                        attrs["label"] = str(attrs["name"])
+                        if all(_is_number(attrs.get(k)) for k in "xyz"):
+                            attrs["viz"] = {"position": {k: float(attrs[k]) for k in "xyz"}}
                 writer = nx.write_graphml if suffix == ".graphml" else nx.write_gexf
                 writer(graph, str(tmp))
             else:
                 from scipy.io import savemat
 
-                savemat(
-                    str(tmp),
-                    {
-                        "CIJ": self.weights,
-                        "labels": np.array(self.labels, dtype=object),
-                        "coor": self.nodes[["x", "y", "z"]].to_numpy(dtype=float),
-                        "weighting": self.weighting,
-                        "atlas": self.atlas,
-                    },
-                )
+                savemat(str(tmp), self._mat_fields(), long_field_names=False)
         return path
+
+    def _mat_fields(self) -> dict:
+        """MATLAB/BCT fields: ``CIJ``, ``labels``, ``coor`` (n × 3 mm), ``weighting``, ``atlas``
+        and ``node_<column>`` for the other node-table columns, names made MATLAB-safe."""
+        fields: dict[str, object] = {
+            "CIJ": self.weights,
+            "labels": np.array(self.labels, dtype=object),
+            "coor": self.nodes[["x", "y", "z"]].to_numpy(dtype=float),
+            "weighting": self.weighting,
+            "atlas": self.atlas,
+        }
+        for col in self.nodes.columns:
+            if col in ("name", "x", "y", "z"):
+                continue
+            values = self.nodes[col]
+            fields[matlab_field_name(f"node_{col}")] = (
+                values.to_numpy(dtype=float) if pd.api.types.is_numeric_dtype(values)
+                else np.array(values.astype(str).tolist(), dtype=object))
+        return fields
 
     @classmethod
     def load(cls, path: PathLike, *, weighting: str | None = None, atlas: str | None = None) -> Connectome:
@@ -155,7 +172,8 @@ class Connectome:
                 w = np.zeros((len(order), len(order)))
                 for a, b, d in graph.edges(data=True):
                     w[pos[a], pos[b]] = w[pos[b], pos[a]] = float(d.get("weight", 1.0))
-                nodes = pd.DataFrame([{k: v for k, v in graph.nodes[n].items() if k != "label"} for n in order])
+                nodes = pd.DataFrame([{k: v for k, v in graph.nodes[n].items() if k not in ("label", "viz")}
+                                      for n in order])
                 return cls(w, nodes, graph.graph.get("weighting", weighting or "unknown"),
                            graph.graph.get("atlas", atlas or "unknown"))
             if suffix == ".mat":
@@ -172,6 +190,30 @@ class Connectome:
         except Exception as exc:
             raise InputError(f"cannot read the connectome ({type(exc).__name__}: {exc}).", file=path) from None
         raise InputError(f"unknown connectome format {suffix!r}.", file=path, fix=f"use one of {CONNECTOME_FORMATS}.")
+
+
+_MATLAB_KEYWORDS = frozenset({
+    "break", "case", "catch", "classdef", "continue", "else", "elseif", "end", "for", "function", "global", "if",
+    "otherwise", "parfor", "persistent", "return", "spmd", "switch", "try", "while",
+})
+
+
+def matlab_field_name(name: str) -> str:
+    """A name MATLAB accepts as a variable/struct field: a letter first, then letters, digits or
+    underscores, at most 63 characters, not a MATLAB keyword."""
+    clean = re.sub(r"[^0-9A-Za-z_]", "_", str(name))
+    if not clean or not clean[0].isalpha():
+        clean = "x" + clean
+    if clean in _MATLAB_KEYWORDS:
+        clean += "_"
+    return clean[:63]
+
+
+def _is_number(value) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))
+    except (TypeError, ValueError):
+        return False
 
 
 def _plain(value):
