@@ -92,7 +92,7 @@ def make_connectome_cohort(n_per_group: int = 20, n_nodes: int = 40, *, groups: 
     nodes = pd.DataFrame({"index": np.arange(1, n_nodes + 1), "name": [f"n{k + 1:02d}" for k in range(n_nodes)],
                           "network": [f"module{m + 1}" for m in modules],
                           "x": 60 * np.cos(angle), "y": 60 * np.sin(angle), "z": np.zeros(n_nodes)})
-    table = pd.DataFrame({"subject": [f"sub{k + 1:03d}" for k in range(n)], "group": group, "age": age,
+    table = pd.DataFrame({"subject": [f"{k + 1:03d}" for k in range(n)], "group": group, "age": age,
                           "sex": sex, "site": site})
     conns = [Connectome(m, nodes, "count", "synthetic", {"subject": sid}) for m, sid in zip(mats, table["subject"])]
     return ConnectomeCohort(conns, table, effect)

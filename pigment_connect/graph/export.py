@@ -3,8 +3,8 @@
 :meth:`Connectome.save` writes one file by suffix (CSV/TSV matrix with labels, ``.npz``,
 GraphML and GEXF for Gephi/Cytoscape/networkx/igraph, BCT-compatible ``.mat`` with MATLAB-safe field names). This module adds the edge list and
 :func:`export_connectome`, which
-writes any set of formats under BIDS-derivatives names
-(``sub-01_ses-1_seg-schaefer200_meas-count_relmat.tsv``; BEP017 "relationship matrix").
+writes any set of formats under the BIDS-derivatives names the pipeline uses
+(``sub-01_ses-1_seg-schaefer200_meas-count_connectome.tsv``).
 """
 
 from __future__ import annotations
@@ -62,14 +62,15 @@ def read_edge_list(path: PathLike, nodes: pd.DataFrame, *, weighting: str = "unk
 def connectome_filename(conn: Connectome, subject: str, session: str | None = None, *, extension: str = ".tsv",
                         space: str | None = None) -> str:
     """BIDS-derivatives name of a connectome file: ``sub-<s>[_ses-<t>][_space-<x>]_seg-<atlas>_
-    meas-<weighting>_relmat<ext>`` (entity values stripped of characters BIDS forbids)."""
+    meas-<weighting>_connectome<ext>`` (entity values stripped of characters BIDS forbids), the
+    names ``pigment-connect run`` writes."""
     if extension not in EXPORT_FORMATS:
         raise InputError(f"unknown export format {extension!r}.", fix=f"use one of {EXPORT_FORMATS}.")
 
     def label(value: str) -> str:
         return re.sub(r"[^0-9A-Za-z]", "", str(value))
 
-    return derivative_name(entity_prefix(label(subject), label(session) if session else None), "relmat", extension,
+    return derivative_name(entity_prefix(label(subject), label(session) if session else None), "connectome", extension,
                            space=label(space) if space else None, seg=label(conn.atlas), meas=label(conn.weighting))
 
 

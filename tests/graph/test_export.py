@@ -27,7 +27,7 @@ def conn(rng):
 
 def test_every_format_round_trips_with_bids_names(tmp_path, conn):
     paths = export.export_connectome(conn, tmp_path, "01", "1", formats=export.EXPORT_FORMATS, space="MNI152")
-    assert paths[".tsv"].name == "sub-01_ses-1_space-MNI152_seg-schaefer200_meas-meanfa_relmat.tsv"
+    assert paths[".tsv"].name == "sub-01_ses-1_space-MNI152_seg-schaefer200_meas-meanfa_connectome.tsv"
     assert set(paths) == set(export.EXPORT_FORMATS)
     for fmt, path in paths.items():
         back = (export.read_edge_list(path, conn.nodes) if fmt == ".edges.tsv"

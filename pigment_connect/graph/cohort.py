@@ -1,0 +1,112 @@
+"""Reading a cohort's connectomes from BIDS derivatives into the tidy form the group functions take."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .._typing import PathLike
+from ..errors import InputError
+from ..io.bids import read_participants
+from ..io.connectome import Connectome
+
+__all__ = ["read_cohort", "cohort_metrics"]
+
+_NAME = re.compile(r"^sub-(?P<subject>[0-9A-Za-z]+)(?:_ses-(?P<session>[0-9A-Za-z]+))?_.*connectome\.(?:npz|tsv|csv)$")
+
+
+def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", participants: PathLike | None = None,
+                extension: str = ".npz") -> tuple[list[Connectome], pd.DataFrame]:
+    """All ``sub-*[_ses-*]_…seg-<seg>_meas-<meas>_connectome<ext>`` files under ``derivatives``
+    (as ``pigment-connect run`` and :func:`~pigment_connect.graph.export.export_connectome`
+    write them), sorted by subject and session.
+
+    Parameters
+    ----------
+    derivatives : the derivatives folder (searched recursively).
+    seg, meas : the atlas and weighting entities of the wanted files.
+    participants : a BIDS ``participants.tsv`` (or the folder holding it) whose columns join the
+        table; by default the one in ``derivatives`` or in the BIDS root two levels above it.
+    extension : ``.npz`` (full node table) or ``.tsv``/``.csv`` (matrix with labels).
+
+    Returns
+    -------
+    connectomes : list of :class:`Connectome`, one per scan.
+    table : DataFrame with ``subject``, ``session`` and the participants' columns (numeric
+        columns converted to numbers), one row per connectome, in the same order.
+    """
+    root = Path(derivatives)
+    if not root.is_dir():
+        raise InputError("the derivatives folder does not exist.", file=root)
+    pattern = f"sub-*seg-{seg}_meas-{meas}_connectome{extension}"
+    files = sorted(root.rglob(pattern))
+    if not files:
+        raise InputError(f"no connectome files matching {pattern!r}.", file=root,
+                         fix="check the seg/meas entities (e.g. ls the sub-*/dwi folders) or the extension.")
+    rows, conns = [], []
+    for f in files:
+        match = _NAME.match(f.name)
+        if match is None:
+            continue
+        conns.append(Connectome.load(f, weighting=meas, atlas=seg))
+        rows.append({"subject": match["subject"], "session": match["session"]})
+    sizes = {c.n_nodes for c in conns}
+    if len(sizes) > 1:
+        raise InputError(f"the cohort's connectomes differ in size {sorted(sizes)}.", file=root,
+                         fix="read one atlas at a time (the seg entity).")
+    table = pd.DataFrame(rows)
+    info = _participants(root, participants)
+    if info is not None:
+        extra = info.drop(columns=["participant_id"], errors="ignore")
+        missing = sorted(set(table["subject"]) - set(extra.index))
+        if missing:
+            raise InputError(f"participants.tsv lacks subjects {missing[:5]}.", fix="add a row for each subject.")
+        joined = extra.loc[table["subject"]].reset_index(drop=True)
+        for col in joined.columns:
+            converted = pd.to_numeric(joined[col], errors="coerce")
+            if converted.notna().all():
+                joined[col] = converted
+        table = pd.concat([table, joined], axis=1)
+    if table["session"].isna().all():
+        table = table.drop(columns="session")
+    return conns, table
+
+
+def _participants(root: Path, given: PathLike | None) -> pd.DataFrame | None:
+    if given is not None:
+        path = Path(given)
+        folder = path if path.is_dir() else path.parent
+        if path.is_file() and path.name != "participants.tsv":
+            raise InputError("the participants table must be named participants.tsv.", file=path)
+        info = read_participants(folder)
+        if info is None:
+            raise InputError("participants.tsv not found.", file=path)
+        return info
+    for folder in (root, root.parent.parent):
+        info = read_participants(folder)
+        if info is not None:
+            return info
+    return None
+
+
+def cohort_metrics(connectomes: list[Connectome], table: pd.DataFrame, *, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Node- and graph-level metrics of every connectome, as tidy tables joined with ``table``.
+
+    Returns
+    -------
+    nodes : one row per scan × node (``subject``, [``session``], table columns, ``node``, metrics).
+    graphs : one row per scan (table columns, graph metrics).
+    """
+    from .metrics import global_metrics, node_metrics
+
+    if len(connectomes) != len(table):
+        raise InputError(f"{len(connectomes)} connectomes but {len(table)} table rows.")
+    node_rows, graph_rows = [], []
+    for conn, (_, info) in zip(connectomes, table.iterrows()):
+        nodes = node_metrics(conn, seed=seed)
+        node_rows.append(pd.concat([pd.DataFrame([info.to_dict()] * len(nodes)).reset_index(drop=True), nodes], axis=1))
+        graph_rows.append({**info.to_dict(), **global_metrics(conn, seed=seed).to_dict()})
+    return pd.concat(node_rows, ignore_index=True), pd.DataFrame(graph_rows)
+

@@ -1,0 +1,40 @@
+"""Reading a cohort's derivatives and tidy per-subject metrics."""
+
+import numpy as np
+import pytest
+
+from pigment_connect.datasets import make_connectome_cohort
+from pigment_connect.errors import InputError
+from pigment_connect.graph import cohort, export
+
+
+@pytest.fixture()
+def derivatives(tmp_path):
+    c = make_connectome_cohort(n_per_group=3, n_nodes=12, seed=0)
+    for conn, row in zip(c.connectomes, c.table.itertuples()):
+        export.export_connectome(conn, tmp_path / f"sub-{row.subject}" / "dwi", row.subject, formats=(".npz", ".tsv"))
+    info = c.table.assign(participant_id="sub-" + c.table["subject"]).drop(columns="subject")
+    info.to_csv(tmp_path / "participants.tsv", sep="\t", index=False)
+    return tmp_path, c
+
+
+def test_read_cohort_joins_participants(derivatives):
+    root, c = derivatives
+    conns, table = cohort.read_cohort(root, seg="synthetic", meas="count")
+    assert table["subject"].tolist() == c.table["subject"].tolist()
+    assert table["age"].dtype.kind == "f" and table["group"].tolist() == c.table["group"].tolist()
+    np.testing.assert_allclose(np.stack([x.weights for x in conns]), c.stack)
+    conns_tsv, _ = cohort.read_cohort(root, seg="synthetic", meas="count", extension=".tsv")
+    np.testing.assert_allclose(conns_tsv[0].weights, c.stack[0], rtol=1e-9)
+    nodes, graphs = cohort.cohort_metrics(conns, table)
+    assert len(nodes) == 6 * 12 and len(graphs) == 6
+    assert {"subject", "group", "node", "strength"} <= set(nodes.columns)
+
+
+def test_read_cohort_errors(derivatives):
+    root, _ = derivatives
+    with pytest.raises(InputError, match="no connectome files"):
+        cohort.read_cohort(root, seg="schaefer200")
+    (root / "participants.tsv").write_text("participant_id\tgroup\nsub-001\tcontrol\n")
+    with pytest.raises(InputError, match="lacks subjects"):
+        cohort.read_cohort(root, seg="synthetic")
