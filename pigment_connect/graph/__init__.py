@@ -26,7 +26,7 @@ from .metrics import (
 )
 from .nbs import nbs as network_based_statistic
 from .nbs import tfnbs
-from .nulls import lattice, randomize_degree, randomize_strength, small_worldness
+from .nulls import lattice, normalized_rich_club, randomize_degree, randomize_strength, small_worldness
 from .threshold import consensus_connectome, consistency_threshold, threshold_absolute, threshold_proportional
 
 __all__ = [
@@ -36,6 +36,6 @@ __all__ = [
     "assortativity", "betweenness", "characteristic_path_length", "clustering", "consensus_partition",
     "global_efficiency", "global_metrics", "local_efficiency", "louvain", "modularity", "node_metrics",
     "participation_coefficient", "rich_club", "transitivity", "within_module_degree_z",
-    "lattice", "randomize_degree", "randomize_strength", "small_worldness",
+    "lattice", "normalized_rich_club", "randomize_degree", "randomize_strength", "small_worldness",
     "consensus_connectome", "consistency_threshold", "threshold_absolute", "threshold_proportional",
 ]

@@ -359,3 +359,4 @@ def match_strengths(weights, target, n_steps, seed):
             for x in range(4):
                 s[nodes[x]] += changes[x]
     return w
+

@@ -64,7 +64,7 @@ def _is_categorical(series: pd.Series) -> bool:
 
 
 def make_design(table: pd.DataFrame, contrast, *, covariates: Sequence[str] = (), group: str | None = "group",
-                blocks: str | None = None) -> Design:
+                blocks: str | None = None, categorical: Sequence[str] = ()) -> Design:
     """Build a :class:`Design` from a table with one row per scan.
 
     Parameters
@@ -76,8 +76,9 @@ def make_design(table: pd.DataFrame, contrast, *, covariates: Sequence[str] = ()
         covariate); ``(column,)``: the slope of a numeric column; an array (k, p) over
         ``Design.columns`` for anything else (k > 1 for an F test).
     covariates : columns to adjust for (e.g. ``("age", "sex", "site")``).
-    group : the grouping column, or None for a design of covariates only.
+    group : the grouping column (always categorical), or None for a design of covariates only.
     blocks : column whose values define exchangeability blocks for permutations.
+    categorical : numeric columns to treat as categorical (e.g. sites coded 1, 2, 3).
     """
     if "subject" not in table.columns:
         raise InputError("the design table needs a 'subject' column.")
@@ -93,7 +94,7 @@ def make_design(table: pd.DataFrame, contrast, *, covariates: Sequence[str] = ()
     levels: dict[str, list] = {}
     for col in ([group] if group else []) + list(covariates):
         series = table[col]
-        if _is_categorical(series):
+        if col == group or col in categorical or _is_categorical(series):
             lv = sorted(series.astype(str).unique())
             levels[col] = lv
             if len(lv) < 2:

@@ -115,6 +115,8 @@ class ComBat:
         var_pooled = np.mean((y - design @ b_hat) ** 2, axis=0)
         self.keep_ = var_pooled > 1e-12 * np.maximum(1.0, np.mean(y**2, axis=0))
         self.var_pooled_ = np.where(self.keep_, var_pooled, 1.0)
+        if not self.keep_.any():
+            raise InputError("no feature varies across scans: there is nothing to harmonise.")
         stand_mean = self.grand_mean_ + cov @ self.beta_cov_
         s = ((y - stand_mean) / np.sqrt(self.var_pooled_))[:, self.keep_]
         gamma_hat = np.linalg.solve(onehot.T @ onehot, onehot.T @ s)

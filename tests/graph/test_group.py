@@ -36,6 +36,10 @@ def test_design_coding_and_errors(cohort):
     confounded = cohort.table.assign(scanner=cohort.table["group"])
     with pytest.raises(InputError, match="rank-deficient"):
         group.make_design(confounded, ("group", "patient", "control"), covariates=("scanner",))
+    coded = cohort.table.assign(group=(cohort.table["group"] == "patient").astype(int),
+                                site=(cohort.table["site"] == "B").astype(int) + 1)
+    d_coded = group.make_design(coded, ("group", 1, 0), covariates=("age", "site"), categorical=("site",))
+    assert d_coded.columns == ["intercept", "group[1]", "age", "site[2]"]
     with pytest.raises(InputError, match="missing values"):
         group.make_design(cohort.table.assign(age=np.nan), ("group", "patient", "control"), covariates=("age",))
 
@@ -230,5 +234,7 @@ def test_combat_removes_sites_keeps_covariates_and_edge_cases(rng):
     single.loc[0, "site"] = "solo"
     res = ComBat(covariates=("age",)).fit_transform(y, single)
     assert np.all(np.isfinite(res))
+    with pytest.raises(InputError, match="nothing to harmonise"):
+        ComBat().fit(np.zeros_like(y), table)
     with pytest.raises(InputError, match="two sites"):
         ComBat().fit(y, table.assign(site="A"))

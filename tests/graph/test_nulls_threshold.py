@@ -110,3 +110,16 @@ def test_consensus_connectome(rng):
         threshold.consensus_connectome([np.zeros((3, 3)), np.zeros((4, 4))])
     with pytest.raises(InputError, match="subject 1"):
         threshold.as_stack([np.zeros((2, 2)), np.array([[0, 1.0], [0, 0]])])
+
+
+def test_normalized_rich_club_detects_a_planted_rich_club(rng):
+    n = 60
+    a = (rng.random((n, n)) < 0.08).astype(float)
+    a[:10, :10] = 1.0  # ten hubs, all interconnected
+    a = np.triu(a, 1)
+    a = a + a.T
+    table = nulls.normalized_rich_club(a, n_null=20, seed=0)
+    k = int(np.sort(gm.degree(a))[-10]) - 1  # the hubs are the nodes of degree > k
+    assert table.loc[k, "phi"] == pytest.approx(gm.rich_club(a)[k])
+    assert table.loc[k, "phi_norm"] > 1.2 and table.loc[k, "p"] <= 0.05
+    assert table.equals(nulls.normalized_rich_club(a, n_null=20, seed=0))
