@@ -46,3 +46,33 @@ def test_train_prior_refuses_a_single_shell_scan(tmp_path, capsys):
                  "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "two non-zero b-value shells" in err and "dwi" in err and "Traceback" not in err
+
+
+def test_stats_on_a_synthetic_cohort_finds_the_planted_effect(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from pigment_connect.datasets import make_connectome_cohort
+    from pigment_connect.graph.export import export_connectome
+
+    cohort = make_connectome_cohort(n_per_group=12, n_nodes=20, effect_size=2.0, seed=2)
+    derivs = tmp_path / "derivatives"
+    for conn, row in zip(cohort.connectomes, cohort.table.itertuples()):
+        export_connectome(conn, derivs / f"sub-{row.subject}" / "dwi", row.subject, formats=(".npz",))
+    info = cohort.table.assign(participant_id="sub-" + cohort.table["subject"]).drop(columns="subject")
+    info.to_csv(derivs / "participants.tsv", sep="\t", index=False)
+    code = main(["stats", str(derivs), str(tmp_path / "stats"), "--seg", "synthetic", "--contrast", "group", "patient",
+                 "control", "--covariates", "age", "sex", "--harmonize", "site", "--perm", "500", "--quiet"])
+    assert code == 0, capsys.readouterr()
+    out = tmp_path / "stats"
+    components = pd.read_csv(out / "seg-synthetic_meas-count_desc-patientvscontrol_nbscomponents.tsv", sep="\t")
+    assert components.loc[0, "p_fwe"] <= 0.05
+    edges = pd.read_csv(out / "seg-synthetic_meas-count_desc-patientvscontrol_nbsedges.tsv", sep="\t")
+    hits = edges[edges["p_fwe"] <= 0.05]
+    assert len(hits) and np.all(cohort.effect[hits["i"], hits["j"]])
+    summary = json.loads((out / "seg-synthetic_meas-count_desc-patientvscontrol_stats.json").read_text())
+    assert summary["n_scans"] == 24 and summary["harmonize"] == "site"
+    assert main(["stats", str(derivs), str(out), "--seg", "synthetic", "--contrast", "group", "patient"]) == 2
+    assert "--contrast" in capsys.readouterr().err
