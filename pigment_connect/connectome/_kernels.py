@@ -1,0 +1,48 @@
+"""Numba kernels of the connectome stage (no orchestration here)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def reverse_search(ijk, points, offsets, labels, max_dist):
+    """(S, 2) labels found walking inwards from each end of each streamline.
+
+    ``ijk`` (P, 3) rounded voxel indices of ``points`` (P, 3) mm; streamline s spans
+    ``offsets[s]:offsets[s+1]``. From the first (last) point, step towards the midpoint index
+    (``n // 2`` from the end, ``(n + 1) // 2`` from the start) and return the first non-zero
+    label; stop with 0 once more than ``max_dist`` mm of path has been walked (0: no limit).
+    """
+    n_s = offsets.shape[0] - 1
+    nx, ny, nz = labels.shape
+    out = np.zeros((n_s, 2), dtype=np.int32)
+    for s in prange(n_s):
+        a = offsets[s]
+        n = offsets[s + 1] - a
+        if n == 0:
+            continue
+        for side in range(2):
+            if side == 0:
+                start, mid, step = 0, (n + 1) // 2, 1
+            else:
+                start, mid, step = n - 1, n // 2, -1
+            walked = 0.0
+            k = start
+            while k != mid:
+                i, j, l = ijk[a + k, 0], ijk[a + k, 1], ijk[a + k, 2]
+                if 0 <= i < nx and 0 <= j < ny and 0 <= l < nz and labels[i, j, l] != 0:
+                    out[s, side] = labels[i, j, l]
+                    break
+                if max_dist > 0.0:
+                    if k + step < 0 or k + step >= n:
+                        break
+                    d = 0.0
+                    for c in range(3):
+                        d += (points[a + k, c] - points[a + k + step, c]) ** 2
+                    walked += np.sqrt(d)
+                    if walked > max_dist:
+                        break
+                k += step
+    return out
