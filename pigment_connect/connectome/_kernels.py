@@ -46,3 +46,42 @@ def reverse_search(ijk, points, offsets, labels, max_dist):
                         break
                 k += step
     return out
+
+
+@njit(cache=True, parallel=True)
+def mean_along(ijk, points, offsets, volume):
+    """(S,) arc-length-weighted mean of ``volume`` at the voxels ``ijk`` of each streamline's
+    points: vertex k weighs half the length of its adjacent segments (MRtrix3 ``tcksample
+    -stat_tck mean``); points outside the volume read 0; a streamline of zero length gets the
+    plain mean of its points."""
+    n_s = offsets.shape[0] - 1
+    nx, ny, nz = volume.shape
+    out = np.zeros(n_s)
+    for s in prange(n_s):
+        a = offsets[s]
+        n = offsets[s + 1] - a
+        total = 0.0
+        weight = 0.0
+        plain = 0.0
+        for k in range(n):
+            i, j, l = ijk[a + k, 0], ijk[a + k, 1], ijk[a + k, 2]
+            value = volume[i, j, l] if (0 <= i < nx and 0 <= j < ny and 0 <= l < nz) else 0.0
+            half = 0.0
+            if k > 0:
+                d = 0.0
+                for c in range(3):
+                    d += (points[a + k, c] - points[a + k - 1, c]) ** 2
+                half += 0.5 * np.sqrt(d)
+            if k < n - 1:
+                d = 0.0
+                for c in range(3):
+                    d += (points[a + k + 1, c] - points[a + k, c]) ** 2
+                half += 0.5 * np.sqrt(d)
+            total += value * half
+            weight += half
+            plain += value
+        if weight > 0.0:
+            out[s] = total / weight
+        elif n > 0:
+            out[s] = plain / n
+    return out

@@ -36,7 +36,7 @@ def test_counts_lengths_and_self_connections():
     assert conns["count"].provenance["n_self_connections"] == 1
     assert conns["count"].provenance["n_unassigned"] == 1  # the y=4 line starts and ends outside nodes
     assert conns["length"].weights[0, 2] == pytest.approx(np.mean([17.0, 14.4]))
-    vols = parc.volumes_mm3()
+    vols = parc.volumes_mm3() / 8.0  # in voxels of 2 mm, as MRtrix3
     assert conns["invnodevol"].weights[0, 2] == pytest.approx(2 * 2 / (vols[0] + vols[2]))
     with_self = build_connectomes(trk, parc, assignment="end_voxel", self_connections=True)["count"]
     assert with_self.weights[0, 0] == 1
@@ -88,3 +88,27 @@ def test_end_voxel_counts_equal_dipy_connectivity_matrix(phantom, phantom_tensor
     ref = np.asarray(ref, dtype=float)[1:, 1:]  # drop DIPY's background row/column
     np.fill_diagonal(ref, 0)
     np.testing.assert_array_equal(ours, ref)
+
+
+def test_one_pass_over_a_streamed_file_equals_separate_in_memory_builds(tmp_path, rng):
+    from pigment_connect.io import MicrostructureMaps
+
+    parc = toy_parcellation()
+    coarse = Parcellation(np.where(parc.labels > 0, 1 + (parc.labels == 3), 0).astype(np.int32), AFFINE,
+                          pd.DataFrame({"index": [1, 2], "name": ["ab", "c"]}), "coarse")
+    lines = [line(rng.uniform(0, 3), rng.uniform(5, 9.5), y=rng.uniform(0, 3)) for _ in range(400)]
+    trk = Tractogram.from_streamlines(lines, affine=AFFINE, shape=parc.labels.shape)
+    path = trk.save(tmp_path / "t.tck")
+    fa = rng.random(parc.labels.shape).astype(np.float32)
+    maps = MicrostructureMaps({"fa": fa}, AFFINE, "tensor", uncertainty={"fa": 0.1 * fa})
+    kinds = ("count", "length", "mean_fa", "uncertainty_fa")
+    both = build_connectomes(path, [parc, coarse], weightings=kinds, maps=maps, chunk_size=37)
+    for p in (parc, coarse):
+        alone = build_connectomes(trk, p, weightings=kinds, maps=maps)
+        for k in kinds:
+            np.testing.assert_allclose(both[p.name][k].weights, alone[k].weights, rtol=1e-6)
+    assert both["toy"]["count"].provenance["n_streamlines"] == 400
+    with pytest.raises(InputError, match="streamline weights"):
+        build_connectomes(trk, parc, streamline_weights=np.ones(3))
+    with pytest.raises(InputError, match="uncertainty"):
+        build_connectomes(trk, parc, weightings=("uncertainty_md",), maps=maps)

@@ -74,3 +74,42 @@ def test_counts_equal_dipy_connectivity_matrix(scene):
     ours = _ours(scene, "end_voxel")
     assert ref.sum() > 500
     np.testing.assert_array_equal(ours, ref)
+
+
+def _mrtrix(tmp_path, scene, *opts, out="out.csv"):
+    parc, trk = scene
+    if not (tmp_path / "tracks.tck").exists():
+        trk.save(tmp_path / "tracks.tck")
+        nib.save(nib.Nifti1Image(parc.labels, AFFINE), tmp_path / "nodes.nii.gz")
+    subprocess.run(["tck2connectome", "tracks.tck", "nodes.nii.gz", out, "-symmetric", "-quiet", "-force",
+                    "-assignment_radial_search", "2", *opts], cwd=tmp_path, check=True)
+    return np.loadtxt(tmp_path / out, delimiter=",")
+
+
+@pytest.mark.skipif(shutil.which("tck2connectome") is None, reason="MRtrix3 tck2connectome not installed")
+def test_weightings_equal_mrtrix3(tmp_path, scene):
+    """invnodevol, mean length, inverse length, SIFT2-style weights and mean FA against
+    tck2connectome's -scale_* options (and tcksample -stat_tck mean -nointerp for FA)."""
+    from pigment_connect.io import MicrostructureMaps
+
+    parc, trk = scene
+    rng = np.random.default_rng(5)
+    fa = rng.uniform(0.1, 0.9, SHAPE).astype(np.float32)
+    maps = MicrostructureMaps({"fa": fa}, AFFINE, "tensor")
+    weights = rng.uniform(0.2, 3.0, len(trk))
+    np.savetxt(tmp_path / "weights.txt", weights[None, :], fmt="%.9g")
+    ours = build_connectomes(trk, parc, weightings=("count", "invnodevol", "length", "invlength", "mean_fa"),
+                             maps=maps, assignment="radial", radius=2.0, self_connections=True)
+    np.testing.assert_allclose(ours["invnodevol"].weights, _mrtrix(tmp_path, scene, "-scale_invnodevol"), rtol=1e-5)
+    np.testing.assert_allclose(ours["length"].weights,
+                               _mrtrix(tmp_path, scene, "-scale_length", "-stat_edge", "mean"), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours["invlength"].weights, _mrtrix(tmp_path, scene, "-scale_invlength"), rtol=1e-5)
+    nib.save(nib.Nifti1Image(fa, AFFINE), tmp_path / "fa.nii.gz")
+    subprocess.run(["tcksample", "tracks.tck", "fa.nii.gz", "fa_per_tck.txt", "-stat_tck", "mean", "-nointerp",
+                    "-quiet"], cwd=tmp_path, check=True)
+    ref_fa = _mrtrix(tmp_path, scene, "-scale_file", "fa_per_tck.txt", "-stat_edge", "mean")
+    np.testing.assert_allclose(ours["mean_fa"].weights, ref_fa, rtol=1e-5, atol=1e-6)
+    weighted = build_connectomes(trk, parc, weightings=("count",), streamline_weights=tmp_path / "weights.txt",
+                                 assignment="radial", radius=2.0, self_connections=True)["count"]
+    np.testing.assert_allclose(weighted.weights, _mrtrix(tmp_path, scene, "-tck_weights_in", "weights.txt"),
+                               rtol=1e-5)

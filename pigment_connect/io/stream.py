@@ -1,0 +1,134 @@
+"""Reading a tractogram file in chunks of streamlines, so that 10 million streamlines can be
+processed in bounded memory.
+
+``.tck`` files are read directly (header, then float32 triplets with a NaN row after each
+streamline and an Inf row at the end), a block of points at a time. ``.trx`` files are
+memory-mapped by trx-python and sliced. ``.trk`` files are loaded whole (nibabel) and sliced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .._typing import PathLike
+from ..errors import InputError
+from .tractogram import TRACTOGRAM_FORMATS, Tractogram
+
+__all__ = ["iter_tractogram", "read_tck_header"]
+
+_POINTS_PER_BLOCK = 4_000_000  # 48 MB of float32 triplets
+
+
+def read_tck_header(path: PathLike) -> dict[str, str]:
+    """The ``key: value`` lines of a .tck header (``file`` holds ``. <byte offset>``).
+
+    Raises
+    ------
+    InputError
+        Not a .tck file, no END line, or a data type other than Float32LE/BE.
+    """
+    path = Path(path)
+    header: dict[str, str] = {}
+    with open(path, "rb") as f:
+        first = f.readline()
+        if not first.startswith(b"mrtrix tracks"):
+            raise InputError("not an MRtrix3 .tck file (its first line is not 'mrtrix tracks').", file=path)
+        for raw in f:
+            line = raw.decode("latin-1").strip()
+            if line == "END":
+                break
+            if ":" in line:
+                key, value = line.split(":", 1)
+                header[key.strip()] = value.strip()
+        else:
+            raise InputError("the .tck header has no END line (truncated file?).", file=path)
+    if header.get("datatype") not in ("Float32LE", "Float32BE"):
+        raise InputError(f"unsupported .tck datatype {header.get('datatype')!r}.", file=path,
+                         fix="convert with tckconvert to Float32LE.")
+    return header
+
+
+def iter_tractogram(path: PathLike, *, chunk_size: int = 500_000, reference: tuple | None = None
+                    ) -> Iterator[Tractogram]:
+    """Yield the streamlines of ``path`` as :class:`Tractogram` chunks of up to ``chunk_size``.
+
+    Parameters
+    ----------
+    path : .tck, .trx or .trk file.
+    chunk_size : streamlines per chunk.
+    reference : (shape, affine) for .tck files written by other software (TCK stores no grid).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("tractogram file not found.", file=path)
+    if chunk_size < 1:
+        raise InputError(f"chunk_size must be positive, got {chunk_size}.")
+    suffix = path.suffix.lower()
+    if suffix not in TRACTOGRAM_FORMATS:
+        raise InputError(f"unknown tractogram format {suffix!r}.", file=path, fix=f"use one of {TRACTOGRAM_FORMATS}.")
+    if suffix == ".tck":
+        yield from _iter_tck(path, chunk_size, reference)
+        return
+    whole = Tractogram.load(path)
+    for start in range(0, len(whole), chunk_size):
+        yield whole.select(slice(start, start + chunk_size))
+
+
+def _iter_tck(path: Path, chunk_size: int, reference) -> Iterator[Tractogram]:
+    header = read_tck_header(path)
+    if "pigment_affine" in header:
+        affine = np.array(header["pigment_affine"].split(), dtype=np.float64).reshape(4, 4)
+        shape = tuple(int(v) for v in header["pigment_shape"].split())
+    elif reference is not None:
+        shape, affine = reference
+    else:
+        raise InputError("a .tck file stores no voxel grid.", file=path,
+                         fix="pass reference=(shape, affine) of the DWI it was tracked on.")
+    try:
+        offset = int(header["file"].split()[1])
+    except (KeyError, IndexError, ValueError):
+        raise InputError("the .tck header has no valid 'file: . <offset>' line.", file=path) from None
+    dtype = np.dtype("<f4" if header["datatype"] == "Float32LE" else ">f4")
+    pending_points: list[np.ndarray] = []  # points of streamlines not yet yielded
+    pending_lengths: list[int] = []
+    carry = np.zeros((0, 3), np.float32)  # points of a streamline cut by the block boundary
+    n_pending = 0
+    with open(path, "rb") as f:
+        f.seek(offset)
+        done = False
+        while not done:
+            block = np.fromfile(f, dtype=dtype, count=3 * _POINTS_PER_BLOCK)
+            if block.size % 3:
+                raise InputError("the .tck data end in the middle of a point (truncated file?).", file=path)
+            if block.size == 0:
+                if carry.size:
+                    raise InputError("the .tck data end without their terminator (truncated file?).", file=path)
+                break
+            pts = np.concatenate([carry, block.reshape(-1, 3).astype(np.float32)])
+            stop = np.flatnonzero(np.isinf(pts[:, 0]))
+            if stop.size:
+                pts = pts[: stop[0]]
+                done = True
+            breaks = np.flatnonzero(np.isnan(pts[:, 0]))
+            starts = np.concatenate([[0], breaks + 1])
+            for a, b in zip(starts[:-1], breaks):
+                pending_points.append(pts[a:b])
+                pending_lengths.append(b - a)
+                n_pending += 1
+                if n_pending >= chunk_size:
+                    yield _chunk(pending_points, pending_lengths, affine, shape)
+                    pending_points, pending_lengths, n_pending = [], [], 0
+            carry = pts[starts[-1]:]
+            if done and carry.size:
+                raise InputError("the last .tck streamline has no NaN delimiter (corrupt file?).", file=path)
+    if n_pending:
+        yield _chunk(pending_points, pending_lengths, affine, shape)
+
+
+def _chunk(points: list[np.ndarray], lengths: list[int], affine, shape) -> Tractogram:
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    flat = np.concatenate(points) if points else np.zeros((0, 3), np.float32)
+    return Tractogram(flat, offsets, affine, shape)
