@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import run, simulate, stats, train_prior
+from . import atlases, run, simulate, stats, train_prior
 
-SUBCOMMANDS = (run, simulate, train_prior, stats)
+SUBCOMMANDS = (run, simulate, train_prior, stats, atlases)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,10 @@ EXAMPLES = """examples:
   Process a BIDS dataset whose subjects carry a parcellation in DWI space, 2 subjects at a time:
     pigment-connect run /data/bids /data/bids/derivatives/pigment_connect \\
         --parcellation 'derivatives/seg/{prefix}/dwi/{prefix}_space-dwi_seg-aparc_dseg.nii.gz' --n-jobs 2
+
+  Register the shipped Schaefer atlases to every subject (affine + SyN on FA) and build both
+  atlases' connectomes from one pass over each tractogram:
+    pigment-connect run /data/bids /data/bids/derivatives/pigment_connect --atlas schaefer100 --atlas schaefer400
 """
 
 
@@ -34,6 +38,9 @@ def register(subparsers) -> None:
     parser.add_argument("--parcellation", metavar="PATTERN",
                         help="per-subject parcellation in DWI space, relative to the BIDS root; "
                         "{prefix}, {subject}, {session} are filled in")
+    parser.add_argument("--atlas", action="append", default=[], metavar="NAME",
+                        help="MNI atlas registered to each subject (shipped name, see 'pigment-connect atlases list', "
+                        "or a label image on the template grid); repeatable")
     parser.add_argument("--n-jobs", type=int, default=1, metavar="N", help="subjects in parallel (default 1)")
     parser.add_argument("--tractogram-format", choices=[".tck", ".trk", ".trx"], default=".tck")
     add_standard_options(parser)
@@ -53,7 +60,7 @@ def execute(args: argparse.Namespace) -> int:
     else:
         if not (args.bids_dir and args.out_dir):
             raise InputError("give BIDS_DIR and OUT_DIR, or --demo OUTDIR.", fix="see pigment-connect run --help.")
-        config = PipelineConfig(parcellation=args.parcellation, seed=args.seed,
+        config = PipelineConfig(parcellation=args.parcellation, atlases=tuple(args.atlas), seed=args.seed,
                                 tractogram_format=args.tractogram_format)
         result = run_cohort(args.bids_dir, args.out_dir, config, participant_labels=args.participant_label,
                             n_jobs=args.n_jobs, force=args.force, progress=not args.quiet)

@@ -25,6 +25,9 @@ class PipelineConfig:
     parcellation : path pattern, relative to the BIDS root, of each subject's parcellation in DWI
         space; ``{prefix}`` (``sub-X[_ses-Y]``), ``{subject}`` and ``{session}`` are filled in.
         Its node table is the same path with ``.tsv``.
+    atlases : MNI atlases (shipped names such as ``"schaefer200"``, or label-image paths on the
+        template grid) registered to each subject's FA (affine + SyN) and used besides, or instead
+        of, ``parcellation``; every atlas comes out of one pass over the streamlines.
     weightings : connectome weightings (see :mod:`pigment_connect.connectome.build`).
     assignment, radius : streamline end point assignment mode and search radius (mm).
     tractogram_format : ``.tck``, ``.trk`` or ``.trx``.
@@ -40,6 +43,7 @@ class PipelineConfig:
     seeds_per_voxel: int = 2
     seed: int = 0
     parcellation: str | None = None
+    atlases: tuple[str, ...] = ()
     weightings: tuple[str, ...] = ("count", "invnodevol", "length", "mean_fa")
     assignment: str = "radial"
     radius: float = 2.0
@@ -52,6 +56,7 @@ class PipelineConfig:
         if self.tractogram_format not in (".tck", ".trk", ".trx"):
             raise InputError(f"tractogram_format must be .tck, .trk or .trx, got {self.tractogram_format!r}.")
         object.__setattr__(self, "weightings", tuple(self.weightings))
+        object.__setattr__(self, "atlases", tuple(self.atlases))
 
     def to_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}

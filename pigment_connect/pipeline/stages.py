@@ -7,9 +7,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..connectome import build_connectomes
+from ..connectome.atlases import TEMPLATE_SPACE, load_atlas
+from ..connectome.register import Registration, register_to_subject, warp_atlas, write_qc_png
 from ..errors import InputError
 from ..fit import TensorModel
 from ..graph import global_metrics, node_metrics
@@ -35,13 +38,33 @@ class SubjectOutputs:
 
 
 def _parcellation_path(config: PipelineConfig, bids_dir: Path, scan: SubjectScan) -> Path:
-    if config.parcellation is None:
-        raise InputError(
-            "no parcellation configured.",
-            fix="set PipelineConfig(parcellation='derivatives/.../{prefix}_space-dwi_seg-X_dseg.nii.gz').",
-        )
     rel = config.parcellation.format(prefix=scan.prefix, subject=scan.subject, session=scan.session or "")
     return bids_dir / rel
+
+
+def _atlas_parcellations(config: PipelineConfig, maps, mask, sub_dir: Path, prefix: str,
+                         result: SubjectOutputs) -> list[Parcellation]:
+    """Register the template to the subject's FA once (or reuse the saved transform), warp every
+    configured atlas, and write the subject-space parcellations, coverage tables and QC images."""
+    if not config.atlases:
+        return []
+    xfm_path = sub_dir / derivative_name(prefix, "xfm", ".npz", **{"from": TEMPLATE_SPACE}, to="dwi", mode="image")
+    if xfm_path.is_file():
+        registration = Registration.load(xfm_path)
+    else:
+        registration = register_to_subject(np.asarray(maps["fa"]), maps.affine, mask, source=f"{prefix} FA")
+        result.files["xfm"] = str(registration.save(xfm_path))
+    out = []
+    for atlas_name in config.atlases:
+        parc, coverage = warp_atlas(load_atlas(atlas_name), registration, subject_mask=mask)
+        seg = derivative_name(prefix, "dseg", ".nii.gz", space="dwi", seg=parc.name)
+        result.files[f"parcellation_{parc.name}"] = str(parc.save(sub_dir / seg))
+        with atomic_path(sub_dir / derivative_name(prefix, "coverage", ".tsv", space="dwi", seg=parc.name)) as tmp:
+            coverage.to_csv(tmp, sep="\t", index=False)
+        write_qc_png(sub_dir / derivative_name(prefix, "qc", ".png", space="dwi", seg=parc.name),
+                     np.asarray(maps["fa"]), parc.labels)
+        out.append(parc)
+    return out
 
 
 def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig) -> SubjectOutputs:
@@ -57,8 +80,15 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         result.timings[stage] = round(now - clock, 3)
         clock = now
 
+    if config.parcellation is None and not config.atlases:
+        raise InputError(
+            "no parcellation configured.",
+            fix="give atlases=('schaefer200',) (registered to each subject) or "
+            "parcellation='derivatives/.../{prefix}_space-dwi_seg-X_dseg.nii.gz' (already in DWI space).",
+        )
     dwi = load_dwi(scan.dwi, bvals=scan.bval, bvecs=scan.bvec, mask=scan.mask)
-    parcellation = Parcellation.load(_parcellation_path(config, bids_dir, scan))
+    parcellations = ([Parcellation.load(_parcellation_path(config, bids_dir, scan))]
+                     if config.parcellation is not None else [])
     if dwi.mask_source == "computed":
         path = sub_dir / derivative_name(prefix, "mask", ".nii.gz", space="dwi", desc="brain")
         result.files["mask"] = str(save_nifti(path, dwi.mask, dwi.affine))
@@ -70,6 +100,10 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         result.files[f"map_{name}"] = str(path)
     lap("fit")
 
+    parcellations += _atlas_parcellations(config, maps, dwi.mask, sub_dir, prefix, result)
+    if config.atlases:
+        lap("register")
+
     tracker = Tracker(
         algorithm=config.tracking_algorithm, step_size=config.step_size, max_angle=config.max_angle, fa_threshold=config.fa_threshold,
         min_length=config.min_length, max_length=config.max_length,
@@ -80,26 +114,29 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     result.files["tractogram"] = str(tractogram.save(trk_path))
     lap("track")
 
-    connectomes = build_connectomes(
-        tractogram, parcellation, weightings=config.weightings, maps=maps,
+    by_atlas = build_connectomes(
+        tractogram, parcellations, weightings=config.weightings, maps=maps,
         assignment=config.assignment, radius=config.radius,
     )
     rows = []
-    for weighting, conn in connectomes.items():
-        meas = weighting.replace("_", "")
-        base = derivative_name(prefix, "connectome", "", seg=parcellation.name, meas=meas)
-        result.files[f"connectome_{weighting}"] = str(conn.save(sub_dir / f"{base}.tsv"))
-        conn.save(sub_dir / f"{base}.npz")
-        nodes = node_metrics(conn)
-        with atomic_path(sub_dir / derivative_name(prefix, "nodemetrics", ".tsv", seg=parcellation.name,
-                                                    meas=meas)) as tmp:
-            nodes.to_csv(tmp, sep="\t", index=False)
-        g = global_metrics(conn, seed=config.seed)
-        rows.append({"weighting": weighting, "atlas": parcellation.name, **g.to_dict()})
-        if weighting == "count":
-            save_json(sub_dir / f"{base}.json", conn.provenance)
+    for atlas_name, connectomes in by_atlas.items():
+        for weighting, conn in connectomes.items():
+            meas = weighting.replace("_", "")
+            base = derivative_name(prefix, "connectome", "", seg=atlas_name, meas=meas)
+            key = f"connectome_{weighting}" if len(by_atlas) == 1 else f"connectome_{atlas_name}_{weighting}"
+            result.files[key] = str(conn.save(sub_dir / f"{base}.tsv"))
+            conn.save(sub_dir / f"{base}.npz")
+            nodes = node_metrics(conn, seed=config.seed)
+            with atomic_path(sub_dir / derivative_name(prefix, "nodemetrics", ".tsv", seg=atlas_name,
+                                                        meas=meas)) as tmp:
+                nodes.to_csv(tmp, sep="\t", index=False)
+            g = global_metrics(conn, seed=config.seed)
+            rows.append({"weighting": weighting, "atlas": atlas_name, **g.to_dict()})
+            if weighting == "count":
+                save_json(sub_dir / f"{base}.json", conn.provenance)
     result.metrics = pd.DataFrame(rows)
-    with atomic_path(sub_dir / derivative_name(prefix, "graphmetrics", ".tsv", seg=parcellation.name)) as tmp:
-        result.metrics.to_csv(tmp, sep="\t", index=False)
+    for atlas_name in by_atlas:
+        with atomic_path(sub_dir / derivative_name(prefix, "graphmetrics", ".tsv", seg=atlas_name)) as tmp:
+            result.metrics[result.metrics["atlas"] == atlas_name].to_csv(tmp, sep="\t", index=False)
     lap("connectome")
     return result

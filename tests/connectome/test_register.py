@@ -101,3 +101,29 @@ def test_real_whole_brain_scan(shared_data):
     # left-hemisphere parcels land on the subject's left (RAS x < its brain centre)
     centre = (np.argwhere(dwi.mask) @ dwi.affine[:3, :3].T + dwi.affine[:3, 3])[:, 0].mean()
     assert np.mean(x[np.isin(lab, parc.nodes["index"][left])] < centre) > 0.95
+
+
+@pytest.mark.slow
+def test_pipeline_atlas_stage_writes_parcellations_coverage_qc_and_reuses_the_transform(tmp_path, monkeypatch):
+    from pigment_connect.io import MicrostructureMaps
+    from pigment_connect.pipeline import PipelineConfig, stages
+
+    fa, mask, grid, truth = _known_subject()
+    maps = MicrostructureMaps({"fa": fa.astype(np.float32)}, grid, "tensor")
+    config = PipelineConfig(atlases=("schaefer100", "schaefer200"))
+    out = stages.SubjectOutputs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parcs = stages._atlas_parcellations(config, maps, mask, tmp_path, "sub-01", out)
+    assert [p.name for p in parcs] == ["schaefer100", "schaefer200"]
+    names = {p.name for p in tmp_path.iterdir()}
+    assert "sub-01_from-MNI152NLin2009cAsym_to-dwi_mode-image_xfm.npz" in names
+    for seg in ("schaefer100", "schaefer200"):
+        assert {f"sub-01_space-dwi_seg-{seg}_dseg.nii.gz", f"sub-01_space-dwi_seg-{seg}_dseg.tsv",
+                f"sub-01_space-dwi_seg-{seg}_coverage.tsv", f"sub-01_space-dwi_seg-{seg}_qc.png"} <= names
+    # a second run reuses the saved transform instead of registering again
+    monkeypatch.setattr(stages, "register_to_subject", lambda *a, **k: pytest.fail("registered twice"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = stages._atlas_parcellations(config, maps, mask, tmp_path, "sub-01", stages.SubjectOutputs())
+    np.testing.assert_array_equal(again[0].labels, parcs[0].labels)
