@@ -37,12 +37,12 @@ from .. import __version__
 from .._typing import PathLike
 from ..errors import ConnectomeError, InputError, PigmentWarning
 from ..io.connectome import Connectome
-from ..io.grid import check_same_grid, world_to_voxel
+from ..io.grid import check_same_grid
 from ..io.maps import MicrostructureMaps
 from ..io.parcellation import Parcellation
 from ..io.stream import iter_tractogram
 from ..io.tractogram import Tractogram
-from ._kernels import mean_along
+from ._kernels import mean_along, streamline_lengths
 from .assign import assign_endpoints
 
 __all__ = ["build_connectomes", "BASE_WEIGHTINGS", "read_streamline_weights"]
@@ -121,7 +121,7 @@ def build_connectomes(
     assignment: str = "radial",
     radius: float = 2.0,
     self_connections: bool = False,
-    chunk_size: int = 500_000,
+    chunk_size: int = 200_000,
     reference: tuple | None = None,
 ):
     """Build every requested connectome from a single pass over the streamlines.
@@ -186,7 +186,7 @@ def build_connectomes(
         seen += n_chunk
         if n_chunk == 0:
             continue
-        lengths = chunk.lengths
+        lengths = streamline_lengths(chunk.points, chunk.offsets) if _needs_lengths(weightings) else None
         per_map = {}
         for name in weightings:
             if name.startswith("mean_"):
@@ -203,6 +203,10 @@ def build_connectomes(
     out = {acc.parcellation.name: _finish(acc, weightings, assignment, radius, self_connections,
                                           weights_all is not None) for acc in accs}
     return out[names[0]] if single else out
+
+
+def _needs_lengths(weightings) -> bool:
+    return "length" in weightings or "invlength" in weightings
 
 
 def _accumulate(acc: _Accumulator, chunk: Tractogram, w, lengths, per_map, weightings, assignment, radius,
@@ -278,7 +282,4 @@ def _mean_along(tractogram: Tractogram, volume: np.ndarray, affine: np.ndarray) 
     volume = np.asarray(volume, dtype=np.float64)
     if volume.ndim != 3:
         raise InputError(f"a scalar map is needed for mean_<map> weightings, got shape {volume.shape}.")
-    points = tractogram.points.astype(np.float64)
-    vox = world_to_voxel(points, affine)
-    ijk = np.where(vox >= 0, np.floor(vox + 0.5), np.ceil(vox - 0.5)).astype(np.int64)
-    return mean_along(ijk, points, tractogram.offsets, np.ascontiguousarray(volume))
+    return mean_along(tractogram.points, tractogram.offsets, np.linalg.inv(affine), np.ascontiguousarray(volume))

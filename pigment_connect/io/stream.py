@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from .._typing import PathLike
 from ..errors import InputError
@@ -92,10 +93,10 @@ def _iter_tck(path: Path, chunk_size: int, reference) -> Iterator[Tractogram]:
     except (KeyError, IndexError, ValueError):
         raise InputError("the .tck header has no valid 'file: . <offset>' line.", file=path) from None
     dtype = np.dtype("<f4" if header["datatype"] == "Float32LE" else ">f4")
-    pending_points: list[np.ndarray] = []  # points of streamlines not yet yielded
-    pending_lengths: list[int] = []
-    carry = np.zeros((0, 3), np.float32)  # points of a streamline cut by the block boundary
+    pending_points: list[np.ndarray] = []  # blocks of points of streamlines not yet yielded
+    pending_lengths: list[np.ndarray] = []
     n_pending = 0
+    carry = np.zeros((0, 3), np.float32)  # points of a streamline cut by the block boundary
     with open(path, "rb") as f:
         f.seek(offset)
         done = False
@@ -107,28 +108,64 @@ def _iter_tck(path: Path, chunk_size: int, reference) -> Iterator[Tractogram]:
                 if carry.size:
                     raise InputError("the .tck data end without their terminator (truncated file?).", file=path)
                 break
-            pts = np.concatenate([carry, block.reshape(-1, 3).astype(np.float32)])
+            pts = np.concatenate([carry, block.reshape(-1, 3).astype(np.float32, copy=False)])
             stop = np.flatnonzero(np.isinf(pts[:, 0]))
             if stop.size:
                 pts = pts[: stop[0]]
                 done = True
-            breaks = np.flatnonzero(np.isnan(pts[:, 0]))
-            starts = np.concatenate([[0], breaks + 1])
-            for a, b in zip(starts[:-1], breaks):
-                pending_points.append(pts[a:b])
-                pending_lengths.append(b - a)
-                n_pending += 1
-                if n_pending >= chunk_size:
-                    yield _chunk(pending_points, pending_lengths, affine, shape)
-                    pending_points, pending_lengths, n_pending = [], [], 0
-            carry = pts[starts[-1]:]
+            complete, lengths, tail = _split(pts)
+            if lengths.size:
+                # hand out whole chunks of chunk_size streamlines
+                start_pt = 0
+                start_s = 0
+                while start_s < lengths.size:
+                    take = min(chunk_size - n_pending, lengths.size - start_s)
+                    n_pts = int(lengths[start_s:start_s + take].sum())
+                    pending_points.append(complete[start_pt:start_pt + n_pts])
+                    pending_lengths.append(lengths[start_s:start_s + take])
+                    n_pending += take
+                    start_pt += n_pts
+                    start_s += take
+                    if n_pending >= chunk_size:
+                        yield _chunk(pending_points, pending_lengths, affine, shape)
+                        pending_points, pending_lengths, n_pending = [], [], 0
+                carry = pts[tail:]
+            else:
+                carry = pts
             if done and carry.size:
                 raise InputError("the last .tck streamline has no NaN delimiter (corrupt file?).", file=path)
     if n_pending:
         yield _chunk(pending_points, pending_lengths, affine, shape)
 
 
-def _chunk(points: list[np.ndarray], lengths: list[int], affine, shape) -> Tractogram:
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+@njit(cache=True)
+def _split(pts):
+    """Points of the complete streamlines of ``pts`` (NaN rows dropped), their lengths, and the
+    row where the unfinished last streamline starts — in one pass."""
+    n = pts.shape[0]
+    out = np.empty_like(pts)
+    lengths = np.empty(n, dtype=np.int64)
+    n_out = 0
+    n_s = 0
+    run = 0
+    start = 0
+    for k in range(n):
+        if np.isnan(pts[k, 0]):
+            lengths[n_s] = run
+            n_s += 1
+            run = 0
+            start = k + 1
+        else:
+            out[n_out, 0] = pts[k, 0]
+            out[n_out, 1] = pts[k, 1]
+            out[n_out, 2] = pts[k, 2]
+            n_out += 1
+            run += 1
+    committed = n_out - run
+    return out[:committed], lengths[:n_s], start
+
+
+def _chunk(points: list[np.ndarray], lengths: list[np.ndarray], affine, shape) -> Tractogram:
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
     flat = np.concatenate(points) if points else np.zeros((0, 3), np.float32)
     return Tractogram(flat, offsets, affine, shape)
