@@ -125,17 +125,20 @@ class Registration:
 
 
 def register_to_subject(image: np.ndarray, affine: np.ndarray, mask: np.ndarray, *, template: Template | None = None,
-                        nonlinear: bool = True, syn_iters: tuple[int, ...] = (10, 10, 5),
+                        contrast: str = "fa", nonlinear: bool = True, syn_iters: tuple[int, ...] = (10, 10, 5),
                         affine_iters: tuple[int, ...] = (300, 100, 10), source: str = "the subject's FA",
                         min_dice: float = MIN_MASK_DICE) -> Registration:
     """Register the template to a subject's FA (affine, then SyN unless ``nonlinear=False``).
 
     Parameters
     ----------
-    image : (X, Y, Z) subject FA (or another scalar map with bright white matter).
+    image : (X, Y, Z) subject FA (``contrast="fa"``) or T1-weighted image (``contrast="t1"``) on
+        the grid of ``affine`` (a T1w must already be aligned with the DWI).
     affine : (4, 4) the subject grid's voxel → RAS+ mm.
     mask : (X, Y, Z) bool subject brain mask.
     template : default the shipped MNI152NLin2009cAsym template.
+    contrast : ``"fa"`` (template mapped to an FA-like image) or ``"t1"`` (template T1w as is,
+        subject intensities scaled to their 99th percentile).
     syn_iters, affine_iters : iterations per resolution level (coarse to fine).
     source : what ``image`` is, for error messages (e.g. the file name).
     min_dice : refuse the result below this brain-mask overlap.
@@ -159,8 +162,15 @@ def register_to_subject(image: np.ndarray, affine: np.ndarray, mask: np.ndarray,
     if not np.all(np.isfinite(image[mask])):
         raise InputError(f"{source} holds NaN or Inf inside the brain mask.", fix="mask or clean the map first.")
     template = template or load_template()
-    static = np.where(mask, np.clip(image, 0, 1), 0).astype(np.float32)
-    moving = _fa_like(template)
+    if contrast == "fa":
+        static = np.where(mask, np.clip(image, 0, 1), 0).astype(np.float32)
+        moving = _fa_like(template)
+    elif contrast == "t1":
+        top = np.percentile(image[mask], 99)
+        static = np.where(mask, np.clip(image / max(top, 1e-12), 0, 1.5), 0).astype(np.float32)
+        moving = (template.t1w / np.percentile(template.t1w[template.mask], 99)).astype(np.float32) * template.mask
+    else:
+        raise InputError(f"unknown contrast {contrast!r}.", fix="use 'fa' or 't1'.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # dipy's optimiser chatter
         _, aff = affine_registration(moving, static, moving_affine=template.affine, static_affine=affine,

@@ -59,6 +59,25 @@ def test_known_transform_is_recovered_and_labels_land_in_place(known, tmp_path):
 
 
 @pytest.mark.slow
+def test_t1_contrast_registration():
+    from dipy.align.imaffine import AffineMap
+
+    template = load_template()
+    world = np.eye(4)
+    world[:3, 3] = [5.0, -4.0, 3.0]
+    grid = np.diag([3.0, 3.0, 3.0, 1.0])
+    grid[:3, 3] = [-96.0, -132.0, -78.0]
+    shape = (64, 76, 64)
+    amap = AffineMap(world, domain_grid_shape=shape, domain_grid2world=grid, codomain_grid_shape=template.t1w.shape,
+                     codomain_grid2world=template.affine)
+    t1 = amap.transform(template.t1w) * 3.7  # another intensity scale
+    mask = amap.transform(template.mask.astype(np.float32)) > 0.5
+    reg = register_to_subject(t1, grid, mask, contrast="t1", nonlinear=False, affine_iters=(100, 30, 0))
+    assert reg.mask_dice > 0.95
+    np.testing.assert_allclose(reg.affine[:3, 3], world[:3, 3], atol=1.5)
+
+
+@pytest.mark.slow
 def test_vanished_labels_are_reported_not_dropped(known):
     fa, mask, grid, truth, reg = known
     cut = mask.copy()
@@ -74,6 +93,8 @@ def test_failed_registration_and_bad_input_are_clear_errors():
     wrong[:12, :12, :12] = True  # a "brain mask" in a corner: nothing like the template's brain
     with pytest.raises(ConnectomeError, match="Dice"):
         register_to_subject(np.where(wrong, 0.5, 0.0), grid, wrong, nonlinear=False, affine_iters=(20, 0, 0))
+    with pytest.raises(InputError, match="contrast"):
+        register_to_subject(fa, grid, mask, contrast="b0")
     with pytest.raises(InputError, match="empty"):
         register_to_subject(fa, grid, np.zeros_like(mask))
     with pytest.raises(InputError, match="NaN"):
