@@ -255,6 +255,14 @@ def _seed(seed):
 
 
 @njit(cache=True)
+def _edge_pair(ii, jj, m):
+    """Two random edge indices (possibly equal) of the edge list ``ii, jj`` and their end nodes."""
+    e1 = np.random.randint(m)
+    e2 = np.random.randint(m)
+    return e1, e2, ii[e1], jj[e1], ii[e2], jj[e2]
+
+
+@njit(cache=True)
 def rewire_degree_preserving(weights, n_swaps, seed, lattice_dist):
     """Maslov–Sneppen double-edge swaps of an undirected graph, weights carried by their edges.
 
@@ -277,12 +285,9 @@ def rewire_degree_preserving(weights, n_swaps, seed, lattice_dist):
     for _ in range(max_tries):
         if done >= n_swaps:
             break
-        e1 = np.random.randint(m)
-        e2 = np.random.randint(m)
+        e1, e2, a, b, c, d = _edge_pair(ii, jj, m)
         if e1 == e2:
             continue
-        a, b = ii[e1], jj[e1]
-        c, d = ii[e2], jj[e2]
         if np.random.random() < 0.5:
             c, d = d, c
         if a == c or a == d or b == c or b == d:
@@ -322,12 +327,9 @@ def match_strengths(weights, target, n_steps, seed):
         return w
     s = w.sum(axis=1)
     for _ in range(n_steps):
-        e1 = np.random.randint(m)
-        e2 = np.random.randint(m)
+        e1, e2, a, b, c, d = _edge_pair(ii, jj, m)
         if e1 == e2:
             continue
-        a, b = ii[e1], jj[e1]
-        c, d = ii[e2], jj[e2]
         delta = w[c, d] - w[a, b]
         if delta == 0.0:
             continue

@@ -16,7 +16,7 @@ from numba import njit
 
 from .._typing import PathLike
 from ..errors import InputError
-from .tractogram import TRACTOGRAM_FORMATS, Tractogram
+from .tractogram import TRACTOGRAM_FORMATS, Tractogram, tck_grid
 
 __all__ = ["iter_tractogram", "read_tck_header"]
 
@@ -80,14 +80,7 @@ def iter_tractogram(path: PathLike, *, chunk_size: int = 500_000, reference: tup
 
 def _iter_tck(path: Path, chunk_size: int, reference) -> Iterator[Tractogram]:
     header = read_tck_header(path)
-    if "pigment_affine" in header:
-        affine = np.array(header["pigment_affine"].split(), dtype=np.float64).reshape(4, 4)
-        shape = tuple(int(v) for v in header["pigment_shape"].split())
-    elif reference is not None:
-        shape, affine = reference
-    else:
-        raise InputError("a .tck file stores no voxel grid.", file=path,
-                         fix="pass reference=(shape, affine) of the DWI it was tracked on.")
+    shape, affine = tck_grid(header, reference, path)
     try:
         offset = int(header["file"].split()[1])
     except (KeyError, IndexError, ValueError):

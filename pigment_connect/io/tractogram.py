@@ -203,15 +203,8 @@ class Tractogram:
         if suffix == ".trk":
             affine = np.asarray(header[nib.streamlines.Field.VOXEL_TO_RASMM], dtype=np.float64)
             shape = tuple(int(v) for v in header[nib.streamlines.Field.DIMENSIONS])
-        elif "pigment_affine" in header:
-            affine = np.array(header["pigment_affine"].split(), dtype=np.float64).reshape(4, 4)
-            shape = tuple(int(v) for v in header["pigment_shape"].split())
-        elif reference is not None:
-            shape, affine = reference
         else:
-            raise InputError(
-                "a .tck file stores no voxel grid.", file=path, fix="pass reference=(shape, affine) of the DWI it was tracked on."
-            )
+            shape, affine = tck_grid(header, reference, path)
         dps = {k: np.asarray(v).squeeze(-1) if np.ndim(v) == 2 and np.shape(v)[1] == 1 else np.asarray(v)
                for k, v in tfile.tractogram.data_per_streamline.items()}
         points = np.asarray(streamlines.get_data(), dtype=np.float32)
@@ -219,6 +212,19 @@ class Tractogram:
         if points.shape[0] != offsets[-1]:  # nibabel may keep a buffer larger than the data
             points = np.concatenate([np.asarray(s) for s in streamlines]) if len(streamlines) else np.zeros((0, 3))
         return cls(points, offsets, affine, shape, dps)
+
+
+def tck_grid(header, reference: tuple | None, path: Path) -> tuple[tuple, np.ndarray]:
+    """(shape, affine) of a .tck file: from the grid pigment_connect writes into its header, else
+    ``reference``; a clear error when neither is there (TCK itself stores no grid)."""
+    if "pigment_affine" in header:
+        affine = np.array(header["pigment_affine"].split(), dtype=np.float64).reshape(4, 4)
+        return tuple(int(v) for v in header["pigment_shape"].split()), affine
+    if reference is not None:
+        shape, affine = reference
+        return tuple(shape), np.asarray(affine, dtype=np.float64)
+    raise InputError("a .tck file stores no voxel grid.", file=path,
+                     fix="pass reference=(shape, affine) of the DWI it was tracked on.")
 
 
 def _dps_2d(per_streamline: dict) -> dict:
