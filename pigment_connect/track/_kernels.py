@@ -10,7 +10,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["track_deterministic"]
+from ._rng import next_uniform
+
+__all__ = ["track_deterministic", "track_probabilistic", "sample_watson"]
 
 STOP_NONE = 0
 STOP_FA = 1  # entered low-anisotropy tissue: the point is kept (streamline reaches grey matter)
@@ -233,6 +235,188 @@ def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max,
             step_vox[k] = step_mm * inv_voxel[k]
         nf, sf = _walk(field, mask, p, e, step_vox, fa_min, cos_max, puncture, max_steps, out[s], centre, 1)
         nb, sb = _walk(field, mask, p, -e, step_vox, fa_min, cos_max, puncture, max_steps, out[s], centre, -1)
+        lengths[s, 0] = centre - nb
+        lengths[s, 1] = centre + nf + 1
+        stops[s, 0] = sb
+        stops[s, 1] = sf
+
+
+# ---------------------------------------------------------------- probabilistic tracking
+@numba.njit(cache=True, nogil=True)
+def _interp_scalar(volume, p):
+    """Trilinear interpolation of a scalar volume at p (voxel coordinates), clamped to the grid."""
+    nx, ny, nz = volume.shape
+    x = min(max(p[0], 0.0), nx - 1.0)
+    y = min(max(p[1], 0.0), ny - 1.0)
+    z = min(max(p[2], 0.0), nz - 1.0)
+    i0 = min(int(np.floor(x)), max(nx - 2, 0))
+    j0 = min(int(np.floor(y)), max(ny - 2, 0))
+    k0 = min(int(np.floor(z)), max(nz - 2, 0))
+    fx, fy, fz = x - i0, y - j0, z - k0
+    total = 0.0
+    for di in range(2):
+        wx = fx if di else 1.0 - fx
+        if wx == 0.0 or i0 + di >= nx:
+            continue
+        for dj in range(2):
+            wy = fy if dj else 1.0 - fy
+            if wy == 0.0 or j0 + dj >= ny:
+                continue
+            for dk in range(2):
+                wz = fz if dk else 1.0 - fz
+                if wz == 0.0 or k0 + dk >= nz:
+                    continue
+                total += wx * wy * wz * volume[i0 + di, j0 + dj, k0 + dk]
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def sample_watson(mu, kappa, key0, key1, state, buf, out):
+    """A unit vector from the Watson distribution of axis ``mu`` and concentration ``kappa`` ≥ 0,
+    on ``mu``'s hemisphere (Best & Fisher 1986 rejection for cos θ, uniform azimuth)."""
+    if kappa < 1e-6:
+        t = next_uniform(key0, key1, state, buf)
+    else:
+        k = min(kappa, 700.0)
+        c = 1.0 / np.expm1(k)
+        while True:
+            u = next_uniform(key0, key1, state, buf)
+            v = next_uniform(key0, key1, state, buf)
+            t = np.log1p(u / c) / k
+            if t > 1.0:
+                t = 1.0
+            if v <= np.exp(k * t * (t - 1.0)):
+                break
+    phi = 2.0 * np.pi * next_uniform(key0, key1, state, buf)
+    # an orthonormal pair (a, b) perpendicular to mu
+    if abs(mu[0]) < 0.9:
+        a0, a1, a2 = 0.0, -mu[2], mu[1]
+    else:
+        a0, a1, a2 = mu[2], 0.0, -mu[0]
+    na = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
+    a0, a1, a2 = a0 / na, a1 / na, a2 / na
+    b0 = mu[1] * a2 - mu[2] * a1
+    b1 = mu[2] * a0 - mu[0] * a2
+    b2 = mu[0] * a1 - mu[1] * a0
+    st = np.sqrt(max(0.0, 1.0 - t * t))
+    cp, sp = np.cos(phi), np.sin(phi)
+    out[0] = t * mu[0] + st * (cp * a0 + sp * b0)
+    out[1] = t * mu[1] + st * (cp * a1 + sp * b1)
+    out[2] = t * mu[2] + st * (cp * a2 + sp * b2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _kappa_at(t, lambda1, cl, odi, p, tau_grid, kappa_grid):
+    """Watson concentration at p: from the ODI map (κ = 1 / tan(π·ODI/2), NODDI) when one is
+    given, else from the tensor's shape: the κ whose Watson orientation tensor has the largest
+    normalised eigenvalue of the tensor's anisotropic part D − λ3·I, τ = (λ1 − λ3) / (λ1 + λ2 −
+    2λ3) — 1 (no spread) for a cylindrically symmetric tensor, ½ for a planar one."""
+    if odi.shape[0] > 0:
+        o = min(max(_interp_scalar(odi, p), 1e-4), 1.0 - 1e-6)
+        return 1.0 / np.tan(0.5 * np.pi * o)
+    lambda2 = lambda1 * (1.0 - cl)
+    lambda3 = t[0] + t[1] + t[2] - lambda1 - lambda2
+    den = lambda1 + lambda2 - 2.0 * lambda3
+    if den <= 0.0:
+        return 0.0
+    tau = min(max((lambda1 - lambda3) / den, tau_grid[0]), tau_grid[-1])
+    return np.interp(tau, tau_grid, kappa_grid)
+
+
+@numba.njit(cache=True, nogil=True)
+def _largest_eigenvalue(t, e):
+    """e'De for the unit principal eigenvector e (= λ1)."""
+    u0 = t[0] * e[0] + t[3] * e[1] + t[4] * e[2]
+    u1 = t[3] * e[0] + t[1] * e[1] + t[5] * e[2]
+    u2 = t[4] * e[0] + t[5] * e[1] + t[2] * e[2]
+    return e[0] * u0 + e[1] * u1 + e[2] * u2
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_prob(field, mask, odi, tau_grid, kappa_grid, start, direction, step_vox, fa_min, cos_max, max_steps,
+               max_trials, out, n0, sign, key0, key1, state, buf):
+    """Probabilistic counterpart of :func:`_walk`: each step's direction is drawn from the Watson
+    distribution around the local principal direction (sign-aligned with the incoming one);
+    a draw turning by more than the maximum angle is redrawn up to ``max_trials`` times."""
+    p = start.copy()
+    prev = direction.copy()
+    t = np.empty(6)
+    e = np.empty(3)
+    v = np.empty(3)
+    lin = np.empty(1)
+    n = 0
+    for _ in range(max_steps):
+        q = p + step_vox * prev
+        if not _in_mask(mask, q) or not _interp_tensor(field, q, t):
+            return n, STOP_MASK
+        fa = _principal(t, e, lin)
+        out[n0 + sign * (n + 1), 0] = q[0]
+        out[n0 + sign * (n + 1), 1] = q[1]
+        out[n0 + sign * (n + 1), 2] = q[2]
+        n += 1
+        p = q
+        if fa < fa_min:
+            return n, STOP_FA
+        if e[0] * prev[0] + e[1] * prev[1] + e[2] * prev[2] < 0.0:
+            for k in range(3):
+                e[k] = -e[k]
+        kappa = _kappa_at(t, _largest_eigenvalue(t, e), lin[0], odi, q, tau_grid, kappa_grid)
+        accepted = False
+        for _trial in range(max_trials):
+            sample_watson(e, kappa, key0, key1, state, buf, v)
+            if v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2] >= cos_max:
+                accepted = True
+                break
+        if not accepted:
+            return n, STOP_ANGLE
+        prev[:] = v
+    return n, STOP_LENGTH
+
+
+@numba.njit(cache=True, parallel=True)
+def track_probabilistic(field, mask, odi, tau_grid, kappa_grid, seeds, seed_ids, run_seed, inv_voxel, step_mm,
+                        fa_min, cos_max, max_steps, max_trials, out, lengths, stops):
+    """Probabilistic tensor tracking from each seed, both directions (arguments as
+    :func:`track_deterministic`, plus): ``odi`` (X, Y, Z) float32 dispersion map or a (0, 0, 0)
+    array to take the spread from the tensor; ``tau_grid``/``kappa_grid`` the Watson τ(κ) table;
+    ``seed_ids`` (S,) global seed indices and ``run_seed``: the key of each seed's random stream.
+    """
+    n_seeds = seeds.shape[0]
+    key0 = np.uint64(run_seed)
+    for s in numba.prange(n_seeds):
+        key1 = np.uint64(seed_ids[s])
+        state = np.zeros(2, dtype=np.int64)
+        state[1] = 4
+        buf = np.empty(4)
+        t = np.empty(6)
+        e = np.empty(3)
+        v = np.empty(3)
+        lin = np.empty(1)
+        p = seeds[s].copy()
+        centre = max_steps
+        lengths[s, 0] = centre
+        lengths[s, 1] = centre
+        stops[s, 0] = STOP_MASK
+        stops[s, 1] = STOP_MASK
+        if not _in_mask(mask, p) or not _interp_tensor(field, p, t):
+            continue
+        fa = _principal(t, e, lin)
+        if fa < fa_min:
+            stops[s, 0] = STOP_FA
+            stops[s, 1] = STOP_FA
+            continue
+        out[s, centre, 0] = p[0]
+        out[s, centre, 1] = p[1]
+        out[s, centre, 2] = p[2]
+        kappa = _kappa_at(t, _largest_eigenvalue(t, e), lin[0], odi, p, tau_grid, kappa_grid)
+        sample_watson(e, kappa, key0, key1, state, buf, v)
+        step_vox = np.empty(3)
+        for k in range(3):
+            step_vox[k] = step_mm * inv_voxel[k]
+        nf, sf = _walk_prob(field, mask, odi, tau_grid, kappa_grid, p, v, step_vox, fa_min, cos_max, max_steps,
+                            max_trials, out[s], centre, 1, key0, key1, state, buf)
+        nb, sb = _walk_prob(field, mask, odi, tau_grid, kappa_grid, p, -v, step_vox, fa_min, cos_max, max_steps,
+                            max_trials, out[s], centre, -1, key0, key1, state, buf)
         lengths[s, 0] = centre - nb
         lengths[s, 1] = centre + nf + 1
         stops[s, 0] = sb

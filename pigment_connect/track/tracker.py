@@ -1,9 +1,18 @@
-"""Deterministic streamline tracking on a tensor field (the Python side of the tracker).
+"""Streamline tracking on a tensor field (the Python side of the tracker).
 
-Two stepping rules: ``"eigenvector"`` follows the principal eigenvector (MRtrix3
+Deterministic stepping rules: ``"eigenvector"`` follows the principal eigenvector (MRtrix3
 ``Tensor_Det``); ``"tensorline"`` (default) blends it with the incoming direction deflected by
 the tensor, weighted by the tensor's linearity (Weinstein et al. 1999, Lazar et al. 2003), so
 streamlines keep their course through crossings where a single tensor is planar.
+
+``"probabilistic"`` draws each step from a Watson distribution around the local principal
+direction. Its concentration comes from the dispersion map (``dispersion="odi"``: the NODDI /
+PIGMENT orientation dispersion index, κ = 1/tan(π·ODI/2)) or from the tensor's shape
+(``"tensor"``: the κ whose Watson orientation tensor has the normalised largest eigenvalue of
+the tensor's anisotropic part D − λ3·I, so a cylindrically symmetric tensor gives a narrow
+spread and a planar one, a crossing or fanning, a wide one). Each seed draws from its own counter-based Philox stream
+keyed by (``random_state``, seed index), so the same seed gives bit-identical streamlines on
+any number of threads.
 
 Validation, seeding, memory, threads and wrapping live here; the stepping is in
 :mod:`._kernels`. Streamlines stop when they leave the mask (the outside point is dropped), turn
@@ -63,14 +72,30 @@ def _numba_threads(n_threads: int | None):
         numba.set_num_threads(previous)
 
 
+def watson_tau_table(n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """(τ, κ) lookup table of the Watson distribution: τ(κ) = ⟨cos²θ⟩ for κ from 0 to 10³
+    (τ from 1/3 to ≈ 0.9995), by 64-point Gauss–Legendre quadrature on [0, 1]."""
+    kappa = np.concatenate([[0.0], np.logspace(-3, 3, n - 1)])
+    x, w = np.polynomial.legendre.leggauss(64)
+    t = 0.5 * (x + 1.0)
+    w = 0.5 * w
+    weights = np.exp(kappa[:, None] * (t[None, :] ** 2 - 1.0)) * w[None, :]  # scaled against overflow
+    tau = (weights * t**2).sum(axis=1) / weights.sum(axis=1)
+    return tau, kappa
+
+
 @dataclass(frozen=True)
 class Tracker:
-    """Deterministic tensor tracker.
+    """Tensor tracker, deterministic or probabilistic.
 
     Parameters
     ----------
-    algorithm : ``"tensorline"`` (default) or ``"eigenvector"`` (MRtrix3 ``Tensor_Det``, DIPY
-        deterministic tracking on DTI peaks).
+    algorithm : ``"tensorline"`` (default), ``"eigenvector"`` (MRtrix3 ``Tensor_Det``, DIPY
+        deterministic tracking on DTI peaks) or ``"probabilistic"`` (Watson draws around the
+        principal direction; see the module docstring).
+    dispersion : spread of the probabilistic draws: ``"auto"`` (the ``odi`` map when the maps
+        have one, else the tensor), ``"odi"`` or ``"tensor"``.
+    max_trials : probabilistic draws per step before a streamline stops on the angle limit.
     puncture : tensorline weight g of D·v_in against v_in in [0, 1] (ignored by ``"eigenvector"``).
     step_size : float, mm
     max_angle : float, degrees between consecutive steps
@@ -80,6 +105,8 @@ class Tracker:
     """
 
     algorithm: str = "tensorline"
+    dispersion: str = "auto"
+    max_trials: int = 10
     puncture: float = 0.2
     step_size: float = 0.5
     max_angle: float = 45.0
@@ -89,8 +116,13 @@ class Tracker:
     max_length: float = 250.0
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ("tensorline", "eigenvector"):
-            raise InputError(f"unknown tracking algorithm {self.algorithm!r}; choose 'tensorline' or 'eigenvector'.")
+        if self.algorithm not in ("tensorline", "eigenvector", "probabilistic"):
+            raise InputError(f"unknown tracking algorithm {self.algorithm!r}; "
+                             "choose 'tensorline', 'eigenvector' or 'probabilistic'.")
+        if self.dispersion not in ("auto", "odi", "tensor"):
+            raise InputError(f"unknown dispersion source {self.dispersion!r}; choose 'auto', 'odi' or 'tensor'.")
+        if self.max_trials < 1:
+            raise InputError(f"max_trials must be at least 1, got {self.max_trials}.")
         if not 0 <= self.puncture <= 1:
             raise InputError(f"puncture must be in [0, 1], got {self.puncture}.")
         if not self.step_size > 0:
@@ -121,7 +153,8 @@ class Tracker:
             tracking mask with FA above ``seed_fa_threshold``.
         mask : (X, Y, Z) bool tracking mask; default ``maps.mask``.
         seeds_per_voxel : seeds drawn uniformly in each seed voxel.
-        random_state : seed of the seed jitter (same value → same tractogram).
+        random_state : int, seed of the seed jitter and of the probabilistic draws (same value →
+            bit-identical tractogram, whatever ``n_threads``).
         n_threads : numba threads (default: numba's setting). Results do not depend on it.
 
         Returns
@@ -177,6 +210,17 @@ class Tracker:
         cos_max = float(np.cos(np.deg2rad(self.max_angle)))
         puncture = float(self.puncture) if self.algorithm == "tensorline" else -1.0
         mask_u8 = mask.astype(np.uint8)
+        probabilistic = self.algorithm == "probabilistic"
+        if probabilistic:
+            if not isinstance(random_state, (int, np.integer)) or random_state < 0:
+                raise InputError(f"probabilistic tracking needs a non-negative integer random_state, got {random_state!r}.")
+            source = self.dispersion if self.dispersion != "auto" else ("odi" if "odi" in maps else "tensor")
+            if source == "odi" and "odi" not in maps:
+                raise InputError(f"dispersion='odi' needs an 'odi' map; got {maps.names}.",
+                                 fix="fit NODDI or PIGMENT, or use dispersion='tensor'.")
+            odi = (np.ascontiguousarray(maps["odi"], dtype=np.float32) if source == "odi"
+                   else np.zeros((0, 0, 0), np.float32))
+            tau_grid, kappa_grid = watson_tau_table()
         streamlines: list[np.ndarray] = []
         seed_index: list[int] = []
         stop_counts = np.zeros(5, dtype=np.int64)
@@ -186,10 +230,18 @@ class Tracker:
                 out = np.zeros((len(chunk), 2 * max_steps + 1, 3), dtype=np.float32)
                 spans = np.zeros((len(chunk), 2), dtype=np.int64)
                 stops = np.zeros((len(chunk), 2), dtype=np.int8)
-                _kernels.track_deterministic(
-                    field, mask_u8, chunk, inv_voxel, float(self.step_size), float(self.fa_threshold), cos_max,
-                    puncture, max_steps, out, spans, stops,
-                )
+                if probabilistic:
+                    _kernels.track_probabilistic(
+                        field, mask_u8, odi, tau_grid, kappa_grid, chunk,
+                        np.arange(start, start + len(chunk), dtype=np.int64), int(random_state), inv_voxel,
+                        float(self.step_size), float(self.fa_threshold), cos_max, max_steps, int(self.max_trials),
+                        out, spans, stops,
+                    )
+                else:
+                    _kernels.track_deterministic(
+                        field, mask_u8, chunk, inv_voxel, float(self.step_size), float(self.fa_threshold), cos_max,
+                        puncture, max_steps, out, spans, stops,
+                    )
                 stop_counts += np.bincount(stops.ravel(), minlength=5)
                 for k in range(len(chunk)):
                     a, b = spans[k]
