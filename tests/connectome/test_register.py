@@ -78,6 +78,7 @@ def test_t1_contrast_registration():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:parcellation 'schaefer100'.*have no voxel")  # the Parcellation says it too
 def test_vanished_labels_are_reported_not_dropped(known):
     fa, mask, grid, truth, reg = known
     cut = mask.copy()
