@@ -37,26 +37,52 @@ from ..io.maps import MicrostructureMaps
 from ..io.tractogram import Tractogram
 from . import _kernels
 
-__all__ = ["Tracker", "seeds_from_mask"]
+__all__ = ["Tracker", "seeds_from_mask", "interface_mask", "watson_tau_table"]
 
 log = logging.getLogger(__name__)
 
 _SEED_CHUNK = 20000  # seeds per kernel call: bounds the (chunk, 2·max_steps+1, 3) buffer
 
 
-def seeds_from_mask(mask: np.ndarray, *, per_voxel: int = 1, random_state: RandomState = 0) -> np.ndarray:
-    """Seed positions (voxel coordinates) uniformly jittered inside each voxel of ``mask``.
+def seeds_from_mask(mask: np.ndarray, *, per_voxel: int = 1, n_total: int | None = None,
+                    random_state: RandomState = 0) -> np.ndarray:
+    """Seed positions (voxel coordinates) uniformly jittered inside the voxels of ``mask``.
+
+    Parameters
+    ----------
+    per_voxel : seeds in every voxel (voxel order, then draw order).
+    n_total : instead, this many seeds in voxels drawn uniformly (with replacement) from the mask.
 
     Returns
     -------
-    (S, 3) float64, S = per_voxel × number of voxels in the mask; voxel order, then draw order.
+    (S, 3) float64 seed positions.
     """
     if per_voxel < 1:
         raise InputError(f"seeds per voxel must be at least 1, got {per_voxel}.")
     ijk = np.argwhere(np.asarray(mask, bool)).astype(np.float64)
     rng = np.random.default_rng(random_state)
+    if n_total is not None:
+        if n_total < 1:
+            raise InputError(f"the total number of seeds must be at least 1, got {n_total}.")
+        picked = ijk[rng.integers(len(ijk), size=n_total)]
+        return picked + rng.uniform(-0.5, 0.5, size=(n_total, 3))
     jitter = rng.uniform(-0.5, 0.5, size=(len(ijk), per_voxel, 3))
     return (ijk[:, None, :] + jitter).reshape(-1, 3)
+
+
+def interface_mask(wm: np.ndarray, gm: np.ndarray) -> np.ndarray:
+    """White-matter voxels with a grey-matter face neighbour (6-connectivity): the WM/GM interface."""
+    wm = np.asarray(wm, bool)
+    gm = np.asarray(gm, bool)
+    near = np.zeros_like(gm)
+    for axis in range(3):
+        for shift in (1, -1):
+            rolled = np.roll(gm, shift, axis=axis)
+            edge = [slice(None)] * 3
+            edge[axis] = slice(0, 1) if shift == 1 else slice(-1, None)
+            rolled[tuple(edge)] = False  # no wrap-around
+            near |= rolled
+    return wm & near
 
 
 @contextlib.contextmanager
@@ -102,6 +128,9 @@ class Tracker:
     fa_threshold : float, stop when the interpolated FA drops below this
     seed_fa_threshold : float, seeds only in voxels with FA above this (default ``fa_threshold``)
     min_length, max_length : float, mm; shorter streamlines are discarded, longer ones stopped
+    ndi_threshold : float, optional; streamlines stop on entering a voxel whose ``ndi`` is below it
+    fwf_max : float, optional; streamlines stop on entering a voxel whose free-water fraction
+        ``fwf`` is above it (CSF)
     """
 
     algorithm: str = "tensorline"
@@ -114,6 +143,8 @@ class Tracker:
     seed_fa_threshold: float | None = None
     min_length: float = 10.0
     max_length: float = 250.0
+    ndi_threshold: float | None = None
+    fwf_max: float | None = None
 
     def __post_init__(self) -> None:
         if self.algorithm not in ("tensorline", "eigenvector", "probabilistic"):
@@ -131,6 +162,9 @@ class Tracker:
             raise InputError(f"max_angle must be in (0, 90] degrees, got {self.max_angle}.")
         if not 0 <= self.fa_threshold < 1:
             raise InputError(f"fa_threshold must be in [0, 1), got {self.fa_threshold}.")
+        for name, value in (("ndi_threshold", self.ndi_threshold), ("fwf_max", self.fwf_max)):
+            if value is not None and not 0 <= value <= 1:
+                raise InputError(f"{name} must be in [0, 1], got {value}.")
         if not 0 <= self.min_length < self.max_length:
             raise InputError(f"need 0 ≤ min_length < max_length, got {self.min_length}, {self.max_length}.")
 
@@ -141,6 +175,7 @@ class Tracker:
         seeds: np.ndarray | None = None,
         mask: np.ndarray | None = None,
         seeds_per_voxel: int = 1,
+        n_seeds: int | None = None,
         random_state: RandomState = 0,
         n_threads: int | None = None,
     ) -> Tractogram:
@@ -149,10 +184,13 @@ class Tracker:
         Parameters
         ----------
         maps : MicrostructureMaps with ``tensor`` (X, Y, Z, 6) and ``fa``.
-        seeds : (X, Y, Z) bool seed mask, or (S, 3) seed points in RAS+ mm. Default: voxels of the
-            tracking mask with FA above ``seed_fa_threshold``.
+        seeds : (X, Y, Z) bool seed mask (an ROI), (S, 3) seed points in RAS+ mm, or
+            ``"interface"``: white-matter voxels (FA ≥ ``seed_fa_threshold``) touching brain voxels
+            below ``fa_threshold`` (the WM/GM interface). Default: every voxel of the tracking mask
+            with FA ≥ ``seed_fa_threshold``.
         mask : (X, Y, Z) bool tracking mask; default ``maps.mask``.
         seeds_per_voxel : seeds drawn uniformly in each seed voxel.
+        n_seeds : instead, this many seeds in voxels drawn uniformly from the seed region.
         random_state : int, seed of the seed jitter and of the probabilistic draws (same value →
             bit-identical tractogram, whatever ``n_threads``).
         n_threads : numba threads (default: numba's setting). Results do not depend on it.
@@ -178,21 +216,37 @@ class Tracker:
         mask = np.asarray(mask, bool)
         if mask.shape != shape:
             raise InputError(f"tracking mask shape {mask.shape} differs from the maps' grid {shape}.")
+        brain = mask.copy()
+        for name, limit, keep in (("ndi", self.ndi_threshold, np.greater_equal), ("fwf", self.fwf_max, np.less_equal)):
+            if limit is not None:
+                if name not in maps:
+                    raise InputError(f"a {name} stopping threshold needs an {name!r} map; got {maps.names}.",
+                                     fix="fit NODDI or PIGMENT, or drop the threshold.")
+                mask = mask & keep(np.asarray(maps[name]), limit)
         above = mask & (fa >= (self.seed_fa_threshold if self.seed_fa_threshold is not None else self.fa_threshold))
+        if isinstance(seeds, str):
+            if seeds != "interface":
+                raise InputError(f"unknown seeding {seeds!r}; give a mask, points or 'interface'.")
+            above = interface_mask(above, brain & (fa < self.fa_threshold))
+            if not above.any():
+                raise TrackError("no white-matter voxel touches grey matter (FA below fa_threshold): no interface "
+                                 "to seed.")
+            seeds = None
         if seeds is None:
             if not above.any():
                 raise TrackError(
                     f"no voxel of the mask has FA ≥ {self.seed_fa_threshold or self.fa_threshold:g} "
                     f"(max FA {float(fa[mask].max()) if mask.any() else 0:.3f}); nothing to seed.",
                 )
-            seed_vox = seeds_from_mask(above, per_voxel=seeds_per_voxel, random_state=random_state)
+            seed_vox = seeds_from_mask(above, per_voxel=seeds_per_voxel, n_total=n_seeds, random_state=random_state)
         else:
             seeds = np.asarray(seeds)
             if seeds.shape == shape:
                 seed_mask = seeds.astype(bool) & above
                 if not seed_mask.any():
                     raise TrackError("the seed mask has no voxel inside the tracking mask above the FA threshold.")
-                seed_vox = seeds_from_mask(seed_mask, per_voxel=seeds_per_voxel, random_state=random_state)
+                seed_vox = seeds_from_mask(seed_mask, per_voxel=seeds_per_voxel, n_total=n_seeds,
+                                           random_state=random_state)
             elif seeds.ndim == 2 and seeds.shape[1] == 3:
                 seed_vox = world_to_voxel(seeds, maps.affine)
                 rounded = np.floor(seed_vox + 0.5).astype(int)

@@ -203,3 +203,38 @@ def test_probabilistic_streamlines_join_truly_connected_regions(phantom):
         valid = conn[truth].sum() / conn.sum()
         recovered = np.mean(conn[np.triu(truth, 1)] > 0)
         assert valid > floor and recovered == 1.0, (algorithm, valid, recovered)
+
+
+def test_seeding_by_total_count_interface_and_microstructure_stops():
+    from pigment_connect.track import interface_mask, seeds_from_mask
+
+    maps = bundle_maps()
+    region = np.zeros(SHAPE, bool)
+    region[6:10, 4, 2] = True
+    counted = Tracker(min_length=2).track(maps, seeds=region, n_seeds=37, random_state=0)
+    assert counted.per_streamline["seed_index"].max() < 37
+    pts = seeds_from_mask(region, n_total=500, random_state=1)
+    assert len(pts) == 500 and np.all(region[tuple(np.floor(pts + 0.5).astype(int).T)])
+    wm = np.zeros((5, 5, 5), bool)
+    wm[1:4, 1:4, 1:4] = True
+    gm = ~wm
+    ring = interface_mask(wm, gm)
+    assert ring.sum() == 26 and not ring[2, 2, 2]  # the centre voxel touches no grey matter
+    # the bundle meets grey matter (FA 0) at x = 15: interface seeds sit next to it
+    trk = Tracker(min_length=2).track(maps, seeds="interface", seeds_per_voxel=2, random_state=0)
+    seeds_x = np.floor(trk.to_voxel(trk.endpoints().reshape(-1, 3))[:, 0] + 0.5)
+    assert len(trk) and seeds_x.max() >= 14
+    # CSF-like voxels (free water 0.9) across the bundle at x = 8 stop every streamline there
+    fwf = np.zeros(SHAPE, np.float32)
+    fwf[8] = 0.9
+    with_fwf = MicrostructureMaps({**{k: maps[k] for k in maps.names}, "fwf": fwf}, maps.affine, "tensor",
+                                  mask=maps.mask)
+    stopped = Tracker(fwf_max=0.5, min_length=1).track(with_fwf, seeds=region, random_state=0)
+    x = np.floor(stopped.to_voxel()[:, 0] + 0.5)
+    starts_left = np.floor(stopped.to_voxel(stopped.endpoints()[:, 0])[:, 0] + 0.5) < 8
+    assert not np.any(x == 8) and len(stopped)
+    assert starts_left.any()
+    with pytest.raises(Exception, match="'ndi' map"):
+        Tracker(ndi_threshold=0.3).track(maps)
+    with pytest.raises(Exception, match="seeding"):
+        Tracker().track(maps, seeds="everywhere")
