@@ -25,6 +25,7 @@ from .group import Design, _flat_floor, _Projector, _stack_for, edge_index
 __all__ = ["permutations", "permuted_statistics", "NBSResult", "nbs", "TFNBSResult", "tfnbs"]
 
 _BATCH = 256
+_BATCH_VALUES = 20_000_000
 _Z_MAX = 37.5  # norm.isf underflows beyond this
 
 
@@ -76,10 +77,18 @@ class _Permuter:
         return self.proj.stat_from(numer, rss, self.floor)
 
 
+def _batch_size(n_tests: int, permuter: _Permuter) -> int:
+    """Relabellings per batch, so that the (batch, rank + k, n_tests) intermediates stay near
+    ``_BATCH_VALUES`` float64 values (≈ 160 MB) whatever the number of edges."""
+    per_relabelling = n_tests * (permuter.proj.q.shape[1] + permuter.proj.k)
+    return int(max(1, min(_BATCH, _BATCH_VALUES // max(per_relabelling, 1))))
+
+
 def permuted_statistics(y: np.ndarray, design: Design, perms: np.ndarray) -> np.ndarray:
     """(n_perm, n_tests) t or F statistics of ``y`` (n_scans, n_tests) under each relabelling."""
     permuter = _Permuter(np.asarray(y, dtype=np.float64), design)
-    return np.concatenate([permuter.batch(perms[k:k + _BATCH]) for k in range(0, len(perms), _BATCH)])
+    batch = _batch_size(np.shape(y)[1], permuter)
+    return np.concatenate([permuter.batch(perms[k:k + batch]) for k in range(0, len(perms), batch)])
 
 
 def _as_z(stat: np.ndarray, design: Design, df: int) -> np.ndarray:
@@ -133,7 +142,8 @@ def _stream(y, design, n_perm, seed, tail, scale, reduce, relabellings=None):
     perms = _relabellings(design, n_perm, seed, relabellings)
     n_perm = perms.shape[0]
     permuter = _Permuter(y, design)
-    out = [reduce(_scaled(permuter, perms[k:k + _BATCH], design, tail, scale)) for k in range(0, n_perm, _BATCH)]
+    batch = _batch_size(y.shape[1], permuter)
+    out = [reduce(_scaled(permuter, perms[k:k + batch], design, tail, scale)) for k in range(0, n_perm, batch)]
     observed = _scaled(permuter, perms[:1], design, tail, scale)[0]
     return np.concatenate(out), observed
 
