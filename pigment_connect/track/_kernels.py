@@ -12,13 +12,14 @@ import numpy as np
 
 from ._rng import next_uniform
 
-__all__ = ["track_deterministic", "track_probabilistic", "sample_watson"]
+__all__ = ["track_deterministic", "track_probabilistic", "sample_watson", "sample_tensor_acg"]
 
 STOP_NONE = 0
 STOP_FA = 1  # entered low-anisotropy tissue: the point is kept (streamline reaches grey matter)
 STOP_MASK = 2  # left the tracking mask or the grid: the point is dropped
 STOP_ANGLE = 3  # curvature above max_angle
 STOP_LENGTH = 4  # maximum length reached
+POWER = 3
 
 
 @numba.njit(cache=True, nogil=True)
@@ -306,38 +307,54 @@ def sample_watson(mu, kappa, key0, key1, state, buf, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _kappa_at(t, lambda1, cl, odi, p, tau_grid, kappa_grid):
-    """Watson concentration at p: from the ODI map (κ = 1 / tan(π·ODI/2), NODDI) when one is
-    given, else from the tensor's shape: the κ whose Watson orientation tensor has the largest
-    normalised eigenvalue of the tensor's anisotropic part D − λ3·I, τ = (λ1 − λ3) / (λ1 + λ2 −
-    2λ3) — 1 (no spread) for a cylindrically symmetric tensor, ½ for a planar one."""
+def _gaussian(key0, key1, state, buf):
+    """A standard normal draw (Box–Muller on two uniforms of the stream)."""
+    u = next_uniform(key0, key1, state, buf)
+    v = next_uniform(key0, key1, state, buf)
+    return np.sqrt(-2.0 * np.log1p(-u)) * np.cos(2.0 * np.pi * v)
+
+
+@numba.njit(cache=True, nogil=True)
+def sample_tensor_acg(t, key0, key1, state, buf, out):
+    """A unit vector from the angular central Gaussian of covariance D² (D the tensor ``t``):
+    v = D·g / |D·g| with g standard normal. Concentrated around the principal direction for a
+    linear tensor (spread ≈ atan(λ⊥/λ1)), a girdle in the fibre plane for a planar one."""
+    g0 = _gaussian(key0, key1, state, buf)
+    g1 = _gaussian(key0, key1, state, buf)
+    g2 = _gaussian(key0, key1, state, buf)
+    h0 = t[0] * g0 + t[3] * g1 + t[4] * g2
+    h1 = t[3] * g0 + t[1] * g1 + t[5] * g2
+    h2 = t[4] * g0 + t[5] * g1 + t[2] * g2
+    norm = np.sqrt(h0 * h0 + h1 * h1 + h2 * h2)
+    if norm > 0.0:
+        out[0], out[1], out[2] = h0 / norm, h1 / norm, h2 / norm
+    else:
+        out[0], out[1], out[2] = g0, g1, g2
+
+
+@numba.njit(cache=True, nogil=True)
+def _kappa_from_odi(odi, p):
+    """Watson concentration at p from the orientation dispersion index: κ = 1 / tan(π·ODI/2) (NODDI)."""
+    o = min(max(_interp_scalar(odi, p), 1e-4), 1.0 - 1e-6)
+    return 1.0 / np.tan(0.5 * np.pi * o)
+
+
+@numba.njit(cache=True, nogil=True)
+def _draw(t, e, odi, p, key0, key1, state, buf, out):
+    """One direction draw at p: Watson around e with the ODI map's κ when a map is given, else
+    the tensor's angular central Gaussian."""
     if odi.shape[0] > 0:
-        o = min(max(_interp_scalar(odi, p), 1e-4), 1.0 - 1e-6)
-        return 1.0 / np.tan(0.5 * np.pi * o)
-    lambda2 = lambda1 * (1.0 - cl)
-    lambda3 = t[0] + t[1] + t[2] - lambda1 - lambda2
-    den = lambda1 + lambda2 - 2.0 * lambda3
-    if den <= 0.0:
-        return 0.0
-    tau = min(max((lambda1 - lambda3) / den, tau_grid[0]), tau_grid[-1])
-    return np.interp(tau, tau_grid, kappa_grid)
+        sample_watson(e, _kappa_from_odi(odi, p), key0, key1, state, buf, out)
+    else:
+        sample_tensor_acg(t, key0, key1, state, buf, out)
 
 
 @numba.njit(cache=True, nogil=True)
-def _largest_eigenvalue(t, e):
-    """e'De for the unit principal eigenvector e (= λ1)."""
-    u0 = t[0] * e[0] + t[3] * e[1] + t[4] * e[2]
-    u1 = t[3] * e[0] + t[1] * e[1] + t[5] * e[2]
-    u2 = t[4] * e[0] + t[5] * e[1] + t[2] * e[2]
-    return e[0] * u0 + e[1] * u1 + e[2] * u2
-
-
-@numba.njit(cache=True, nogil=True)
-def _walk_prob(field, mask, odi, tau_grid, kappa_grid, start, direction, step_vox, fa_min, cos_max, max_steps,
-               max_trials, out, n0, sign, key0, key1, state, buf):
-    """Probabilistic counterpart of :func:`_walk`: each step's direction is drawn from the Watson
-    distribution around the local principal direction (sign-aligned with the incoming one);
-    a draw turning by more than the maximum angle is redrawn up to ``max_trials`` times."""
+def _walk_prob(field, mask, odi, start, direction, step_vox, fa_min, cos_max, max_steps, max_trials, out, n0, sign,
+               key0, key1, state, buf):
+    """Probabilistic counterpart of :func:`_walk`: each step's direction is drawn (see
+    :func:`_draw`) and oriented along the incoming one; a draw turning by more than the maximum
+    angle is redrawn up to ``max_trials`` times, then the streamline stops."""
     p = start.copy()
     prev = direction.copy()
     t = np.empty(6)
@@ -360,11 +377,15 @@ def _walk_prob(field, mask, odi, tau_grid, kappa_grid, start, direction, step_vo
         if e[0] * prev[0] + e[1] * prev[1] + e[2] * prev[2] < 0.0:
             for k in range(3):
                 e[k] = -e[k]
-        kappa = _kappa_at(t, _largest_eigenvalue(t, e), lin[0], odi, q, tau_grid, kappa_grid)
         accepted = False
         for _trial in range(max_trials):
-            sample_watson(e, kappa, key0, key1, state, buf, v)
-            if v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2] >= cos_max:
+            _draw(t, e, odi, q, key0, key1, state, buf, v)
+            c = v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2]
+            if c < 0.0:
+                for k in range(3):
+                    v[k] = -v[k]
+                c = -c
+            if c >= cos_max:
                 accepted = True
                 break
         if not accepted:
@@ -374,12 +395,12 @@ def _walk_prob(field, mask, odi, tau_grid, kappa_grid, start, direction, step_vo
 
 
 @numba.njit(cache=True, parallel=True)
-def track_probabilistic(field, mask, odi, tau_grid, kappa_grid, seeds, seed_ids, run_seed, inv_voxel, step_mm,
-                        fa_min, cos_max, max_steps, max_trials, out, lengths, stops):
+def track_probabilistic(field, mask, odi, seeds, seed_ids, run_seed, inv_voxel, step_mm, fa_min, cos_max, max_steps,
+                        max_trials, out, lengths, stops):
     """Probabilistic tensor tracking from each seed, both directions (arguments as
-    :func:`track_deterministic`, plus): ``odi`` (X, Y, Z) float32 dispersion map or a (0, 0, 0)
-    array to take the spread from the tensor; ``tau_grid``/``kappa_grid`` the Watson τ(κ) table;
-    ``seed_ids`` (S,) global seed indices and ``run_seed``: the key of each seed's random stream.
+    :func:`track_deterministic`, plus): ``odi`` (X, Y, Z) float32 dispersion map, or a (0, 0, 0)
+    array to draw from the tensor itself; ``seed_ids`` (S,) global seed indices and
+    ``run_seed``: the key of each seed's random stream.
     """
     n_seeds = seeds.shape[0]
     key0 = np.uint64(run_seed)
@@ -408,15 +429,14 @@ def track_probabilistic(field, mask, odi, tau_grid, kappa_grid, seeds, seed_ids,
         out[s, centre, 0] = p[0]
         out[s, centre, 1] = p[1]
         out[s, centre, 2] = p[2]
-        kappa = _kappa_at(t, _largest_eigenvalue(t, e), lin[0], odi, p, tau_grid, kappa_grid)
-        sample_watson(e, kappa, key0, key1, state, buf, v)
+        _draw(t, e, odi, p, key0, key1, state, buf, v)
         step_vox = np.empty(3)
         for k in range(3):
             step_vox[k] = step_mm * inv_voxel[k]
-        nf, sf = _walk_prob(field, mask, odi, tau_grid, kappa_grid, p, v, step_vox, fa_min, cos_max, max_steps,
-                            max_trials, out[s], centre, 1, key0, key1, state, buf)
-        nb, sb = _walk_prob(field, mask, odi, tau_grid, kappa_grid, p, -v, step_vox, fa_min, cos_max, max_steps,
-                            max_trials, out[s], centre, -1, key0, key1, state, buf)
+        nf, sf = _walk_prob(field, mask, odi, p, v, step_vox, fa_min, cos_max, max_steps, max_trials, out[s], centre,
+                            1, key0, key1, state, buf)
+        nb, sb = _walk_prob(field, mask, odi, p, -v, step_vox, fa_min, cos_max, max_steps, max_trials, out[s], centre,
+                            -1, key0, key1, state, buf)
         lengths[s, 0] = centre - nb
         lengths[s, 1] = centre + nf + 1
         stops[s, 0] = sb

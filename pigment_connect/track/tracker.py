@@ -5,14 +5,15 @@ Deterministic stepping rules: ``"eigenvector"`` follows the principal eigenvecto
 the tensor, weighted by the tensor's linearity (Weinstein et al. 1999, Lazar et al. 2003), so
 streamlines keep their course through crossings where a single tensor is planar.
 
-``"probabilistic"`` draws each step from a Watson distribution around the local principal
-direction. Its concentration comes from the dispersion map (``dispersion="odi"``: the NODDI /
-PIGMENT orientation dispersion index, κ = 1/tan(π·ODI/2)) or from the tensor's shape
-(``"tensor"``: the κ whose Watson orientation tensor has the normalised largest eigenvalue of
-the tensor's anisotropic part D − λ3·I, so a cylindrically symmetric tensor gives a narrow
-spread and a planar one, a crossing or fanning, a wide one). Each seed draws from its own counter-based Philox stream
-keyed by (``random_state``, seed index), so the same seed gives bit-identical streamlines on
-any number of threads.
+``"probabilistic"`` draws each step's direction at random. With a dispersion map
+(``dispersion="odi"``: the NODDI / PIGMENT orientation dispersion index) the draw is Watson
+around the local principal direction with κ = 1/tan(π·ODI/2), the NODDI relation. From the
+tensor alone (``"tensor"``) it is the tensor's angular central Gaussian, v = D·g/|D·g| with g
+standard normal: narrow around the principal direction where the tensor is linear
+(≈ atan(λ⊥/λ1)), a girdle in the fibre plane where it is planar (a crossing or fanning), so
+streamlines keep to the plane of the fibres. Each seed draws from its own counter-based Philox
+stream keyed by (``random_state``, seed index), so the same seed gives bit-identical
+streamlines on any number of threads.
 
 Validation, seeding, memory, threads and wrapping live here; the stepping is in
 :mod:`._kernels`. Streamlines stop when they leave the mask (the outside point is dropped), turn
@@ -37,7 +38,7 @@ from ..io.maps import MicrostructureMaps
 from ..io.tractogram import Tractogram
 from . import _kernels
 
-__all__ = ["Tracker", "seeds_from_mask", "interface_mask", "watson_tau_table"]
+__all__ = ["Tracker", "seeds_from_mask", "interface_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +99,6 @@ def _numba_threads(n_threads: int | None):
         numba.set_num_threads(previous)
 
 
-def watson_tau_table(n: int = 400) -> tuple[np.ndarray, np.ndarray]:
-    """(τ, κ) lookup table of the Watson distribution: τ(κ) = ⟨cos²θ⟩ for κ from 0 to 10³
-    (τ from 1/3 to ≈ 0.9995), by 64-point Gauss–Legendre quadrature on [0, 1]."""
-    kappa = np.concatenate([[0.0], np.logspace(-3, 3, n - 1)])
-    x, w = np.polynomial.legendre.leggauss(64)
-    t = 0.5 * (x + 1.0)
-    w = 0.5 * w
-    weights = np.exp(kappa[:, None] * (t[None, :] ** 2 - 1.0)) * w[None, :]  # scaled against overflow
-    tau = (weights * t**2).sum(axis=1) / weights.sum(axis=1)
-    return tau, kappa
-
-
 @dataclass(frozen=True)
 class Tracker:
     """Tensor tracker, deterministic or probabilistic.
@@ -117,9 +106,9 @@ class Tracker:
     Parameters
     ----------
     algorithm : ``"tensorline"`` (default), ``"eigenvector"`` (MRtrix3 ``Tensor_Det``, DIPY
-        deterministic tracking on DTI peaks) or ``"probabilistic"`` (Watson draws around the
-        principal direction; see the module docstring).
-    dispersion : spread of the probabilistic draws: ``"auto"`` (the ``odi`` map when the maps
+        deterministic tracking on DTI peaks) or ``"probabilistic"`` (random draws; see the module
+        docstring).
+    dispersion : source of the probabilistic spread: ``"auto"`` (the ``odi`` map when the maps
         have one, else the tensor), ``"odi"`` or ``"tensor"``.
     max_trials : probabilistic draws per step before a streamline stops on the angle limit.
     puncture : tensorline weight g of D·v_in against v_in in [0, 1] (ignored by ``"eigenvector"``).
@@ -274,7 +263,6 @@ class Tracker:
                                  fix="fit NODDI or PIGMENT, or use dispersion='tensor'.")
             odi = (np.ascontiguousarray(maps["odi"], dtype=np.float32) if source == "odi"
                    else np.zeros((0, 0, 0), np.float32))
-            tau_grid, kappa_grid = watson_tau_table()
         streamlines: list[np.ndarray] = []
         seed_index: list[int] = []
         stop_counts = np.zeros(5, dtype=np.int64)
@@ -286,7 +274,7 @@ class Tracker:
                 stops = np.zeros((len(chunk), 2), dtype=np.int8)
                 if probabilistic:
                     _kernels.track_probabilistic(
-                        field, mask_u8, odi, tau_grid, kappa_grid, chunk,
+                        field, mask_u8, odi, chunk,
                         np.arange(start, start + len(chunk), dtype=np.int64), int(random_state), inv_voxel,
                         float(self.step_size), float(self.fa_threshold), cos_max, max_steps, int(self.max_trials),
                         out, spans, stops,

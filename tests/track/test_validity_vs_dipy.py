@@ -65,9 +65,9 @@ def test_deterministic_validity_at_least_dipy_s(phantom, dipy_scores):
 
 @pytest.mark.slow
 def test_probabilistic_recovers_at_least_dipy_s_bundles(phantom, dipy_scores):
-    """Measured: ours valid 0.66, 7/7 bundles; DIPY (tensor-ODF PMF) valid 0.77, 6/7 bundles.
+    """Measured: ours valid 0.71–0.74, 7/7 bundles; DIPY (tensor-ODF PMF) valid 0.77, 6/7 bundles.
     The valid fraction is below DIPY's (issue #6 stays open on it); bundle recovery is not."""
     maps, dipy = dipy_scores
     valid, recovered = _score(Tracker(algorithm="probabilistic").track(maps, seeds_per_voxel=2, random_state=0),
                               phantom)
-    assert recovered >= dipy["prob"][1] and valid > 0.6, (valid, recovered, dipy["prob"])
+    assert recovered >= dipy["prob"][1] and valid > 0.66, (valid, recovered, dipy["prob"])
