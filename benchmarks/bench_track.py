@@ -88,7 +88,7 @@ def worker(method: str, out: Path, threads: int, million: bool) -> dict:
         tracker.track(maps, seeds=seeds[:50], random_state=0, n_threads=threads)  # numba warm-up
         t0 = time.perf_counter()
         if million:
-            trk = tracker.track(maps, n_seeds=1_300_000, random_state=0, n_threads=threads)
+            trk = tracker.track(maps, n_seeds=2_100_000, random_state=0, n_threads=threads)
         else:
             trk = tracker.track(maps, seeds=seeds, random_state=0, n_threads=threads)
         seconds = time.perf_counter() - t0
@@ -191,7 +191,7 @@ def main() -> None:
         proc = subprocess.run([sys.executable, __file__, "--worker", "ours_prob", "--out", str(out), "--threads",
                                str(args.threads), "--million"], capture_output=True, text=True, env=env)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"1.3 M seeds, probabilistic: {r['streamlines']} streamlines in {r['seconds']:.0f} s, "
+        print(f"2.1 M seeds, probabilistic: {r['streamlines']} streamlines in {r['seconds']:.0f} s, "
               f"peak {r['peak_mb'] / 1024:.1f} GB")
 
 

@@ -99,6 +99,30 @@ def _numba_threads(n_threads: int | None):
         numba.set_num_threads(previous)
 
 
+def _compact(out: np.ndarray, spans: np.ndarray, start: int, affine: np.ndarray, shape) -> Tractogram | None:
+    """The streamlines of one kernel call (rows of ``out`` within ``spans``, ≥ 2 points) as a
+    compact Tractogram in RAS+ mm, with their global seed indices."""
+    n_pts = spans[:, 1] - spans[:, 0]
+    rows = np.flatnonzero(n_pts >= 2)
+    if rows.size == 0:
+        return None
+    counts = n_pts[rows]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    row_of_point = np.repeat(rows, counts)
+    col_of_point = np.repeat(spans[rows, 0], counts) + (np.arange(offsets[-1]) - np.repeat(offsets[:-1], counts))
+    vox = out[row_of_point, col_of_point]
+    world = (vox @ affine[:3, :3].T.astype(np.float32) + affine[:3, 3].astype(np.float32)).astype(np.float32)
+    return Tractogram(world, offsets, affine, shape, {"seed_index": (start + rows).astype(np.int64)})
+
+
+def _concatenate(parts: list[Tractogram], affine: np.ndarray, shape) -> Tractogram:
+    points = np.concatenate([p.points for p in parts])
+    counts = np.concatenate([p.n_points for p in parts])
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    seeds = np.concatenate([p.per_streamline["seed_index"] for p in parts])
+    return Tractogram(points, offsets, affine, shape, {"seed_index": seeds})
+
+
 @dataclass(frozen=True)
 class Tracker:
     """Tensor tracker, deterministic or probabilistic.
@@ -263,13 +287,13 @@ class Tracker:
                                  fix="fit NODDI or PIGMENT, or use dispersion='tensor'.")
             odi = (np.ascontiguousarray(maps["odi"], dtype=np.float32) if source == "odi"
                    else np.zeros((0, 0, 0), np.float32))
-        streamlines: list[np.ndarray] = []
-        seed_index: list[int] = []
+        parts: list[Tractogram] = []  # compact, length-filtered chunks (no view keeps a buffer alive)
+        n_produced = 0
         stop_counts = np.zeros(5, dtype=np.int64)
         with _numba_threads(n_threads):
             for start in range(0, len(seed_vox), _SEED_CHUNK):
                 chunk = np.ascontiguousarray(seed_vox[start : start + _SEED_CHUNK], dtype=np.float64)
-                out = np.zeros((len(chunk), 2 * max_steps + 1, 3), dtype=np.float32)
+                out = np.empty((len(chunk), 2 * max_steps + 1, 3), dtype=np.float32)  # rows filled within spans
                 spans = np.zeros((len(chunk), 2), dtype=np.int64)
                 stops = np.zeros((len(chunk), 2), dtype=np.int8)
                 if probabilistic:
@@ -285,22 +309,19 @@ class Tracker:
                         puncture, max_steps, out, spans, stops,
                     )
                 stop_counts += np.bincount(stops.ravel(), minlength=5)
-                for k in range(len(chunk)):
-                    a, b = spans[k]
-                    if b - a >= 2:
-                        streamlines.append(out[k, a:b])
-                        seed_index.append(start + k)
-        if not streamlines:
+                part = _compact(out, spans, start, maps.affine, shape)
+                del out
+                if part is None:
+                    continue
+                n_produced += len(part)
+                keep = part.lengths >= self.min_length
+                if keep.any():
+                    parts.append(part.select(keep))
+        if n_produced == 0:
             raise TrackError(f"no streamline was produced from {len(seed_vox)} seeds; lower fa_threshold or check the maps.")
-        vox_points = np.concatenate(streamlines)
-        world = (vox_points @ maps.affine[:3, :3].T + maps.affine[:3, 3]).astype(np.float32)
-        counts = np.array([len(s) for s in streamlines], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        trk = Tractogram(world, offsets, maps.affine, shape, {"seed_index": np.asarray(seed_index, dtype=np.int64)})
-        keep = trk.lengths >= self.min_length
-        if not keep.any():
-            raise TrackError(f"all {len(trk)} streamlines are shorter than min_length={self.min_length} mm.")
-        trk = trk.select(keep)
+        if not parts:
+            raise TrackError(f"all {n_produced} streamlines are shorter than min_length={self.min_length} mm.")
+        trk = _concatenate(parts, maps.affine, shape)
         log.info(
             "tracked %d seeds → %d streamlines (stops: fa %d, mask %d, angle %d, length %d)",
             len(seed_vox), len(trk), *stop_counts[1:],
