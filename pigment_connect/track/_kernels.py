@@ -157,6 +157,45 @@ def _next_direction(t, e, cl, prev, puncture, out):
 
 
 @numba.njit(cache=True, nogil=True)
+def _start(field, mask, p, fa_min, t, e, lin, row, centre, spans, stops):
+    """Set up one seed: empty spans and a mask stop by default; False when the seed lies outside
+    the mask or in low-FA tissue (recorded in ``stops``), else the seed point is written at
+    ``row[centre]`` and the local tensor/eigenvector are left in ``t``/``e``."""
+    spans[0] = centre
+    spans[1] = centre
+    stops[0] = STOP_MASK
+    stops[1] = STOP_MASK
+    if not _in_mask(mask, p) or not _interp_tensor(field, p, t):
+        return False
+    if _principal(t, e, lin) < fa_min:
+        stops[0] = STOP_FA
+        stops[1] = STOP_FA
+        return False
+    for k in range(3):
+        row[centre, k] = p[k]
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _advance(field, mask, p, prev, step_vox, fa_min, t, e, lin, out, index):
+    """One Euler step from p along prev (p updated in place, the new point written to
+    out[index]); returns STOP_NONE, STOP_MASK (outside: nothing written) or STOP_FA (point kept,
+    the streamline reached grey matter). Leaves the tensor and eigenvector at p in t, e, lin."""
+    q0 = p[0] + step_vox[0] * prev[0]
+    q1 = p[1] + step_vox[1] * prev[1]
+    q2 = p[2] + step_vox[2] * prev[2]
+    q = np.array([q0, q1, q2])
+    if not _in_mask(mask, q) or not _interp_tensor(field, q, t):
+        return STOP_MASK
+    fa = _principal(t, e, lin)
+    out[index, 0] = q0
+    out[index, 1] = q1
+    out[index, 2] = q2
+    p[0], p[1], p[2] = q0, q1, q2
+    return STOP_FA if fa < fa_min else STOP_NONE
+
+
+@numba.njit(cache=True, nogil=True)
 def _walk(field, mask, start, direction, step_vox, fa_min, cos_max, puncture, max_steps, out, n0, sign):
     """Follow the field from start along direction, writing points to out[n0 + sign·m], m = 1, 2, ...
 
@@ -174,16 +213,11 @@ def _walk(field, mask, start, direction, step_vox, fa_min, cos_max, puncture, ma
     lin = np.empty(1)
     n = 0
     for _ in range(max_steps):
-        q = p + step_vox * prev  # step along the previous direction (Euler), axis-scaled
-        if not _in_mask(mask, q) or not _interp_tensor(field, q, t):
+        status = _advance(field, mask, p, prev, step_vox, fa_min, t, e, lin, out, n0 + sign * (n + 1))
+        if status == STOP_MASK:
             return n, STOP_MASK
-        fa = _principal(t, e, lin)
-        out[n0 + sign * (n + 1), 0] = q[0]
-        out[n0 + sign * (n + 1), 1] = q[1]
-        out[n0 + sign * (n + 1), 2] = q[2]
         n += 1
-        p = q
-        if fa < fa_min:
+        if status == STOP_FA:
             return n, STOP_FA
         _next_direction(t, e, lin[0], prev, puncture, v)
         if v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2] < cos_max:
@@ -217,23 +251,9 @@ def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max,
         lin = np.empty(1)
         p = seeds[s].copy()
         centre = max_steps
-        lengths[s, 0] = centre
-        lengths[s, 1] = centre
-        stops[s, 0] = STOP_MASK
-        stops[s, 1] = STOP_MASK
-        if not _in_mask(mask, p) or not _interp_tensor(field, p, t):
+        if not _start(field, mask, p, fa_min, t, e, lin, out[s], centre, lengths[s], stops[s]):
             continue
-        fa = _principal(t, e, lin)
-        if fa < fa_min:
-            stops[s, 0] = STOP_FA
-            stops[s, 1] = STOP_FA
-            continue
-        out[s, centre, 0] = p[0]
-        out[s, centre, 1] = p[1]
-        out[s, centre, 2] = p[2]
-        step_vox = np.empty(3)
-        for k in range(3):
-            step_vox[k] = step_mm * inv_voxel[k]
+        step_vox = step_mm * inv_voxel
         nf, sf = _walk(field, mask, p, e, step_vox, fa_min, cos_max, puncture, max_steps, out[s], centre, 1)
         nb, sb = _walk(field, mask, p, -e, step_vox, fa_min, cos_max, puncture, max_steps, out[s], centre, -1)
         lengths[s, 0] = centre - nb
@@ -363,23 +383,18 @@ def _walk_prob(field, mask, odi, start, direction, step_vox, fa_min, cos_max, ma
     lin = np.empty(1)
     n = 0
     for _ in range(max_steps):
-        q = p + step_vox * prev
-        if not _in_mask(mask, q) or not _interp_tensor(field, q, t):
+        status = _advance(field, mask, p, prev, step_vox, fa_min, t, e, lin, out, n0 + sign * (n + 1))
+        if status == STOP_MASK:
             return n, STOP_MASK
-        fa = _principal(t, e, lin)
-        out[n0 + sign * (n + 1), 0] = q[0]
-        out[n0 + sign * (n + 1), 1] = q[1]
-        out[n0 + sign * (n + 1), 2] = q[2]
         n += 1
-        p = q
-        if fa < fa_min:
+        if status == STOP_FA:
             return n, STOP_FA
         if e[0] * prev[0] + e[1] * prev[1] + e[2] * prev[2] < 0.0:
             for k in range(3):
                 e[k] = -e[k]
         accepted = False
         for _trial in range(max_trials):
-            _draw(t, e, odi, q, key0, key1, state, buf, v)
+            _draw(t, e, odi, p, key0, key1, state, buf, v)
             c = v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2]
             if c < 0.0:
                 for k in range(3):
@@ -415,24 +430,10 @@ def track_probabilistic(field, mask, odi, seeds, seed_ids, run_seed, inv_voxel, 
         lin = np.empty(1)
         p = seeds[s].copy()
         centre = max_steps
-        lengths[s, 0] = centre
-        lengths[s, 1] = centre
-        stops[s, 0] = STOP_MASK
-        stops[s, 1] = STOP_MASK
-        if not _in_mask(mask, p) or not _interp_tensor(field, p, t):
+        if not _start(field, mask, p, fa_min, t, e, lin, out[s], centre, lengths[s], stops[s]):
             continue
-        fa = _principal(t, e, lin)
-        if fa < fa_min:
-            stops[s, 0] = STOP_FA
-            stops[s, 1] = STOP_FA
-            continue
-        out[s, centre, 0] = p[0]
-        out[s, centre, 1] = p[1]
-        out[s, centre, 2] = p[2]
         _draw(t, e, odi, p, key0, key1, state, buf, v)
-        step_vox = np.empty(3)
-        for k in range(3):
-            step_vox[k] = step_mm * inv_voxel[k]
+        step_vox = step_mm * inv_voxel
         nf, sf = _walk_prob(field, mask, odi, p, v, step_vox, fa_min, cos_max, max_steps, max_trials, out[s], centre,
                             1, key0, key1, state, buf)
         nb, sb = _walk_prob(field, mask, odi, p, -v, step_vox, fa_min, cos_max, max_steps, max_trials, out[s], centre,
