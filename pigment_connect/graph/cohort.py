@@ -26,7 +26,8 @@ def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", partici
     Parameters
     ----------
     derivatives : the derivatives folder (searched recursively).
-    seg, meas : the atlas and weighting entities of the wanted files.
+    seg, meas : the atlas and the weighting of the wanted files (``"mean_fa"`` or its BIDS label
+        ``"meanfa"``).
     participants : a BIDS ``participants.tsv`` (or the folder holding it) whose columns join the
         table; by default the one in ``derivatives`` or in the BIDS root two levels above it.
     extension : ``.npz`` (full node table) or ``.tsv``/``.csv`` (matrix with labels).
@@ -40,7 +41,9 @@ def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", partici
     root = Path(derivatives)
     if not root.is_dir():
         raise InputError("the derivatives folder does not exist.", file=root)
-    pattern = f"sub-*seg-{seg}_meas-{meas}_connectome{extension}"
+    # BIDS labels are alphanumeric: the pipeline writes meas-meanfa for the "mean_fa" weighting
+    label = "".join(ch for ch in meas if ch.isalnum())
+    pattern = f"sub-*seg-{seg}_meas-{label}_connectome{extension}"
     files = sorted(root.rglob(pattern))
     if not files:
         raise InputError(f"no connectome files matching {pattern!r}.", file=root,

@@ -25,6 +25,10 @@ def test_read_cohort_joins_participants(derivatives):
     assert table["age"].dtype.kind == "f" and table["group"].tolist() == c.table["group"].tolist()
     np.testing.assert_allclose(np.stack([x.weights for x in conns]), c.stack)
     conns_tsv, _ = cohort.read_cohort(root, seg="synthetic", meas="count", extension=".tsv")
+    mean_fa = conns[0].__class__(c.stack[0], conns[0].nodes, "mean_fa", "synthetic")
+    export.export_connectome(mean_fa, root / "sub-001" / "dwi", "001", formats=(".npz",))
+    only, _ = cohort.read_cohort(root, seg="synthetic", meas="mean_fa")  # the pipeline's meas-meanfa files
+    assert len(only) == 1 and only[0].weighting == "mean_fa"
     np.testing.assert_allclose(conns_tsv[0].weights, c.stack[0], rtol=1e-9)
     nodes, graphs = cohort.cohort_metrics(conns, table)
     assert len(nodes) == 6 * 12 and len(graphs) == 6
