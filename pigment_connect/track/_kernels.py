@@ -196,12 +196,15 @@ def _advance(field, mask, p, prev, step_vox, fa_min, t, e, lin, out, index):
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk(field, mask, start, direction, step_vox, fa_min, cos_max, puncture, max_steps, out, n0, sign):
+def _walk(field, mask, odi, start, direction, step_vox, fa_min, cos_max, puncture, max_steps, max_trials, out, n0,
+          sign, probabilistic, key0, key1, state, buf):
     """Follow the field from start along direction, writing points to out[n0 + sign·m], m = 1, 2, ...
 
     ``step_vox`` (3,) is the step length in voxels per axis (step_mm / voxel size), so a unit
-    physical direction in the image-axis frame moves step_mm in millimetres. ``puncture`` as in
-    :func:`_next_direction`.
+    physical direction in the image-axis frame moves step_mm in millimetres. Each new direction
+    comes from :func:`_next_direction` (``puncture``) or, when ``probabilistic``, from
+    :func:`_draw_within_angle` (``odi``, ``max_trials`` and the random stream ``key0``, ``key1``,
+    ``state``, ``buf``; unused otherwise).
 
     Returns (number of points written, stop reason).
     """
@@ -219,8 +222,12 @@ def _walk(field, mask, start, direction, step_vox, fa_min, cos_max, puncture, ma
         n += 1
         if status == STOP_FA:
             return n, STOP_FA
-        _next_direction(t, e, lin[0], prev, puncture, v)
-        if v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2] < cos_max:
+        if probabilistic:
+            accepted = _draw_within_angle(t, e, odi, p, prev, cos_max, max_trials, key0, key1, state, buf, v)
+        else:
+            _next_direction(t, e, lin[0], prev, puncture, v)
+            accepted = v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2] >= cos_max
+        if not accepted:
             return n, STOP_ANGLE
         prev[:] = v
     return n, STOP_LENGTH
@@ -245,7 +252,11 @@ def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max,
     stops : (S, 2) int8 out: stop reason of the backward and forward halves.
     """
     n_seeds = seeds.shape[0]
+    no_odi = np.zeros((0, 0, 0), np.float32)  # the probabilistic inputs of _walk, unused here
+    zero = np.uint64(0)
     for s in numba.prange(n_seeds):
+        no_state = np.zeros(2, dtype=np.int64)
+        no_buf = np.empty(4)
         t = np.empty(6)
         e = np.empty(3)
         lin = np.empty(1)
@@ -254,8 +265,10 @@ def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max,
         if not _start(field, mask, p, fa_min, t, e, lin, out[s], centre, lengths[s], stops[s]):
             continue
         step_vox = step_mm * inv_voxel
-        nf, sf = _walk(field, mask, p, e, step_vox, fa_min, cos_max, puncture, max_steps, out[s], centre, 1)
-        nb, sb = _walk(field, mask, p, -e, step_vox, fa_min, cos_max, puncture, max_steps, out[s], centre, -1)
+        nf, sf = _walk(field, mask, no_odi, p, e, step_vox, fa_min, cos_max, puncture, max_steps, 1, out[s], centre, 1,
+                       False, zero, zero, no_state, no_buf)
+        nb, sb = _walk(field, mask, no_odi, p, -e, step_vox, fa_min, cos_max, puncture, max_steps, 1, out[s], centre, -1,
+                       False, zero, zero, no_state, no_buf)
         lengths[s, 0] = centre - nb
         lengths[s, 1] = centre + nf + 1
         stops[s, 0] = sb
@@ -370,43 +383,23 @@ def _draw(t, e, odi, p, key0, key1, state, buf, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk_prob(field, mask, odi, start, direction, step_vox, fa_min, cos_max, max_steps, max_trials, out, n0, sign,
-               key0, key1, state, buf):
-    """Probabilistic counterpart of :func:`_walk`: each step's direction is drawn (see
-    :func:`_draw`) and oriented along the incoming one; a draw turning by more than the maximum
-    angle is redrawn up to ``max_trials`` times, then the streamline stops."""
-    p = start.copy()
-    prev = direction.copy()
-    t = np.empty(6)
-    e = np.empty(3)
-    v = np.empty(3)
-    lin = np.empty(1)
-    n = 0
-    for _ in range(max_steps):
-        status = _advance(field, mask, p, prev, step_vox, fa_min, t, e, lin, out, n0 + sign * (n + 1))
-        if status == STOP_MASK:
-            return n, STOP_MASK
-        n += 1
-        if status == STOP_FA:
-            return n, STOP_FA
-        if e[0] * prev[0] + e[1] * prev[1] + e[2] * prev[2] < 0.0:
+def _draw_within_angle(t, e, odi, p, prev, cos_max, max_trials, key0, key1, state, buf, v):
+    """A probabilistic step direction into ``v``: draws (see :func:`_draw`) oriented along the
+    incoming direction ``prev``, redrawn while they turn by more than the maximum angle, up to
+    ``max_trials`` times; False when none was within the angle."""
+    if e[0] * prev[0] + e[1] * prev[1] + e[2] * prev[2] < 0.0:
+        for k in range(3):
+            e[k] = -e[k]
+    for _trial in range(max_trials):
+        _draw(t, e, odi, p, key0, key1, state, buf, v)
+        c = v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2]
+        if c < 0.0:
             for k in range(3):
-                e[k] = -e[k]
-        accepted = False
-        for _trial in range(max_trials):
-            _draw(t, e, odi, p, key0, key1, state, buf, v)
-            c = v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2]
-            if c < 0.0:
-                for k in range(3):
-                    v[k] = -v[k]
-                c = -c
-            if c >= cos_max:
-                accepted = True
-                break
-        if not accepted:
-            return n, STOP_ANGLE
-        prev[:] = v
-    return n, STOP_LENGTH
+                v[k] = -v[k]
+            c = -c
+        if c >= cos_max:
+            return True
+    return False
 
 
 @numba.njit(cache=True, parallel=True)
@@ -434,10 +427,10 @@ def track_probabilistic(field, mask, odi, seeds, seed_ids, run_seed, inv_voxel, 
             continue
         _draw(t, e, odi, p, key0, key1, state, buf, v)
         step_vox = step_mm * inv_voxel
-        nf, sf = _walk_prob(field, mask, odi, p, v, step_vox, fa_min, cos_max, max_steps, max_trials, out[s], centre,
-                            1, key0, key1, state, buf)
-        nb, sb = _walk_prob(field, mask, odi, p, -v, step_vox, fa_min, cos_max, max_steps, max_trials, out[s], centre,
-                            -1, key0, key1, state, buf)
+        nf, sf = _walk(field, mask, odi, p, v, step_vox, fa_min, cos_max, 0.0, max_steps, max_trials, out[s], centre,
+                       1, True, key0, key1, state, buf)
+        nb, sb = _walk(field, mask, odi, p, -v, step_vox, fa_min, cos_max, 0.0, max_steps, max_trials, out[s], centre,
+                       -1, True, key0, key1, state, buf)
         lengths[s, 0] = centre - nb
         lengths[s, 1] = centre + nf + 1
         stops[s, 0] = sb
