@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import atlases, run, simulate, stats, train_prior
+from . import atlases, check_gradients, run, simulate, stats, train_prior
 
-SUBCOMMANDS = (run, simulate, train_prior, stats, atlases)
+SUBCOMMANDS = (run, check_gradients, simulate, train_prior, stats, atlases)
 
 
 def build_parser() -> argparse.ArgumentParser:

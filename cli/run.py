@@ -38,6 +38,13 @@ def register(subparsers) -> None:
     parser.add_argument("--parcellation", metavar="PATTERN",
                         help="per-subject parcellation in DWI space, relative to the BIDS root; "
                         "{prefix}, {subject}, {session} are filled in")
+    parser.add_argument("--tissue", metavar="PATTERN",
+                        help="per-subject five-tissue-type image (MRtrix3 5ttgen output) relative to the BIDS root, "
+                        "for anatomically constrained tracking; {prefix}, {subject}, {session} are filled in")
+    parser.add_argument("--tracking", choices=("tensorline", "eigenvector", "probabilistic"), default="tensorline",
+                        help="tracking algorithm (default tensorline)")
+    parser.add_argument("--gradient-check", choices=("warn", "fail", "off"), default="warn",
+                        help="b-vector orientation check before tracking (default: warn when the table looks wrong)")
     parser.add_argument("--atlas", action="append", default=[], metavar="NAME",
                         help="MNI atlas registered to each subject (shipped name, see 'pigment-connect atlases list', "
                         "or a label image on the template grid); repeatable")
@@ -61,7 +68,8 @@ def execute(args: argparse.Namespace) -> int:
         if not (args.bids_dir and args.out_dir):
             raise InputError("give BIDS_DIR and OUT_DIR, or --demo OUTDIR.", fix="see pigment-connect run --help.")
         config = PipelineConfig(parcellation=args.parcellation, atlases=tuple(args.atlas), seed=args.seed,
-                                tractogram_format=args.tractogram_format)
+                                tractogram_format=args.tractogram_format, tissue=args.tissue,
+                                tracking_algorithm=args.tracking, gradient_check=args.gradient_check)
         result = run_cohort(args.bids_dir, args.out_dir, config, participant_labels=args.participant_label,
                             n_jobs=args.n_jobs, force=args.force, progress=not args.quiet)
     counts = result.summary["status"].value_counts().to_dict()

@@ -45,6 +45,7 @@ __all__ = [
     "write_bids",
     "PARCELLATION_NAME",
     "subject_parcellation_pattern",
+    "subject_tissue_pattern",
 ]
 
 PARCELLATION_NAME = "phantom"
@@ -166,6 +167,17 @@ def _fa_md(tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         fa = np.where(den > 0, np.sqrt(1.5) * num / den, 0.0)
     return fa, md
+
+
+def _five_tissue(brain: np.ndarray, csf: np.ndarray, gm: np.ndarray) -> np.ndarray:
+    """(X, Y, Z, 5) float32 five-tissue-type fractions (cortical GM, sub-cortical GM, WM, CSF,
+    pathology): the regions are cortical grey matter, the CSF rim CSF, the rest of the brain
+    (bundles and the low-anisotropy deep tissue) white matter."""
+    tissue = np.zeros(brain.shape + (5,), np.float32)
+    tissue[..., 0] = gm
+    tissue[..., 2] = brain & ~csf & ~gm
+    tissue[..., 3] = csf
+    return tissue
 
 
 def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +355,9 @@ def make_subject(
         "fa": fa,
         "md": md,
         "orientation": main_orientation,
+        "peaks": orientation.astype(np.float32),
         "wm": in_bundle,
+        "tissue": _five_tissue(brain, csf, gm),
         "crossing": crossing,
         "bundle_id": bundle_id,
         "sigma": np.float64(sigma),
@@ -407,6 +421,7 @@ def write_bids(cohort: list[PhantomSubject], root: PathLike, *, write_mask: bool
         root/dataset_description.json, participants.tsv
         root/sub-01/dwi/sub-01_dwi.nii.gz|.bval|.bvec         (FSL convention for the affine)
         root/derivatives/phantom/sub-01/dwi/sub-01_space-dwi_seg-phantom_dseg.nii.gz|.tsv
+        root/derivatives/phantom/sub-01/dwi/sub-01_space-dwi_desc-5tt_probseg.nii.gz  (five-tissue types)
         root/derivatives/groundtruth/sub-01/  true maps (.nii.gz) and connectome (.npz)
 
     The brain mask is written beside the DWI only if ``write_mask`` (otherwise pipelines compute it).
@@ -424,6 +439,7 @@ def write_bids(cohort: list[PhantomSubject], root: PathLike, *, write_mask: bool
             save_nifti(dwi_dir / f"{prefix}_desc-brain_mask.nii.gz", subj.dwi.mask, subj.dwi.affine)
         seg_dir = root / "derivatives" / "phantom" / prefix / "dwi"
         subj.parcellation.save(seg_dir / f"{prefix}_space-dwi_seg-{PARCELLATION_NAME}_dseg.nii.gz")
+        save_nifti(seg_dir / f"{prefix}_space-dwi_desc-5tt_probseg.nii.gz", subj.truth["tissue"], subj.dwi.affine)
         truth_dir = root / "derivatives" / "groundtruth" / prefix
         for key in ("ndi", "odi", "fwf", "fa", "md"):
             save_nifti(truth_dir / f"{prefix}_desc-truth_param-{key}_dwimap.nii.gz",
@@ -442,3 +458,8 @@ def subject_parcellation_pattern() -> str:
     """Path pattern (relative to the BIDS root) of the parcellations written by :func:`write_bids`."""
     return "derivatives/phantom/{prefix}/dwi/{prefix}_space-dwi_seg-" + PARCELLATION_NAME + "_dseg.nii.gz"
 
+
+
+def subject_tissue_pattern() -> str:
+    """Path pattern (relative to the BIDS root) of the five-tissue-type images written by :func:`write_bids`."""
+    return "derivatives/phantom/{prefix}/dwi/{prefix}_space-dwi_desc-5tt_probseg.nii.gz"

@@ -111,7 +111,7 @@ class MicrostructureMaps:
 
         def read(name: str) -> tuple[np.ndarray, np.ndarray]:
             img = nib.load(str(directory / name))
-            return np.asarray(img.dataobj), img.affine
+            return np.ascontiguousarray(img.dataobj), img.affine  # C order, as fitted maps are
 
         maps, affine = {}, None
         for key, name in index["maps"].items():

@@ -1,5 +1,8 @@
-"""Reading a tractogram file in chunks of streamlines, so that 10 million streamlines can be
-processed in bounded memory.
+"""Reading and writing tractogram files in chunks of streamlines, so that 10 million streamlines
+can be tracked and processed in bounded memory.
+
+:class:`TckStreamWriter` appends chunks to a ``.tck`` file as they are tracked (atomically: the
+file appears under its name only once complete).
 
 ``.tck`` files are read directly (header, then float32 triplets with a NaN row after each
 streamline and an Inf row at the end), a block of points at a time. ``.trx`` files are
@@ -8,6 +11,7 @@ memory-mapped by trx-python and sliced. ``.trk`` files are loaded whole (nibabel
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +21,9 @@ from numba import njit
 from .._typing import PathLike
 from ..errors import InputError
 from .tractogram import TRACTOGRAM_FORMATS, Tractogram, tck_grid
+from .write import atomic_path
 
-__all__ = ["iter_tractogram", "read_tck_header"]
+__all__ = ["iter_tractogram", "read_tck_header", "TckStreamWriter"]
 
 _POINTS_PER_BLOCK = 4_000_000  # 48 MB of float32 triplets
 
@@ -162,3 +167,79 @@ def _chunk(points: list[np.ndarray], lengths: list[np.ndarray], affine, shape) -
     offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
     flat = np.concatenate(points) if points else np.zeros((0, 3), np.float32)
     return Tractogram(flat, offsets, affine, shape)
+
+
+_COUNT_WIDTH = 12  # digits of the zero-padded streamline count, rewritten in place on close
+
+
+class TckStreamWriter(contextlib.AbstractContextManager):
+    """Write a ``.tck`` file chunk by chunk, never holding more than one chunk.
+
+    The header carries the voxel grid as :meth:`Tractogram.save` writes it (so the file loads
+    back without a reference) and a fixed-width ``count`` filled in on close. Data go to a
+    temporary file beside ``path``, renamed to ``path`` only when the writer closes without an
+    error; an error leaves no partial file.
+
+    Parameters
+    ----------
+    path : the .tck file to write.
+    affine : (4, 4) voxel → RAS+ mm of the tracking grid.
+    shape : (X, Y, Z) of the tracking grid.
+    header : further ``key: value`` header entries (strings without newlines).
+
+    Examples
+    --------
+    >>> with TckStreamWriter("out.tck", affine, shape) as writer:  # doctest: +SKIP
+    ...     for chunk in chunks:
+    ...         writer.write(chunk)
+    """
+
+    def __init__(self, path: PathLike, affine: np.ndarray, shape: tuple[int, int, int], *,
+                 header: dict[str, str] | None = None):
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".tck":
+            raise InputError("streamed tractograms are written as .tck.", file=self.path,
+                             fix="name the output .tck (convert afterwards with Tractogram.load(...).save('x.trx') "
+                                 "or MRtrix3 tckconvert if another format is needed).")
+        self.count = 0
+        self.n_points = 0
+        self._affine = np.asarray(affine, dtype=np.float64)
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        self._file = open(tmp, "wb")
+        lines = ["mrtrix tracks", "datatype: Float32LE", f"count: {0:0{_COUNT_WIDTH}d}",
+                 "pigment_affine: " + " ".join(f"{v:.8g}" for v in self._affine.ravel()),
+                 "pigment_shape: " + " ".join(str(int(v)) for v in shape)]
+        lines += [f"{k}: {v}" for k, v in (header or {}).items()]
+        text = "\n".join(lines) + "\n"
+        # "file: . <offset>" names the byte where data start; leave room for its digits, pad with NULs
+        offset = -(-(len(text.encode()) + len("file: . \nEND\n") + 10) // 4) * 4
+        blob = (text + f"file: . {offset}\nEND\n").encode()
+        blob += b"\0" * (offset - len(blob))
+        self._count_at = blob.index(b"count: ") + len(b"count: ")
+        self._file.write(blob)
+
+    def write(self, chunk: Tractogram) -> None:
+        """Append the streamlines of ``chunk`` (RAS+ mm; its grid must be the writer's)."""
+        if len(chunk) == 0:
+            return
+        if np.abs(np.asarray(chunk.affine) - self._affine).max() > 1e-6:
+            raise InputError("a chunk on another voxel grid was written to a streamed tractogram.", file=self.path)
+        counts = chunk.n_points
+        out = np.full((len(chunk.points) + len(counts), 3), np.nan, dtype="<f4")
+        rows = np.arange(len(chunk.points)) + np.repeat(np.arange(len(counts)), counts)
+        out[rows] = chunk.points
+        self._file.write(out.tobytes())
+        self.count += len(chunk)
+        self.n_points += len(chunk.points)
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self._file.write(np.full((1, 3), np.inf, dtype="<f4").tobytes())
+                self._file.seek(self._count_at)
+                self._file.write(f"{self.count:0{_COUNT_WIDTH}d}".encode())
+        finally:
+            self._file.close()
+            self._atomic.__exit__(exc_type, exc, tb)
+        return False

@@ -18,13 +18,21 @@ class PipelineConfig:
     Parameters
     ----------
     model : microstructure model; ``"tensor"`` (conventional WLS DTI) for now.
-    tracking_algorithm : ``"tensorline"`` or ``"eigenvector"`` (see :class:`~pigment_connect.track.Tracker`).
+    tracking_algorithm : ``"tensorline"``, ``"eigenvector"`` or ``"probabilistic"`` (see
+        :class:`~pigment_connect.track.Tracker`).
+    gradient_check : before tracking, score the 24 axis permutations/flips of the b-vectors by
+        fibre coherence (:func:`~pigment_connect.track.check_gradients`): ``"warn"`` (default) logs
+        and records a warning when the given table is not the best, ``"fail"`` fails the subject
+        with the fix, ``"off"`` skips the check.
     step_size, max_angle, fa_threshold, min_length, max_length, seeds_per_voxel :
         tracker settings (mm, degrees, FA, mm, mm, count).
     seed : random seed of the seed jitter (and of Louvain in the metrics).
     parcellation : path pattern, relative to the BIDS root, of each subject's parcellation in DWI
         space; ``{prefix}`` (``sub-X[_ses-Y]``), ``{subject}`` and ``{session}`` are filled in.
         Its node table is the same path with ``.tsv``.
+    tissue : optional path pattern (as ``parcellation``) of each subject's five-tissue-type image
+        (MRtrix3 ``5ttgen`` output, in the DWI's scanner space, any resolution): tracking is then
+        anatomically constrained (see :mod:`pigment_connect.track.tissue`).
     atlases : MNI atlases (shipped names such as ``"schaefer200"``, or label-image paths on the
         template grid) registered to each subject's FA (affine + SyN) and used besides, or instead
         of, ``parcellation``; every atlas comes out of one pass over the streamlines.
@@ -35,6 +43,7 @@ class PipelineConfig:
 
     model: str = "tensor"
     tracking_algorithm: str = "tensorline"
+    gradient_check: str = "warn"
     step_size: float = 0.5
     max_angle: float = 45.0
     fa_threshold: float = 0.15
@@ -43,6 +52,7 @@ class PipelineConfig:
     seeds_per_voxel: int = 2
     seed: int = 0
     parcellation: str | None = None
+    tissue: str | None = None
     atlases: tuple[str, ...] = ()
     weightings: tuple[str, ...] = ("count", "invnodevol", "length", "mean_fa")
     assignment: str = "radial"
@@ -53,6 +63,11 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.model != "tensor":
             raise InputError(f"model {self.model!r} is not available yet; use 'tensor'.")
+        if self.tracking_algorithm not in ("tensorline", "eigenvector", "probabilistic"):
+            raise InputError(f"tracking_algorithm must be 'tensorline', 'eigenvector' or 'probabilistic', "
+                             f"got {self.tracking_algorithm!r}.")
+        if self.gradient_check not in ("warn", "fail", "off"):
+            raise InputError(f"gradient_check must be 'warn', 'fail' or 'off', got {self.gradient_check!r}.")
         if self.tractogram_format not in (".tck", ".trk", ".trx"):
             raise InputError(f"tractogram_format must be .tck, .trk or .trx, got {self.tractogram_format!r}.")
         object.__setattr__(self, "weightings", tuple(self.weightings))

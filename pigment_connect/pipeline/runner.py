@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import time
 import traceback
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import pandas as pd
 
 from .. import __version__
 from .._typing import PathLike
-from ..errors import PigmentError
+from ..errors import PigmentError, PigmentWarning
 from ..io.bids import SubjectScan, find_dwi_scans, read_participants
 from ..io.write import atomic_path, save_json
 from .config import PipelineConfig
@@ -40,7 +41,8 @@ class CohortResult:
     Attributes
     ----------
     out_dir : the derivatives folder.
-    summary : one row per series: subject, session, status (ok / skipped / failed), error, seconds.
+    summary : one row per series: subject, session, status (ok / skipped / failed), error, warnings
+        (e.g. a b-vector table that looks wrong), seconds.
     metrics : tidy graph metrics of all successful subjects with participant columns.
     """
 
@@ -61,14 +63,21 @@ def _status_path(out_dir: Path, scan: SubjectScan) -> Path:
 def _run_one(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig) -> dict:
     start = time.perf_counter()
     record = {"prefix": scan.prefix, "subject": scan.subject, "session": scan.session, "config_hash": config.hash}
-    try:
-        outputs = process_subject(scan, bids_dir, out_dir, config)
-        record.update(status="ok", error="", files=outputs.files, timings=outputs.timings,
-                      metrics=outputs.metrics.to_dict("records"))
-    except PigmentError as exc:
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-    except Exception as exc:  # unexpected: keep the traceback for the report, never lose other subjects
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    with warnings.catch_warnings(record=True) as caught:  # the subject's warnings go to the run summary
+        warnings.simplefilter("always", PigmentWarning)
+        try:
+            outputs = process_subject(scan, bids_dir, out_dir, config)
+            record.update(status="ok", error="", files=outputs.files, timings=outputs.timings,
+                          metrics=outputs.metrics.to_dict("records"))
+        except PigmentError as exc:
+            record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # unexpected: keep the traceback for the report, never lose other subjects
+            record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    messages = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, PigmentWarning))
+    record["warnings"] = "; ".join(messages)
+    for w in caught:  # other libraries' warnings are shown as usual
+        if not issubclass(w.category, PigmentWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     record["seconds"] = round(time.perf_counter() - start, 2)
     save_json(_status_path(out_dir, scan), record)
     return record
@@ -162,8 +171,12 @@ def run_cohort(
     for r in records:
         if r["status"] == "failed":
             log.error("%s failed: %s", r["prefix"], r["error"])
+    for r in records:
+        if r.get("warnings"):
+            log.warning("%s: %s", r["prefix"], r["warnings"])
     summary = pd.DataFrame(
-        [{k: r.get(k) for k in ("prefix", "subject", "session", "status", "error", "seconds")} for r in records]
+        [{k: r.get(k, "") for k in ("prefix", "subject", "session", "status", "error", "warnings", "seconds")}
+         for r in records]
     )
     participants = read_participants(bids_dir)
     rows = []

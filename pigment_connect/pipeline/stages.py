@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,14 +14,14 @@ import pandas as pd
 from ..connectome import build_connectomes
 from ..connectome.atlases import TEMPLATE_SPACE, load_atlas
 from ..connectome.register import Registration, register_to_subject, warp_atlas, write_qc_png
-from ..errors import InputError
+from ..errors import InputError, PigmentWarning
 from ..fit import TensorModel
 from ..graph import global_metrics, node_metrics
 from ..io.bids import SubjectScan, derivative_name
 from ..io.dwi import load_dwi
 from ..io.parcellation import Parcellation
 from ..io.write import atomic_path, save_json, save_nifti
-from ..track import Tracker
+from ..track import Tracker, check_gradients
 from .config import PipelineConfig
 
 __all__ = ["SubjectOutputs", "process_subject"]
@@ -37,9 +38,29 @@ class SubjectOutputs:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _parcellation_path(config: PipelineConfig, bids_dir: Path, scan: SubjectScan) -> Path:
-    rel = config.parcellation.format(prefix=scan.prefix, subject=scan.subject, session=scan.session or "")
-    return bids_dir / rel
+GRADIENT_CHECK_SEEDS = 2000  # seeds of the quick tracking behind each of the 24 b-vector candidates
+
+
+def _check_gradients(config: PipelineConfig, maps, scan: SubjectScan, sub_dir: Path, prefix: str,
+                     result: SubjectOutputs) -> None:
+    """The b-vector orientation check before tracking: its table is written; a wrong table is a
+    :class:`PigmentWarning` (recorded in the run summary) or, with ``gradient_check="fail"``, an
+    error naming the .bvec file and the fix."""
+    check = check_gradients(maps, n_seeds=GRADIENT_CHECK_SEEDS, random_state=config.seed)
+    with atomic_path(sub_dir / derivative_name(prefix, "gradcheck", ".tsv")) as tmp:
+        check.table.to_csv(tmp, sep="\t", index=False)
+    result.files["gradient_check"] = str(sub_dir / derivative_name(prefix, "gradcheck", ".tsv"))
+    if check.given_is_best:
+        return
+    if config.gradient_check == "fail":
+        raise InputError(check.verdict, file=scan.bvec,
+                         fix=f"{check.fix} Or run with gradient_check='warn' to go on with the given table.")
+    warnings.warn(f"{scan.bvec}: {check.message}", PigmentWarning, stacklevel=2)
+
+
+def _subject_path(pattern: str, bids_dir: Path, scan: SubjectScan) -> Path:
+    """``pattern`` (relative to the BIDS root) with ``{prefix}``, ``{subject}``, ``{session}`` filled in."""
+    return bids_dir / pattern.format(prefix=scan.prefix, subject=scan.subject, session=scan.session or "")
 
 
 def _atlas_parcellations(config: PipelineConfig, maps, mask, sub_dir: Path, prefix: str,
@@ -87,7 +108,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
             "parcellation='derivatives/.../{prefix}_space-dwi_seg-X_dseg.nii.gz' (already in DWI space).",
         )
     dwi = load_dwi(scan.dwi, bvals=scan.bval, bvecs=scan.bvec, mask=scan.mask)
-    parcellations = ([Parcellation.load(_parcellation_path(config, bids_dir, scan))]
+    parcellations = ([Parcellation.load(_subject_path(config.parcellation, bids_dir, scan))]
                      if config.parcellation is not None else [])
     if dwi.mask_source == "computed":
         path = sub_dir / derivative_name(prefix, "mask", ".nii.gz", space="dwi", desc="brain")
@@ -104,13 +125,19 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     if config.atlases:
         lap("register")
 
+    if config.gradient_check != "off":
+        _check_gradients(config, maps, scan, sub_dir, prefix, result)
+        lap("gradcheck")
+
     tracker = Tracker(
         algorithm=config.tracking_algorithm, step_size=config.step_size, max_angle=config.max_angle, fa_threshold=config.fa_threshold,
         min_length=config.min_length, max_length=config.max_length,
     )
-    tractogram = tracker.track(maps, seeds_per_voxel=config.seeds_per_voxel, random_state=config.seed)
+    tissue = None if config.tissue is None else _subject_path(config.tissue, bids_dir, scan)
+    tractogram = tracker.track(maps, seeds_per_voxel=config.seeds_per_voxel, tissue=tissue, random_state=config.seed)
     trk_path = sub_dir / derivative_name(prefix, "tractography", config.tractogram_format,
-                                         space="dwi", model=config.model, algo="det")
+                                         space="dwi", model=config.model,
+                                         algo="prob" if config.tracking_algorithm == "probabilistic" else "det")
     result.files["tractogram"] = str(tractogram.save(trk_path))
     lap("track")
 

@@ -1,7 +1,8 @@
 """Numba kernels of the tracker: arrays and scalars in, arrays out. No Python objects, no I/O.
 
 Coordinates are continuous voxel indices (voxel centres at integers). The tensor field is
-(X, Y, Z, 6) float32 in the image-axis frame, elements Dxx, Dyy, Dzz, Dxy, Dxz, Dyz.
+(X, Y, Z, 6) float32 in the image-axis frame, elements Dxx, Dyy, Dzz, Dxy, Dxz, Dyz; a peak
+field is (X, Y, Z, K, 3) float32 directions in the same frame (zero rows: no peak).
 Each seed writes only to its own output row, so results do not depend on the thread count.
 """
 
@@ -10,30 +11,32 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._rng import next_uniform
+from ._rng import next_block, next_uniform
 
-__all__ = ["track_deterministic", "track_probabilistic", "sample_watson", "sample_tensor_acg"]
+__all__ = ["track_deterministic", "track_probabilistic", "sample_watson", "sample_tensor_acg", "gather_world"]
 
 STOP_NONE = 0
 STOP_FA = 1  # entered low-anisotropy tissue: the point is kept (streamline reaches grey matter)
 STOP_MASK = 2  # left the tracking mask or the grid: the point is dropped
 STOP_ANGLE = 3  # curvature above max_angle
 STOP_LENGTH = 4  # maximum length reached
-POWER = 3
+STOP_GM = 5  # entered cortical grey matter of the tissue image (ACT): the point is kept
+STOP_CSF = 6  # entered CSF of the tissue image (ACT): the point is dropped
+N_STOPS = 7
 
 
 @numba.njit(cache=True, nogil=True)
-def _interp_tensor(field, p, out):
-    """Trilinear interpolation of the 6 tensor elements at p; False outside the grid."""
-    nx, ny, nz = field.shape[0], field.shape[1], field.shape[2]
-    x, y, z = p[0], p[1], p[2]
+def _trilinear(volume, x, y, z, out):
+    """Trilinear interpolation of the C channels of ``volume`` (X, Y, Z, C) at (x, y, z) into
+    ``out`` (C,); False (``out`` untouched) outside the grid."""
+    nx, ny, nz, nc = volume.shape
     if x < 0.0 or y < 0.0 or z < 0.0 or x > nx - 1 or y > ny - 1 or z > nz - 1:
         return False
     i0 = min(int(np.floor(x)), nx - 2) if nx > 1 else 0
     j0 = min(int(np.floor(y)), ny - 2) if ny > 1 else 0
     k0 = min(int(np.floor(z)), nz - 2) if nz > 1 else 0
     fx, fy, fz = x - i0, y - j0, z - k0
-    for c in range(6):
+    for c in range(nc):
         out[c] = 0.0
     for di in range(2):
         wx = fx if di else 1.0 - fx
@@ -48,70 +51,84 @@ def _interp_tensor(field, p, out):
                 if wz == 0.0 or k0 + dk >= nz:
                     continue
                 w = wx * wy * wz
-                for c in range(6):
-                    out[c] += w * field[i0 + di, j0 + dj, k0 + dk, c]
+                for c in range(nc):
+                    out[c] += w * volume[i0 + di, j0 + dj, k0 + dk, c]
     return True
 
 
 @numba.njit(cache=True, nogil=True)
 def _principal(t, evec, lin):
     """Principal eigenvector (into evec), linearity cl (into lin[0]) and FA (returned) of the
-    symmetric tensor t (6 elements), by Jacobi rotations."""
-    a = np.empty((3, 3))
-    a[0, 0], a[1, 1], a[2, 2] = t[0], t[1], t[2]
-    a[0, 1] = a[1, 0] = t[3]
-    a[0, 2] = a[2, 0] = t[4]
-    a[1, 2] = a[2, 1] = t[5]
-    v = np.eye(3)
-    for _ in range(12):
-        off = a[0, 1] * a[0, 1] + a[0, 2] * a[0, 2] + a[1, 2] * a[1, 2]
-        scale = a[0, 0] * a[0, 0] + a[1, 1] * a[1, 1] + a[2, 2] * a[2, 2]
-        if off <= 1e-24 * scale or off == 0.0:
-            break
-        for p in range(2):
-            for q in range(p + 1, 3):
-                apq = a[p, q]
-                if apq == 0.0:
-                    continue
-                theta = (a[q, q] - a[p, p]) / (2.0 * apq)
-                tt = (1.0 if theta >= 0 else -1.0) / (abs(theta) + np.sqrt(theta * theta + 1.0))
-                c = 1.0 / np.sqrt(tt * tt + 1.0)
-                s = tt * c
-                for k in range(3):  # A ← Jᵀ A J
-                    akp, akq = a[k, p], a[k, q]
-                    a[k, p] = c * akp - s * akq
-                    a[k, q] = s * akp + c * akq
-                for k in range(3):
-                    apk, aqk = a[p, k], a[q, k]
-                    a[p, k] = c * apk - s * aqk
-                    a[q, k] = s * apk + c * aqk
-                for k in range(3):
-                    vkp, vkq = v[k, p], v[k, q]
-                    v[k, p] = c * vkp - s * vkq
-                    v[k, q] = s * vkp + c * vkq
-    l0, l1, l2 = max(a[0, 0], 0.0), max(a[1, 1], 0.0), max(a[2, 2], 0.0)
-    best = 0
-    if l1 > l0 and l1 >= l2:
-        best = 1
-    elif l2 > l0 and l2 > l1:
-        best = 2
-    for k in range(3):
-        evec[k] = v[k, best]
-    # Westin linear measure cl = (λ1 − λ2) / λ1, with λ1 ≥ λ2 the two largest eigenvalues
-    lmax = max(l0, max(l1, l2))
-    lmid = l0 + l1 + l2 - lmax - min(l0, min(l1, l2))
-    lin[0] = (lmax - lmid) / lmax if lmax > 0.0 else 0.0
-    md = (l0 + l1 + l2) / 3.0
-    den = l0 * l0 + l1 * l1 + l2 * l2
+    symmetric tensor t (6 elements Dxx, Dyy, Dzz, Dxy, Dxz, Dyz).
+
+    Closed form, no allocation: eigenvalues from the trigonometric solution of the characteristic
+    cubic (Smith 1961), the eigenvector of the largest as the longest cross product of two rows
+    of D − λ1·I. Where λ1 is (numerically) double, the direction is undetermined and any unit
+    vector of the degenerate plane (perpendicular to the third eigenvector) is returned.
+    """
+    a00, a11, a22, a01, a02, a12 = t[0], t[1], t[2], t[3], t[4], t[5]
+    q = (a00 + a11 + a22) / 3.0
+    off = a01 * a01 + a02 * a02 + a12 * a12
+    b00, b11, b22 = a00 - q, a11 - q, a22 - q
+    p2 = (b00 * b00 + b11 * b11 + b22 * b22 + 2.0 * off) / 6.0
+    if p2 <= 1e-30 * (q * q + 1e-300):  # isotropic (or zero): every direction is principal
+        evec[0], evec[1], evec[2] = 1.0, 0.0, 0.0
+        lin[0] = 0.0
+        return 0.0
+    p = np.sqrt(p2)
+    det = (b00 * (b11 * b22 - a12 * a12) - a01 * (a01 * b22 - a12 * a02) + a02 * (a01 * a12 - b11 * a02))
+    r = min(max(det / (2.0 * p2 * p), -1.0), 1.0)
+    phi = np.arccos(r) / 3.0
+    l1 = q + 2.0 * p * np.cos(phi)
+    l3 = q + 2.0 * p * np.cos(phi + 2.0 * np.pi / 3.0)
+    l2 = 3.0 * q - l1 - l3
+    if not _eigenvector(a00, a11, a22, a01, a02, a12, l1, p2, evec):
+        # λ1 = λ2 (a planar tensor): any vector perpendicular to the third eigenvector
+        w = np.empty(3)
+        _eigenvector(a00, a11, a22, a01, a02, a12, l3, p2, w)
+        if abs(w[0]) < 0.9:
+            evec[0], evec[1], evec[2] = 0.0, -w[2], w[1]
+        else:
+            evec[0], evec[1], evec[2] = w[2], 0.0, -w[0]
+        nrm = np.sqrt(evec[0] * evec[0] + evec[1] * evec[1] + evec[2] * evec[2])
+        for k in range(3):
+            evec[k] /= nrm
+    m1, m2, m3 = max(l1, 0.0), max(l2, 0.0), max(l3, 0.0)
+    lin[0] = (m1 - m2) / m1 if m1 > 0.0 else 0.0  # Westin cl = (λ1 − λ2) / λ1
+    den = m1 * m1 + m2 * m2 + m3 * m3
     if den <= 0.0:
         return 0.0
-    num = (l0 - md) ** 2 + (l1 - md) ** 2 + (l2 - md) ** 2
-    return np.sqrt(1.5 * num / den)
+    md = (m1 + m2 + m3) / 3.0
+    return np.sqrt(1.5 * ((m1 - md) ** 2 + (m2 - md) ** 2 + (m3 - md) ** 2) / den)
 
 
 @numba.njit(cache=True, nogil=True)
-def _in_mask(mask, p):
-    i, j, k = int(np.floor(p[0] + 0.5)), int(np.floor(p[1] + 0.5)), int(np.floor(p[2] + 0.5))
+def _eigenvector(a00, a11, a22, a01, a02, a12, lam, p2, out):
+    """Unit eigenvector of the symmetric matrix for the simple eigenvalue ``lam``: the longest
+    cross product of two rows of A − lam·I. False when all are negligible (``lam`` is double)."""
+    r00, r11, r22 = a00 - lam, a11 - lam, a22 - lam
+    # rows (r00, a01, a02), (a01, r11, a12), (a02, a12, r22)
+    c0 = (a01 * a12 - a02 * r11, a02 * a01 - r00 * a12, r00 * r11 - a01 * a01)
+    c1 = (a01 * r22 - a02 * a12, a02 * a02 - r00 * r22, r00 * a12 - a01 * a02)
+    c2 = (r11 * r22 - a12 * a12, a12 * a02 - a01 * r22, a01 * a12 - r11 * a02)
+    n0 = c0[0] * c0[0] + c0[1] * c0[1] + c0[2] * c0[2]
+    n1 = c1[0] * c1[0] + c1[1] * c1[1] + c1[2] * c1[2]
+    n2 = c2[0] * c2[0] + c2[1] * c2[1] + c2[2] * c2[2]
+    best, nb = c0, n0
+    if n1 > nb:
+        best, nb = c1, n1
+    if n2 > nb:
+        best, nb = c2, n2
+    if nb <= 1e-16 * p2 * p2:
+        return False
+    s = 1.0 / np.sqrt(nb)
+    out[0], out[1], out[2] = best[0] * s, best[1] * s, best[2] * s
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _in_mask(mask, x, y, z):
+    i, j, k = int(np.floor(x + 0.5)), int(np.floor(y + 0.5)), int(np.floor(z + 0.5))
     if i < 0 or j < 0 or k < 0 or i >= mask.shape[0] or j >= mask.shape[1] or k >= mask.shape[2]:
         return False
     return mask[i, j, k] != 0
@@ -157,17 +174,130 @@ def _next_direction(t, e, cl, prev, puncture, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _start(field, mask, p, fa_min, t, e, lin, row, centre, spans, stops):
+def _peak_direction(peaks, x, y, z, prev, out):
+    """Direction at (x, y, z) from a peak field (X, Y, Z, K, 3), as EuDX (Garyfallidis 2012): in
+    each of the 8 surrounding voxels the peak closest in axis to ``prev`` (or, when ``prev`` is
+    zero, to the nearest voxel's first peak), sign-aligned, summed with trilinear weights; unit
+    result into ``out``. Zero vectors are absent peaks. False when no peak is found."""
+    nx, ny, nz, nk = peaks.shape[0], peaks.shape[1], peaks.shape[2], peaks.shape[3]
+    r0, r1, r2 = prev[0], prev[1], prev[2]
+    if r0 == 0.0 and r1 == 0.0 and r2 == 0.0:
+        i, j, k = int(np.floor(x + 0.5)), int(np.floor(y + 0.5)), int(np.floor(z + 0.5))
+        if i < 0 or j < 0 or k < 0 or i >= nx or j >= ny or k >= nz:
+            return False
+        for kk in range(nk):
+            a0, a1, a2 = peaks[i, j, k, kk, 0], peaks[i, j, k, kk, 1], peaks[i, j, k, kk, 2]
+            if a0 != 0.0 or a1 != 0.0 or a2 != 0.0:
+                r0, r1, r2 = a0, a1, a2
+                break
+        else:
+            return False
+    i0 = min(int(np.floor(x)), nx - 2) if nx > 1 else 0
+    j0 = min(int(np.floor(y)), ny - 2) if ny > 1 else 0
+    k0 = min(int(np.floor(z)), nz - 2) if nz > 1 else 0
+    fx, fy, fz = x - i0, y - j0, z - k0
+    s0 = s1 = s2 = 0.0
+    for di in range(2):
+        wx = fx if di else 1.0 - fx
+        if wx == 0.0 or i0 + di >= nx:
+            continue
+        for dj in range(2):
+            wy = fy if dj else 1.0 - fy
+            if wy == 0.0 or j0 + dj >= ny:
+                continue
+            for dk in range(2):
+                wz = fz if dk else 1.0 - fz
+                if wz == 0.0 or k0 + dk >= nz:
+                    continue
+                best = -1.0
+                b0 = b1 = b2 = 0.0
+                for kk in range(nk):
+                    a0 = peaks[i0 + di, j0 + dj, k0 + dk, kk, 0]
+                    a1 = peaks[i0 + di, j0 + dj, k0 + dk, kk, 1]
+                    a2 = peaks[i0 + di, j0 + dj, k0 + dk, kk, 2]
+                    n = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
+                    if n == 0.0:
+                        continue
+                    c = (a0 * r0 + a1 * r1 + a2 * r2) / n
+                    if abs(c) > best:
+                        best = abs(c)
+                        sgn = 1.0 if c >= 0.0 else -1.0
+                        b0, b1, b2 = sgn * a0 / n, sgn * a1 / n, sgn * a2 / n
+                w = wx * wy * wz
+                s0 += w * b0
+                s1 += w * b1
+                s2 += w * b2
+    norm = np.sqrt(s0 * s0 + s1 * s1 + s2 * s2)
+    if norm == 0.0:
+        return False
+    out[0], out[1], out[2] = s0 / norm, s1 / norm, s2 / norm
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _field_at(field, x, y, z, prev, t, e, lin):
+    """The local field at (x, y, z): (inside the grid, anisotropy). ``field`` is (tensor (X, Y, Z, 6),
+    peaks (X, Y, Z, K, 3), stop map (X, Y, Z, 1)); with no peaks (a (0, 0, 0, 0, 3) array) the
+    tensor is interpolated into ``t``, its principal eigenvector into ``e``, its linearity into
+    ``lin[0]`` and the anisotropy is its FA. With peaks, ``e`` is the EuDX peak direction
+    (:func:`_peak_direction`, closest to ``prev``), ``t`` = e·eᵀ, ``lin[0]`` = 1 (the tensorline
+    rule then follows the peak) and the anisotropy is the interpolated stop map (0 where no peak)."""
+    tensor, peaks, stopmap = field
+    if peaks.shape[0] == 0:
+        if not _trilinear(tensor, x, y, z, t):
+            return False, 0.0
+        return True, _principal(t, e, lin)
+    if not _trilinear(stopmap, x, y, z, lin[1:]):
+        return False, 0.0
+    lin[0] = 1.0
+    if not _peak_direction(peaks, x, y, z, prev, e):
+        return True, 0.0
+    t[0], t[1], t[2] = e[0] * e[0], e[1] * e[1], e[2] * e[2]
+    t[3], t[4], t[5] = e[0] * e[1], e[0] * e[2], e[1] * e[2]
+    return True, lin[1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _tissue_stop(tissue, tvox, x, y, z, pv):
+    """The ACT rule at a new point (Smith et al. 2012), from the interpolated partial volumes
+    ``pv`` of the five-tissue image (cortical GM, sub-cortical GM, WM, CSF, pathology):
+    STOP_GM on entering cortical grey matter (≥ 0.5; the point is kept), STOP_CSF on entering
+    CSF (≥ 0.5), STOP_MASK on leaving the brain (tissue total < 0.5), else STOP_NONE.
+    ``tvox`` (3, 4) maps tracking-grid voxel coordinates to the tissue image's (its own grid:
+    a 1 mm T1-derived image is used at its resolution). No tissue image (a (0, 0, 0, 5) array)
+    gives STOP_NONE."""
+    if tissue.shape[0] == 0:
+        return STOP_NONE
+    tx = tvox[0, 0] * x + tvox[0, 1] * y + tvox[0, 2] * z + tvox[0, 3]
+    ty = tvox[1, 0] * x + tvox[1, 1] * y + tvox[1, 2] * z + tvox[1, 3]
+    tz = tvox[2, 0] * x + tvox[2, 1] * y + tvox[2, 2] * z + tvox[2, 3]
+    if not _trilinear(tissue, tx, ty, tz, pv):
+        return STOP_MASK
+    if pv[0] >= 0.5:
+        return STOP_GM
+    if pv[3] >= 0.5:
+        return STOP_CSF
+    if pv[0] + pv[1] + pv[2] + pv[3] + pv[4] < 0.5:
+        return STOP_MASK
+    return STOP_NONE
+
+
+@numba.njit(cache=True, nogil=True)
+def _start(field, mask, tissue, tvox, p, fa_min, t, e, lin, pv, row, centre, spans, stops):
     """Set up one seed: empty spans and a mask stop by default; False when the seed lies outside
-    the mask or in low-FA tissue (recorded in ``stops``), else the seed point is written at
-    ``row[centre]`` and the local tensor/eigenvector are left in ``t``/``e``."""
+    the mask, in low-FA tissue or (with tissue maps) outside white matter (recorded in
+    ``stops``), else the seed point is written at ``row[centre]`` and the local
+    tensor/eigenvector are left in ``t``/``e``."""
     spans[0] = centre
     spans[1] = centre
     stops[0] = STOP_MASK
     stops[1] = STOP_MASK
-    if not _in_mask(mask, p) or not _interp_tensor(field, p, t):
+    if not _in_mask(mask, p[0], p[1], p[2]):
         return False
-    if _principal(t, e, lin) < fa_min:
+    ok, aniso = _field_at(field, p[0], p[1], p[2], np.zeros(3), t, e, lin)
+    if not ok or _tissue_stop(tissue, tvox, p[0], p[1], p[2], pv) != STOP_NONE:
+        return False
+    if aniso < fa_min:
         stops[0] = STOP_FA
         stops[1] = STOP_FA
         return False
@@ -177,27 +307,34 @@ def _start(field, mask, p, fa_min, t, e, lin, row, centre, spans, stops):
 
 
 @numba.njit(cache=True, nogil=True)
-def _advance(field, mask, p, prev, step_vox, fa_min, t, e, lin, out, index):
+def _advance(field, mask, tissue, tvox, p, prev, step_vox, fa_min, t, e, lin, pv, out, index):
     """One Euler step from p along prev (p updated in place, the new point written to
-    out[index]); returns STOP_NONE, STOP_MASK (outside: nothing written) or STOP_FA (point kept,
-    the streamline reached grey matter). Leaves the tensor and eigenvector at p in t, e, lin."""
+    out[index]); returns STOP_NONE, STOP_MASK or STOP_CSF (nothing written), or STOP_FA /
+    STOP_GM (point kept: the streamline reached grey matter). Leaves the tensor and eigenvector
+    at p in t, e, lin."""
     q0 = p[0] + step_vox[0] * prev[0]
     q1 = p[1] + step_vox[1] * prev[1]
     q2 = p[2] + step_vox[2] * prev[2]
-    q = np.array([q0, q1, q2])
-    if not _in_mask(mask, q) or not _interp_tensor(field, q, t):
+    if not _in_mask(mask, q0, q1, q2):
         return STOP_MASK
-    fa = _principal(t, e, lin)
+    ok, fa = _field_at(field, q0, q1, q2, prev, t, e, lin)
+    if not ok:
+        return STOP_MASK
+    tissue_stop = _tissue_stop(tissue, tvox, q0, q1, q2, pv)
+    if tissue_stop == STOP_MASK or tissue_stop == STOP_CSF:
+        return tissue_stop
     out[index, 0] = q0
     out[index, 1] = q1
     out[index, 2] = q2
     p[0], p[1], p[2] = q0, q1, q2
+    if tissue_stop == STOP_GM:
+        return STOP_GM
     return STOP_FA if fa < fa_min else STOP_NONE
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk(field, mask, odi, start, direction, step_vox, fa_min, cos_max, puncture, max_steps, max_trials, out, n0,
-          sign, probabilistic, key0, key1, state, buf):
+def _walk(field, mask, tissue, tvox, odi, start, direction, step_vox, fa_min, cos_max, puncture, max_steps, max_trials, out,
+          n0, sign, probabilistic, key0, key1, state, buf):
     """Follow the field from start along direction, writing points to out[n0 + sign·m], m = 1, 2, ...
 
     ``step_vox`` (3,) is the step length in voxels per axis (step_mm / voxel size), so a unit
@@ -213,17 +350,21 @@ def _walk(field, mask, odi, start, direction, step_vox, fa_min, cos_max, punctur
     t = np.empty(6)
     e = np.empty(3)
     v = np.empty(3)
-    lin = np.empty(1)
+    w = np.empty(3)
+    lin = np.empty(2)
+    pv = np.empty(5)
+    od = np.empty(1)
     n = 0
     for _ in range(max_steps):
-        status = _advance(field, mask, p, prev, step_vox, fa_min, t, e, lin, out, n0 + sign * (n + 1))
-        if status == STOP_MASK:
-            return n, STOP_MASK
+        status = _advance(field, mask, tissue, tvox, p, prev, step_vox, fa_min, t, e, lin, pv, out, n0 + sign * (n + 1))
+        if status == STOP_MASK or status == STOP_CSF:
+            return n, status
         n += 1
-        if status == STOP_FA:
-            return n, STOP_FA
+        if status != STOP_NONE:
+            return n, status
         if probabilistic:
-            accepted = _draw_within_angle(t, e, odi, p, prev, cos_max, max_trials, key0, key1, state, buf, v)
+            accepted = _draw_within_angle(t, e, lin[0], odi, p, prev, cos_max, puncture, max_trials, key0, key1, state,
+                                          buf, od, w, v)
         else:
             _next_direction(t, e, lin[0], prev, puncture, v)
             accepted = v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2] >= cos_max
@@ -234,14 +375,19 @@ def _walk(field, mask, odi, start, direction, step_vox, fa_min, cos_max, punctur
 
 
 @numba.njit(cache=True, parallel=True)
-def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max, puncture, max_steps, out, lengths,
-                        stops):
+def track_deterministic(field, mask, tissue, tvox, seeds, inv_voxel, step_mm, fa_min, cos_max, puncture, max_steps, out,
+                        lengths, stops):
     """Deterministic tensor tracking from each seed, both directions.
 
     Parameters
     ----------
-    field : (X, Y, Z, 6) float32 tensor field.
+    field : (tensor (X, Y, Z, 6) float32, peaks (X, Y, Z, K, 3) float32, stop map (X, Y, Z, 1)
+        float32): the tensor field, or (with a non-empty peak array) a peak field whose stop map
+        replaces FA; see :func:`_field_at`.
     mask : (X, Y, Z) uint8 tracking mask.
+    tissue : (X, Y, Z, 5) float32 five-tissue partial volumes (cortical GM, sub-cortical GM, WM,
+        CSF, pathology) for anatomically constrained stops, or a (0, 0, 0, 5) array for none.
+    tvox : (3, 4) float64, tracking-grid voxel → tissue-grid voxel coordinates.
     seeds : (S, 3) float64 seed positions (voxel coordinates).
     inv_voxel : (3,) float64, 1/voxel size (1/mm) per axis.
     step_mm, fa_min, cos_max : step length (mm), FA stopping threshold, cos of the maximum angle per step.
@@ -252,23 +398,24 @@ def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max,
     stops : (S, 2) int8 out: stop reason of the backward and forward halves.
     """
     n_seeds = seeds.shape[0]
-    no_odi = np.zeros((0, 0, 0), np.float32)  # the probabilistic inputs of _walk, unused here
+    no_odi = np.zeros((0, 0, 0, 1), np.float32)  # the probabilistic inputs of _walk, unused here
     zero = np.uint64(0)
     for s in numba.prange(n_seeds):
         no_state = np.zeros(2, dtype=np.int64)
         no_buf = np.empty(4)
         t = np.empty(6)
         e = np.empty(3)
-        lin = np.empty(1)
+        lin = np.empty(2)
+        pv = np.empty(5)
         p = seeds[s].copy()
         centre = max_steps
-        if not _start(field, mask, p, fa_min, t, e, lin, out[s], centre, lengths[s], stops[s]):
+        if not _start(field, mask, tissue, tvox, p, fa_min, t, e, lin, pv, out[s], centre, lengths[s], stops[s]):
             continue
         step_vox = step_mm * inv_voxel
-        nf, sf = _walk(field, mask, no_odi, p, e, step_vox, fa_min, cos_max, puncture, max_steps, 1, out[s], centre, 1,
-                       False, zero, zero, no_state, no_buf)
-        nb, sb = _walk(field, mask, no_odi, p, -e, step_vox, fa_min, cos_max, puncture, max_steps, 1, out[s], centre, -1,
-                       False, zero, zero, no_state, no_buf)
+        nf, sf = _walk(field, mask, tissue, tvox, no_odi, p, e, step_vox, fa_min, cos_max, puncture, max_steps, 1, out[s],
+                       centre, 1, False, zero, zero, no_state, no_buf)
+        nb, sb = _walk(field, mask, tissue, tvox, no_odi, p, -e, step_vox, fa_min, cos_max, puncture, max_steps, 1, out[s],
+                       centre, -1, False, zero, zero, no_state, no_buf)
         lengths[s, 0] = centre - nb
         lengths[s, 1] = centre + nf + 1
         stops[s, 0] = sb
@@ -276,34 +423,6 @@ def track_deterministic(field, mask, seeds, inv_voxel, step_mm, fa_min, cos_max,
 
 
 # ---------------------------------------------------------------- probabilistic tracking
-@numba.njit(cache=True, nogil=True)
-def _interp_scalar(volume, p):
-    """Trilinear interpolation of a scalar volume at p (voxel coordinates), clamped to the grid."""
-    nx, ny, nz = volume.shape
-    x = min(max(p[0], 0.0), nx - 1.0)
-    y = min(max(p[1], 0.0), ny - 1.0)
-    z = min(max(p[2], 0.0), nz - 1.0)
-    i0 = min(int(np.floor(x)), max(nx - 2, 0))
-    j0 = min(int(np.floor(y)), max(ny - 2, 0))
-    k0 = min(int(np.floor(z)), max(nz - 2, 0))
-    fx, fy, fz = x - i0, y - j0, z - k0
-    total = 0.0
-    for di in range(2):
-        wx = fx if di else 1.0 - fx
-        if wx == 0.0 or i0 + di >= nx:
-            continue
-        for dj in range(2):
-            wy = fy if dj else 1.0 - fy
-            if wy == 0.0 or j0 + dj >= ny:
-                continue
-            for dk in range(2):
-                wz = fz if dk else 1.0 - fz
-                if wz == 0.0 or k0 + dk >= nz:
-                    continue
-                total += wx * wy * wz * volume[i0 + di, j0 + dj, k0 + dk]
-    return total
-
-
 @numba.njit(cache=True, nogil=True)
 def sample_watson(mu, kappa, key0, key1, state, buf, out):
     """A unit vector from the Watson distribution of axis ``mu`` and concentration ``kappa`` ≥ 0,
@@ -339,22 +458,23 @@ def sample_watson(mu, kappa, key0, key1, state, buf, out):
     out[2] = t * mu[2] + st * (cp * a2 + sp * b2)
 
 
-@numba.njit(cache=True, nogil=True)
-def _gaussian(key0, key1, state, buf):
-    """A standard normal draw (Box–Muller on two uniforms of the stream)."""
-    u = next_uniform(key0, key1, state, buf)
-    v = next_uniform(key0, key1, state, buf)
-    return np.sqrt(-2.0 * np.log1p(-u)) * np.cos(2.0 * np.pi * v)
+@numba.njit(cache=True, nogil=True, inline="always")
+def _box_muller(u, v):
+    """Two independent standard normal draws from two uniforms in [0, 1)."""
+    r = np.sqrt(-2.0 * np.log1p(-u))
+    return r * np.cos(2.0 * np.pi * v), r * np.sin(2.0 * np.pi * v)
 
 
 @numba.njit(cache=True, nogil=True)
 def sample_tensor_acg(t, key0, key1, state, buf, out):
     """A unit vector from the angular central Gaussian of covariance D² (D the tensor ``t``):
     v = D·g / |D·g| with g standard normal. Concentrated around the principal direction for a
-    linear tensor (spread ≈ atan(λ⊥/λ1)), a girdle in the fibre plane for a planar one."""
-    g0 = _gaussian(key0, key1, state, buf)
-    g1 = _gaussian(key0, key1, state, buf)
-    g2 = _gaussian(key0, key1, state, buf)
+    linear tensor (spread ≈ atan(λ⊥/λ1)), a girdle in the fibre plane for a planar one.
+    One Philox block (four uniforms → three normals by Box–Muller) per draw."""
+    u0, u1, u2, u3 = next_block(key0, key1, state)
+    g0, g1 = _box_muller(u0, u1)
+    r2 = np.sqrt(-2.0 * np.log1p(-u2))
+    g2 = r2 * np.cos(2.0 * np.pi * u3)
     h0 = t[0] * g0 + t[3] * g1 + t[4] * g2
     h1 = t[3] * g0 + t[1] * g1 + t[5] * g2
     h2 = t[4] * g0 + t[5] * g1 + t[2] * g2
@@ -366,32 +486,41 @@ def sample_tensor_acg(t, key0, key1, state, buf, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _kappa_from_odi(odi, p):
+def _kappa_from_odi(odi, p, od):
     """Watson concentration at p from the orientation dispersion index: κ = 1 / tan(π·ODI/2) (NODDI)."""
-    o = min(max(_interp_scalar(odi, p), 1e-4), 1.0 - 1e-6)
+    _trilinear(odi, p[0], p[1], p[2], od)
+    o = min(max(od[0], 1e-4), 1.0 - 1e-6)
     return 1.0 / np.tan(0.5 * np.pi * o)
 
 
 @numba.njit(cache=True, nogil=True)
-def _draw(t, e, odi, p, key0, key1, state, buf, out):
+def _draw(t, e, odi, p, key0, key1, state, buf, od, out):
     """One direction draw at p: Watson around e with the ODI map's κ when a map is given, else
     the tensor's angular central Gaussian."""
     if odi.shape[0] > 0:
-        sample_watson(e, _kappa_from_odi(odi, p), key0, key1, state, buf, out)
+        sample_watson(e, _kappa_from_odi(odi, p, od), key0, key1, state, buf, out)
     else:
         sample_tensor_acg(t, key0, key1, state, buf, out)
 
 
 @numba.njit(cache=True, nogil=True)
-def _draw_within_angle(t, e, odi, p, prev, cos_max, max_trials, key0, key1, state, buf, v):
-    """A probabilistic step direction into ``v``: draws (see :func:`_draw`) oriented along the
-    incoming direction ``prev``, redrawn while they turn by more than the maximum angle, up to
-    ``max_trials`` times; False when none was within the angle."""
+def _draw_within_angle(t, e, cl, odi, p, prev, cos_max, puncture, max_trials, key0, key1, state, buf, od, w, v):
+    """A probabilistic step direction into ``v``, redrawn while it turns by more than the maximum
+    angle from the incoming ``prev``, up to ``max_trials`` times; False when none was within it.
+
+    Each draw (see :func:`_draw`) is oriented along ``prev``; with ``puncture`` ≥ 0 it then takes
+    the place of the principal eigenvector in the tensorline rule (:func:`_next_direction`,
+    weight cl = the tensor's linearity), so the draws steer where the tensor is linear and the
+    incoming course is kept through planar (crossing) tensors; ``puncture < 0`` steps along the
+    draw itself."""
     if e[0] * prev[0] + e[1] * prev[1] + e[2] * prev[2] < 0.0:
         for k in range(3):
             e[k] = -e[k]
     for _trial in range(max_trials):
-        _draw(t, e, odi, p, key0, key1, state, buf, v)
+        _draw(t, e, odi, p, key0, key1, state, buf, od, v)
+        if puncture >= 0.0:
+            w[0], w[1], w[2] = v[0], v[1], v[2]
+            _next_direction(t, w, cl, prev, puncture, v)
         c = v[0] * prev[0] + v[1] * prev[1] + v[2] * prev[2]
         if c < 0.0:
             for k in range(3):
@@ -403,12 +532,13 @@ def _draw_within_angle(t, e, odi, p, prev, cos_max, max_trials, key0, key1, stat
 
 
 @numba.njit(cache=True, parallel=True)
-def track_probabilistic(field, mask, odi, seeds, seed_ids, run_seed, inv_voxel, step_mm, fa_min, cos_max, max_steps,
-                        max_trials, out, lengths, stops):
+def track_probabilistic(field, mask, tissue, tvox, odi, seeds, seed_ids, run_seed, inv_voxel, step_mm, fa_min, cos_max,
+                        puncture, max_steps, max_trials, out, lengths, stops):
     """Probabilistic tensor tracking from each seed, both directions (arguments as
-    :func:`track_deterministic`, plus): ``odi`` (X, Y, Z) float32 dispersion map, or a (0, 0, 0)
-    array to draw from the tensor itself; ``seed_ids`` (S,) global seed indices and
-    ``run_seed``: the key of each seed's random stream.
+    :func:`track_deterministic`, plus): ``odi`` (X, Y, Z, 1) float32 dispersion map, or a
+    (0, 0, 0, 1) array to draw from the tensor itself; ``seed_ids`` (S,) global seed indices and
+    ``run_seed``: the key of each seed's random stream; ``puncture`` as in
+    :func:`_draw_within_angle`.
     """
     n_seeds = seeds.shape[0]
     key0 = np.uint64(run_seed)
@@ -420,18 +550,35 @@ def track_probabilistic(field, mask, odi, seeds, seed_ids, run_seed, inv_voxel, 
         t = np.empty(6)
         e = np.empty(3)
         v = np.empty(3)
-        lin = np.empty(1)
+        lin = np.empty(2)
+        pv = np.empty(5)
+        od = np.empty(1)
         p = seeds[s].copy()
         centre = max_steps
-        if not _start(field, mask, p, fa_min, t, e, lin, out[s], centre, lengths[s], stops[s]):
+        if not _start(field, mask, tissue, tvox, p, fa_min, t, e, lin, pv, out[s], centre, lengths[s], stops[s]):
             continue
-        _draw(t, e, odi, p, key0, key1, state, buf, v)
+        _draw(t, e, odi, p, key0, key1, state, buf, od, v)
         step_vox = step_mm * inv_voxel
-        nf, sf = _walk(field, mask, odi, p, v, step_vox, fa_min, cos_max, 0.0, max_steps, max_trials, out[s], centre,
-                       1, True, key0, key1, state, buf)
-        nb, sb = _walk(field, mask, odi, p, -v, step_vox, fa_min, cos_max, 0.0, max_steps, max_trials, out[s], centre,
-                       -1, True, key0, key1, state, buf)
+        nf, sf = _walk(field, mask, tissue, tvox, odi, p, v, step_vox, fa_min, cos_max, puncture, max_steps, max_trials,
+                       out[s], centre, 1, True, key0, key1, state, buf)
+        nb, sb = _walk(field, mask, tissue, tvox, odi, p, -v, step_vox, fa_min, cos_max, puncture, max_steps, max_trials,
+                       out[s], centre, -1, True, key0, key1, state, buf)
         lengths[s, 0] = centre - nb
         lengths[s, 1] = centre + nf + 1
         stops[s, 0] = sb
         stops[s, 1] = sf
+
+
+@numba.njit(cache=True, parallel=True)
+def gather_world(out, spans, rows, offsets, affine, dst):
+    """Copy the points of streamlines ``rows`` (their spans of ``out``, voxel coordinates) into
+    ``dst`` (P, 3) float32 at ``offsets``, mapped to RAS+ mm by ``affine`` (4, 4)."""
+    for r in numba.prange(rows.shape[0]):
+        row = rows[r]
+        first = spans[row, 0]
+        for k in range(offsets[r + 1] - offsets[r]):
+            x = out[row, first + k, 0]
+            y = out[row, first + k, 1]
+            z = out[row, first + k, 2]
+            for c in range(3):
+                dst[offsets[r] + k, c] = affine[c, 0] * x + affine[c, 1] * y + affine[c, 2] * z + affine[c, 3]

@@ -76,3 +76,24 @@ def test_stats_on_a_synthetic_cohort_finds_the_planted_effect(tmp_path, capsys):
     assert summary["n_scans"] == 24 and summary["harmonize"] == "site"
     assert main(["stats", str(derivs), str(out), "--seg", "synthetic", "--contrast", "group", "patient"]) == 2
     assert "--contrast" in capsys.readouterr().err
+
+
+def test_check_gradients_names_the_fix_and_exports_a_table_that_passes(tmp_path, capsys):
+    import numpy as np
+
+    assert main(["simulate", str(tmp_path / "bids"), "--n-subjects", "1", "--quiet"]) == 0
+    dwi = next((tmp_path / "bids").rglob("*_dwi.nii.gz"))
+    bvec = dwi.with_name(dwi.name.replace(".nii.gz", ".bvec"))
+    assert main(["check-gradients", str(dwi), "--quiet", "--n-seeds", "1500"]) == 0
+    assert "most coherent" in capsys.readouterr().out
+    rows = np.loadtxt(bvec)
+    np.savetxt(bvec, rows[[1, 0, 2]], fmt="%.8f")  # x and y swapped
+    fixed = [str(tmp_path / "fixed.bvec"), str(tmp_path / "fixed.bval")]
+    code = main(["check-gradients", str(dwi), "--quiet", "--n-seeds", "1500", "--fail", "--export-fsl", *fixed,
+                 "--table", str(tmp_path / "table.tsv")])
+    captured = capsys.readouterr()
+    assert code == 2 and "looks wrong" in captured.out and str(bvec) in captured.err
+    assert (tmp_path / "table.tsv").read_text().count("\n") == 25  # header + 24 candidate tables
+    np.testing.assert_allclose(np.abs(np.loadtxt(fixed[0])), np.abs(rows), atol=1e-6)
+    assert main(["check-gradients", str(dwi), "--bvec", fixed[0], "--bval", fixed[1], "--quiet", "--fail",
+                 "--n-seeds", "1500"]) == 0

@@ -194,13 +194,13 @@ def test_spread_follows_the_dispersion_map_and_the_tensor_shape():
 @pytest.mark.filterwarnings("ignore::pigment_connect.errors.PigmentWarning")  # many ends stop in white matter
 def test_probabilistic_streamlines_join_truly_connected_regions(phantom):
     """Valid fraction (streamlines whose ends join a truly connected pair) and bundle recovery on
-    the ground-truth phantom; measured 0.78 (tensorline) and 0.71 (probabilistic, tensor spread)."""
+    the ground-truth phantom; measured 0.78 (tensorline) and 0.80 (probabilistic, tensor spread)."""
     from pigment_connect.connectome import build_connectomes
     from pigment_connect.fit import TensorModel
 
     maps = TensorModel(phantom.dwi.gtab).fit(phantom.dwi).maps
     truth = phantom.true_connectome.weights > 0
-    for algorithm, floor in (("tensorline", 0.72), ("probabilistic", 0.66)):
+    for algorithm, floor in (("tensorline", 0.72), ("probabilistic", 0.75)):
         trk = Tracker(algorithm=algorithm).track(maps, seeds_per_voxel=2, random_state=0)
         conn = build_connectomes(trk, phantom.parcellation, assignment="radial", radius=2.0)["count"].weights
         valid = conn[truth].sum() / conn.sum()

@@ -64,10 +64,11 @@ def test_deterministic_validity_at_least_dipy_s(phantom, dipy_scores):
 
 
 @pytest.mark.slow
-def test_probabilistic_recovers_at_least_dipy_s_bundles(phantom, dipy_scores):
-    """Measured: ours valid 0.71–0.74, 7/7 bundles; DIPY (tensor-ODF PMF) valid 0.77, 6/7 bundles.
-    The valid fraction is below DIPY's (issue #6 stays open on it); bundle recovery is not."""
+def test_probabilistic_validity_at_least_dipy_s(phantom, dipy_scores):
+    """Measured (random_state 0–3): ours valid 0.80–0.84, 7/7 bundles; DIPY (tensor-ODF PMF) 0.77,
+    6/7. Steering each draw by the tensorline rule (the default) is what lifts ours above DIPY:
+    drawing the step direction itself (``draws="direct"``) scores 0.71–0.76."""
     maps, dipy = dipy_scores
     valid, recovered = _score(Tracker(algorithm="probabilistic").track(maps, seeds_per_voxel=2, random_state=0),
                               phantom)
-    assert recovered >= dipy["prob"][1] and valid > 0.66, (valid, recovered, dipy["prob"])
+    assert valid >= dipy["prob"][0] and recovered >= dipy["prob"][1], (valid, recovered, dipy["prob"])
