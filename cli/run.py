@@ -41,6 +41,9 @@ def register(subparsers) -> None:
     parser.add_argument("--tissue", metavar="PATTERN",
                         help="per-subject five-tissue-type image (MRtrix3 5ttgen output) relative to the BIDS root, "
                         "for anatomically constrained tracking; {prefix}, {subject}, {session} are filled in")
+    parser.add_argument("--model", choices=("tensor", "pigment"), default="tensor",
+                        help="microstructure model: conventional DTI, or PIGMENT (tensor, kurtosis and NODDI maps from "
+                        "any table, sparse ones included; default tensor)")
     parser.add_argument("--tracking", choices=("tensorline", "eigenvector", "probabilistic"), default="tensorline",
                         help="tracking algorithm (default tensorline)")
     parser.add_argument("--gradient-check", choices=("warn", "fail", "off"), default="warn",
@@ -69,7 +72,8 @@ def execute(args: argparse.Namespace) -> int:
             raise InputError("give BIDS_DIR and OUT_DIR, or --demo OUTDIR.", fix="see pigment-connect run --help.")
         config = PipelineConfig(parcellation=args.parcellation, atlases=tuple(args.atlas), seed=args.seed,
                                 tractogram_format=args.tractogram_format, tissue=args.tissue,
-                                tracking_algorithm=args.tracking, gradient_check=args.gradient_check)
+                                tracking_algorithm=args.tracking, gradient_check=args.gradient_check,
+                                model=args.model)
         result = run_cohort(args.bids_dir, args.out_dir, config, participant_labels=args.participant_label,
                             n_jobs=args.n_jobs, force=args.force, progress=not args.quiet)
     counts = result.summary["status"].value_counts().to_dict()

@@ -17,7 +17,11 @@ class PipelineConfig:
 
     Parameters
     ----------
-    model : microstructure model; ``"tensor"`` (conventional WLS DTI) for now.
+    model : microstructure model: ``"tensor"`` (conventional WLS DTI) or ``"pigment"`` (amortised
+        PIGMENT, :class:`~pigment_connect.fit.AmortisedPigment`: tensor, kurtosis and NODDI maps
+        with uncertainty from any table, sparse ones included; trained once per gradient table
+        into ``<out_dir>/models/``, ≈ 20 s on 2 cores, and reused by every subject of that table).
+        Tracking then uses the PIGMENT tensor, and probabilistic draws its ODI.
     tracking_algorithm : ``"tensorline"``, ``"eigenvector"`` or ``"probabilistic"`` (see
         :class:`~pigment_connect.track.Tracker`).
     gradient_check : before tracking, score the 24 axis permutations/flips of the b-vectors by
@@ -61,8 +65,8 @@ class PipelineConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.model != "tensor":
-            raise InputError(f"model {self.model!r} is not available yet; use 'tensor'.")
+        if self.model not in ("tensor", "pigment"):
+            raise InputError(f"model must be 'tensor' or 'pigment', got {self.model!r}.")
         if self.tracking_algorithm not in ("tensorline", "eigenvector", "probabilistic"):
             raise InputError(f"tracking_algorithm must be 'tensorline', 'eigenvector' or 'probabilistic', "
                              f"got {self.tracking_algorithm!r}.")

@@ -41,6 +41,28 @@ class SubjectOutputs:
 GRADIENT_CHECK_SEEDS = 2000  # seeds of the quick tracking behind each of the 24 b-vector candidates
 
 
+def _pigment_model(config: PipelineConfig, gtab, out_dir: Path):
+    """The amortised PIGMENT network of this gradient table: loaded from ``out_dir/models/`` when a
+    subject with the same table already trained it, else trained (seeded) and saved there, so a
+    cohort of one protocol trains once."""
+    import hashlib
+
+    from ..fit import AmortisedPigment
+
+    table = np.concatenate([np.round(gtab.bvals, 0), np.round(np.abs(gtab.bvecs), 4).ravel()])
+    key = hashlib.sha256(table.tobytes() + str(config.seed).encode()).hexdigest()[:12]
+    path = out_dir / "models" / f"amortised-{key}"
+    if Path(f"{path}.pt").is_file():
+        try:
+            return AmortisedPigment.load(path, gtab)
+        except InputError as exc:  # trained on another prior or table: train again
+            log.warning("not reusing %s: %s", path, exc)
+    model = AmortisedPigment(gtab, seed=config.seed)
+    model.train()
+    model.save(path)
+    return model
+
+
 def _check_gradients(config: PipelineConfig, maps, scan: SubjectScan, sub_dir: Path, prefix: str,
                      result: SubjectOutputs) -> None:
     """The b-vector orientation check before tracking: its table is written; a wrong table is a
@@ -115,8 +137,8 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         result.files["mask"] = str(save_nifti(path, dwi.mask, dwi.affine))
     lap("load")
 
-    fit = TensorModel(dwi.gtab).fit(dwi)
-    maps = fit.maps
+    tensor_maps = TensorModel(dwi.gtab).fit(dwi).maps
+    maps = tensor_maps if config.model == "tensor" else _pigment_model(config, dwi.gtab, out_dir).fit(dwi).maps
     for name, path in maps.save(sub_dir, prefix=prefix).items():
         result.files[f"map_{name}"] = str(path)
     lap("fit")
@@ -125,8 +147,8 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     if config.atlases:
         lap("register")
 
-    if config.gradient_check != "off":
-        _check_gradients(config, maps, scan, sub_dir, prefix, result)
+    if config.gradient_check != "off":  # on the log-linear tensor fit, whose tensors permute with the table
+        _check_gradients(config, tensor_maps, scan, sub_dir, prefix, result)
         lap("gradcheck")
 
     tracker = Tracker(
