@@ -25,6 +25,25 @@ STOP_CSF = 6  # entered CSF of the tissue image (ACT): the point is dropped
 N_STOPS = 7
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cell(nx, ny, nz, x, y, z):
+    """Lower corner (i0, j0, k0) of the interpolation cell of (x, y, z) and the fractional offsets."""
+    i0 = min(int(np.floor(x)), nx - 2) if nx > 1 else 0
+    j0 = min(int(np.floor(y)), ny - 2) if ny > 1 else 0
+    k0 = min(int(np.floor(z)), nz - 2) if nz > 1 else 0
+    return i0, j0, k0, x - i0, y - j0, z - k0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _corner(c, nx, ny, nz, i0, j0, k0, fx, fy, fz):
+    """Corner c (0–7, x slowest) of a cell: its voxel (i, j, k) and trilinear weight (0 off the grid)."""
+    di, dj, dk = (c >> 2) & 1, (c >> 1) & 1, c & 1
+    w = (fx if di else 1.0 - fx) * (fy if dj else 1.0 - fy) * (fz if dk else 1.0 - fz)
+    if i0 + di >= nx or j0 + dj >= ny or k0 + dk >= nz:
+        w = 0.0
+    return i0 + di, j0 + dj, k0 + dk, w
+
+
 @numba.njit(cache=True, nogil=True)
 def _trilinear(volume, x, y, z, out):
     """Trilinear interpolation of the C channels of ``volume`` (X, Y, Z, C) at (x, y, z) into
@@ -32,27 +51,15 @@ def _trilinear(volume, x, y, z, out):
     nx, ny, nz, nc = volume.shape
     if x < 0.0 or y < 0.0 or z < 0.0 or x > nx - 1 or y > ny - 1 or z > nz - 1:
         return False
-    i0 = min(int(np.floor(x)), nx - 2) if nx > 1 else 0
-    j0 = min(int(np.floor(y)), ny - 2) if ny > 1 else 0
-    k0 = min(int(np.floor(z)), nz - 2) if nz > 1 else 0
-    fx, fy, fz = x - i0, y - j0, z - k0
-    for c in range(nc):
-        out[c] = 0.0
-    for di in range(2):
-        wx = fx if di else 1.0 - fx
-        if wx == 0.0 or i0 + di >= nx:
+    i0, j0, k0, fx, fy, fz = _cell(nx, ny, nz, x, y, z)
+    for ch in range(nc):
+        out[ch] = 0.0
+    for c in range(8):
+        i, j, k, w = _corner(c, nx, ny, nz, i0, j0, k0, fx, fy, fz)
+        if w == 0.0:
             continue
-        for dj in range(2):
-            wy = fy if dj else 1.0 - fy
-            if wy == 0.0 or j0 + dj >= ny:
-                continue
-            for dk in range(2):
-                wz = fz if dk else 1.0 - fz
-                if wz == 0.0 or k0 + dk >= nz:
-                    continue
-                w = wx * wy * wz
-                for c in range(nc):
-                    out[c] += w * volume[i0 + di, j0 + dj, k0 + dk, c]
+        for ch in range(nc):
+            out[ch] += w * volume[i, j, k, ch]
     return True
 
 
@@ -192,41 +199,27 @@ def _peak_direction(peaks, x, y, z, prev, out):
                 break
         else:
             return False
-    i0 = min(int(np.floor(x)), nx - 2) if nx > 1 else 0
-    j0 = min(int(np.floor(y)), ny - 2) if ny > 1 else 0
-    k0 = min(int(np.floor(z)), nz - 2) if nz > 1 else 0
-    fx, fy, fz = x - i0, y - j0, z - k0
+    i0, j0, k0, fx, fy, fz = _cell(nx, ny, nz, x, y, z)
     s0 = s1 = s2 = 0.0
-    for di in range(2):
-        wx = fx if di else 1.0 - fx
-        if wx == 0.0 or i0 + di >= nx:
+    for c in range(8):
+        i, j, k, w = _corner(c, nx, ny, nz, i0, j0, k0, fx, fy, fz)
+        if w == 0.0:
             continue
-        for dj in range(2):
-            wy = fy if dj else 1.0 - fy
-            if wy == 0.0 or j0 + dj >= ny:
+        best = -1.0
+        b0 = b1 = b2 = 0.0
+        for kk in range(nk):
+            a0, a1, a2 = peaks[i, j, k, kk, 0], peaks[i, j, k, kk, 1], peaks[i, j, k, kk, 2]
+            n = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
+            if n == 0.0:
                 continue
-            for dk in range(2):
-                wz = fz if dk else 1.0 - fz
-                if wz == 0.0 or k0 + dk >= nz:
-                    continue
-                best = -1.0
-                b0 = b1 = b2 = 0.0
-                for kk in range(nk):
-                    a0 = peaks[i0 + di, j0 + dj, k0 + dk, kk, 0]
-                    a1 = peaks[i0 + di, j0 + dj, k0 + dk, kk, 1]
-                    a2 = peaks[i0 + di, j0 + dj, k0 + dk, kk, 2]
-                    n = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
-                    if n == 0.0:
-                        continue
-                    c = (a0 * r0 + a1 * r1 + a2 * r2) / n
-                    if abs(c) > best:
-                        best = abs(c)
-                        sgn = 1.0 if c >= 0.0 else -1.0
-                        b0, b1, b2 = sgn * a0 / n, sgn * a1 / n, sgn * a2 / n
-                w = wx * wy * wz
-                s0 += w * b0
-                s1 += w * b1
-                s2 += w * b2
+            d = (a0 * r0 + a1 * r1 + a2 * r2) / n
+            if abs(d) > best:
+                best = abs(d)
+                sgn = 1.0 if d >= 0.0 else -1.0
+                b0, b1, b2 = sgn * a0 / n, sgn * a1 / n, sgn * a2 / n
+        s0 += w * b0
+        s1 += w * b1
+        s2 += w * b2
     norm = np.sqrt(s0 * s0 + s1 * s1 + s2 * s2)
     if norm == 0.0:
         return False

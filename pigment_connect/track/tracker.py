@@ -139,6 +139,14 @@ def _act_accepted(out: np.ndarray, spans: np.ndarray, stops: np.ndarray, tissue:
     return half_ok.all(axis=1)
 
 
+def _track_defaults() -> dict:
+    """The keyword-only arguments of :meth:`Tracker.track` and their defaults."""
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(Tracker.track).parameters.items()
+            if p.kind is p.KEYWORD_ONLY}
+
+
 def _grid_shape(maps: MicrostructureMaps) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.asarray(maps[maps.names[0]]).shape[:3])
 
@@ -273,27 +281,15 @@ class Tracker:
         """
         stats: dict = {}
         parts = list(self._tracked_chunks(maps, seeds=seeds, mask=mask, seeds_per_voxel=seeds_per_voxel,
-                                          n_seeds=n_seeds, tissue=tissue, peaks=peaks,
-                                          random_state=random_state, n_threads=n_threads, stats=stats))
+                                          n_seeds=n_seeds, tissue=tissue, peaks=peaks, random_state=random_state,
+                                          n_threads=n_threads, stats=stats))
         self._check_kept(stats, sum(len(p) for p in parts))
         return _concatenate(parts, maps.affine, _grid_shape(maps))
 
-    def track_to_file(
-        self,
-        maps: MicrostructureMaps,
-        path,
-        *,
-        seeds: np.ndarray | str | None = None,
-        mask: np.ndarray | None = None,
-        seeds_per_voxel: int = 1,
-        n_seeds: int | None = None,
-        tissue=None,
-        peaks: np.ndarray | None = None,
-        random_state: RandomState = 0,
-        n_threads: int | None = None,
-    ) -> dict:
-        """Track as :meth:`track`, streaming the streamlines to a ``.tck`` file chunk by chunk
-        (memory bounded by one chunk of seeds, whatever the number of streamlines).
+    def track_to_file(self, maps: MicrostructureMaps, path, **options) -> dict:
+        """Track as :meth:`track` (``options``: its keyword arguments), streaming the streamlines
+        to a ``.tck`` file chunk by chunk (memory bounded by one chunk of seeds, whatever the
+        number of streamlines).
 
         The file is written atomically: it appears under ``path`` only when complete. The same
         ``random_state`` writes the same streamlines, in the same order, as :meth:`track` returns.
@@ -313,9 +309,7 @@ class Tracker:
         stats: dict = {}
         shape = _grid_shape(maps)
         with TckStreamWriter(path, maps.affine, shape, header={"pigment_tracker": self._describe()}) as writer:
-            for part in self._tracked_chunks(maps, seeds=seeds, mask=mask, seeds_per_voxel=seeds_per_voxel,
-                                             n_seeds=n_seeds, tissue=tissue, peaks=peaks,
-                                             random_state=random_state, n_threads=n_threads, stats=stats):
+            for part in self._tracked_chunks(maps, stats=stats, **{**_track_defaults(), **options}):
                 writer.write(part)
             self._check_kept(stats, writer.count)
         return {"path": str(path), "streamlines": writer.count, **stats}
@@ -341,6 +335,7 @@ class Tracker:
 
     def _tracked_chunks(self, maps: MicrostructureMaps, *, seeds, mask, seeds_per_voxel, n_seeds, tissue, peaks,
                         random_state, n_threads, stats: dict):
+        # keyword names as track(); track_to_file() passes them with track()'s defaults
         """Yield the kept streamlines chunk by chunk (compact Tractograms, ≥ ``min_length``);
         fill ``stats`` (seeds, produced, rejected, stop counts) as it goes."""
         field, mode = self._direction_field(maps, peaks)
