@@ -25,17 +25,18 @@ def _jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor, *constants: t
     return torch.stack(cols, 1)
 
 
-def _jacobian_fd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, f0: torch.Tensor,
-                 params: list[int] | None = None) -> torch.Tensor:
-    """(V, len(params), M) by forward differences, step √ε·max(1, |x|) (MINPACK's ``lmdif`` choice)."""
+def _jacobian_fd(model: Callable[..., torch.Tensor], x: torch.Tensor, f0: torch.Tensor,
+                 constants: tuple[torch.Tensor, ...] = ()) -> torch.Tensor:
+    """(V, P, M) by forward differences, step √ε·max(1, |x|) (MINPACK's ``lmdif`` choice), all P
+    perturbed points evaluated in one batched call of ``model`` (rows voxel-major; ``constants``
+    repeated to match), which keeps the per-call overhead of a many-op model to one call."""
+    V, P = x.shape
     eps = torch.finfo(x.dtype).eps ** 0.5
-    cols = []
-    for p in range(x.shape[-1]) if params is None else params:
-        h = eps * x[:, p].abs().clamp_min(1.0)
-        xp = x.clone()
-        xp[:, p] += h
-        cols.append((model(xp) - f0) / h[:, None])
-    return torch.stack(cols, 1)
+    h = eps * x.abs().clamp_min(1.0)  # (V, P)
+    xp = x[:, None, :].repeat(1, P, 1)
+    xp.diagonal(dim1=1, dim2=2).add_(h)
+    out = model(xp.reshape(V * P, P), *(c.repeat_interleave(P, 0) if c.ndim and len(c) == V else c for c in constants))
+    return (out.reshape(V, P, -1) - f0[:, None, :]) / h[:, :, None]
 
 
 def _normal_equations(J: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,7 +121,7 @@ def levenberg_marquardt(
             elif jacobian == "forward":
                 Ja = _jacobian(model, xa, *ca)
             else:
-                Ja = _jacobian_fd(lambda v: model(v, *ca), xa, pred[idx])
+                Ja = _jacobian_fd(model, xa, pred[idx], ca)
             JtJa, ga = _normal_equations(Ja, r[idx])
         diag = torch.diagonal(JtJa, dim1=1, dim2=2).clamp_min(1e-12)
         A = JtJa + lam[idx, None, None] * torch.diag_embed(diag) + 1e-12 * eye

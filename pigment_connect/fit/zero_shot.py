@@ -43,7 +43,7 @@ from ..prior.network import TissuePrior, load_prior
 from ..prior.tissue import (
     FEATURES, MAP_NAMES, cayley_rotation, dki_tissue_signal, eigenframe, noddi_tissue_signal, tissue_maps, tissue_tensor,
 )
-from ._lm import _jacobian, levenberg_marquardt
+from ._lm import _jacobian_fd, levenberg_marquardt
 from .dki import check_kurtosis_protocol
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
@@ -200,7 +200,7 @@ class PigmentModel:
             x = torch.cat([delta0, z0, torch.zeros(len(signal), 3, dtype=dt, device=device),
                            torch.log(s0_start.clamp(1e-3, 10.0))[:, None]], -1)
             comp = prior.latent_log_density(z0).argmax(-1)
-            lm = dict(residual=residual, cost=cost, tol=1e-6)
+            lm = dict(residual=residual, cost=cost, tol=1e-6, jacobian="finite")
             spread = torch.full((len(x), 1), sd, dtype=dt, device=device)
             with torch.enable_grad():  # forward-mode derivatives of the Watson sum need grad mode
                 # Stage 1, data-led: the features barely tied to the manifold (spread × LOOSE_TIE), so the
@@ -242,8 +242,7 @@ class PigmentModel:
             out["features"] = feats
             if self.uncertainty:
                 with torch.enable_grad():
-                    out.update(_laplace_std(predict, lambda v: features_of(v, spread), x, (evecs, comp, spread), sig,
-                                            sqrt_w, n_sig))
+                    out.update(_laplace_std(predict, features_of, x, (evecs, comp, spread), sig, sqrt_w, n_sig))
             return out
 
         out = run_chunked(solve, vox.signal, chunk_size=self.chunk_size, device=device, dtype=torch.float64,
@@ -256,17 +255,19 @@ class PigmentModel:
 def _laplace_std(model, features_of, x, constants, sig, sqrt_w, n_sig) -> dict[str, torch.Tensor]:
     """Posterior standard deviations of :data:`UNCERTAIN_MAPS` (Laplace approximation): the
     covariance of all variables x is the inverse Gauss–Newton Hessian; the maps' Jacobian in x is
-    that of ``features_of`` (x → features) chained with :func:`tissue_maps`."""
-    J = _jacobian(model, x, *constants)  # (V, P, M)
+    that of ``features_of`` ((x, spread) → features, spread = the last constant) chained with
+    :func:`tissue_maps`. Jacobians by batched forward differences (float64)."""
+    J = _jacobian_fd(model, x, model(x, *constants), constants)  # (V, P, M)
     J = torch.cat([J[..., :n_sig] * sqrt_w / sig[:, :, None], J[..., n_sig:]], -1)  # whitened: data / σ, prior rows
     H = J @ J.transpose(1, 2)
     cov = torch.linalg.inv(H + 1e-9 * torch.eye(H.shape[-1], dtype=H.dtype, device=H.device))
 
-    def maps_of_x(v):
-        m = tissue_maps(features_of(v), quadrature=UNCERTAINTY_QUADRATURE)
+    def maps_of_x(v, spread):
+        m = tissue_maps(features_of(v, spread), quadrature=UNCERTAINTY_QUADRATURE)
         return torch.stack([m[n] for n in UNCERTAIN_MAPS], -1)
 
-    Jm = _jacobian(maps_of_x, x)  # (V, P, n_maps)
+    spread = constants[-1]
+    Jm = _jacobian_fd(maps_of_x, x, maps_of_x(x, spread), (spread,))  # (V, P, n_maps)
     var = torch.einsum("vpm,vpq,vqm->vm", Jm, cov, Jm)
     return {f"{n}_std": torch.sqrt(var[:, i].clamp_min(0)) for i, n in enumerate(UNCERTAIN_MAPS)}
 
