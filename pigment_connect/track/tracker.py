@@ -131,12 +131,15 @@ def _act_accepted(out: np.ndarray, spans: np.ndarray, stops: np.ndarray, tissue:
     """(S,) bool: streamlines whose two ends satisfy the ACT rules (see :mod:`.tissue`): each half
     stopped on entering cortical GM, or stopped otherwise (FA, angle, length) with its end in
     grey matter; never on leaving the brain or entering CSF."""
-    rows = np.arange(len(spans))
-    ends = np.concatenate([out[rows, spans[:, 0]], out[rows, np.maximum(spans[:, 1] - 1, spans[:, 0])]])
+    rows = np.flatnonzero(spans[:, 1] - spans[:, 0] >= 2)  # rows of shorter ones hold no points
+    ends = np.concatenate([out[rows, spans[rows, 0]], out[rows, spans[rows, 1] - 1]])
     pv = tissue.sample(ends.astype(np.float64), affine)
     in_gm = (pv[:, FIVE_TISSUE.index("cgm")] + pv[:, FIVE_TISSUE.index("sgm")] >= 0.5).reshape(2, -1).T
-    half_ok = (stops == _kernels.STOP_GM) | (in_gm & ~np.isin(stops, (_kernels.STOP_MASK, _kernels.STOP_CSF)))
-    return half_ok.all(axis=1)
+    half_ok = (stops[rows] == _kernels.STOP_GM) | (in_gm & ~np.isin(stops[rows], (_kernels.STOP_MASK,
+                                                                                    _kernels.STOP_CSF)))
+    accepted = np.zeros(len(spans), bool)
+    accepted[rows] = half_ok.all(axis=1)
+    return accepted
 
 
 def _track_defaults() -> dict:
