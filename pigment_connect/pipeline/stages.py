@@ -138,18 +138,20 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     lap("load")
 
     tensor_maps = TensorModel(dwi.gtab).fit(dwi).maps
-    maps = tensor_maps if config.model == "tensor" else _pigment_model(config, dwi.gtab, out_dir).fit(dwi).maps
+    lap("fit")
+    if config.gradient_check != "off":  # first (a wrong table fails early); on the log-linear tensor fit,
+        _check_gradients(config, tensor_maps, scan, sub_dir, prefix, result)  # whose tensors permute with it
+        lap("gradcheck")
+    maps = tensor_maps
+    if config.model == "pigment":
+        maps = _pigment_model(config, dwi.gtab, out_dir).fit(dwi).maps
+        lap("fit_pigment")
     for name, path in maps.save(sub_dir, prefix=prefix).items():
         result.files[f"map_{name}"] = str(path)
-    lap("fit")
 
     parcellations += _atlas_parcellations(config, maps, dwi.mask, sub_dir, prefix, result)
     if config.atlases:
         lap("register")
-
-    if config.gradient_check != "off":  # on the log-linear tensor fit, whose tensors permute with the table
-        _check_gradients(config, tensor_maps, scan, sub_dir, prefix, result)
-        lap("gradcheck")
 
     tracker = Tracker(
         algorithm=config.tracking_algorithm, step_size=config.step_size, max_angle=config.max_angle, fa_threshold=config.fa_threshold,
