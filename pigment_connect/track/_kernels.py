@@ -367,6 +367,34 @@ def _walk(field, mask, tissue, tvox, odi, start, direction, step_vox, fa_min, co
     return n, STOP_LENGTH
 
 
+@numba.njit(cache=True, nogil=True)
+def _track_seed(field, mask, tissue, tvox, odi, seed, step_vox, fa_min, cos_max, puncture, max_steps, max_trials, row,
+                span, stop, probabilistic, key0, key1, state, buf):
+    """Track one seed both ways into ``row`` (centred at index max_steps), its (first, one-past-last)
+    index into ``span`` and the two halves' stop reasons into ``stop``. The first direction is the
+    principal one, or (``probabilistic``) a draw around it; then :func:`_walk` forward and back."""
+    t = np.empty(6)
+    e = np.empty(3)
+    lin = np.empty(2)
+    pv = np.empty(5)
+    p = seed.copy()
+    centre = max_steps
+    if not _start(field, mask, tissue, tvox, p, fa_min, t, e, lin, pv, row, centre, span, stop):
+        return
+    first = e
+    if probabilistic:
+        first = np.empty(3)
+        _draw(t, e, odi, p, key0, key1, state, buf, np.empty(1), first)
+    nf, sf = _walk(field, mask, tissue, tvox, odi, p, first, step_vox, fa_min, cos_max, puncture, max_steps, max_trials,
+                   row, centre, 1, probabilistic, key0, key1, state, buf)
+    nb, sb = _walk(field, mask, tissue, tvox, odi, p, -first, step_vox, fa_min, cos_max, puncture, max_steps,
+                   max_trials, row, centre, -1, probabilistic, key0, key1, state, buf)
+    span[0] = centre - nb
+    span[1] = centre + nf + 1
+    stop[0] = sb
+    stop[1] = sf
+
+
 @numba.njit(cache=True, parallel=True)
 def track_deterministic(field, mask, tissue, tvox, seeds, inv_voxel, step_mm, fa_min, cos_max, puncture, max_steps, out,
                         lengths, stops):
@@ -390,29 +418,12 @@ def track_deterministic(field, mask, tissue, tvox, seeds, inv_voxel, step_mm, fa
     lengths : (S, 2) int64 out: (first index, one-past-last index) of each streamline in its row.
     stops : (S, 2) int8 out: stop reason of the backward and forward halves.
     """
-    n_seeds = seeds.shape[0]
-    no_odi = np.zeros((0, 0, 0, 1), np.float32)  # the probabilistic inputs of _walk, unused here
+    no_odi = np.zeros((0, 0, 0, 1), np.float32)  # the probabilistic inputs, unused here
     zero = np.uint64(0)
-    for s in numba.prange(n_seeds):
-        no_state = np.zeros(2, dtype=np.int64)
-        no_buf = np.empty(4)
-        t = np.empty(6)
-        e = np.empty(3)
-        lin = np.empty(2)
-        pv = np.empty(5)
-        p = seeds[s].copy()
-        centre = max_steps
-        if not _start(field, mask, tissue, tvox, p, fa_min, t, e, lin, pv, out[s], centre, lengths[s], stops[s]):
-            continue
-        step_vox = step_mm * inv_voxel
-        nf, sf = _walk(field, mask, tissue, tvox, no_odi, p, e, step_vox, fa_min, cos_max, puncture, max_steps, 1, out[s],
-                       centre, 1, False, zero, zero, no_state, no_buf)
-        nb, sb = _walk(field, mask, tissue, tvox, no_odi, p, -e, step_vox, fa_min, cos_max, puncture, max_steps, 1, out[s],
-                       centre, -1, False, zero, zero, no_state, no_buf)
-        lengths[s, 0] = centre - nb
-        lengths[s, 1] = centre + nf + 1
-        stops[s, 0] = sb
-        stops[s, 1] = sf
+    step_vox = step_mm * inv_voxel
+    for s in numba.prange(seeds.shape[0]):
+        _track_seed(field, mask, tissue, tvox, no_odi, seeds[s], step_vox, fa_min, cos_max, puncture, max_steps, 1,
+                    out[s], lengths[s], stops[s], False, zero, zero, np.zeros(2, dtype=np.int64), np.empty(4))
 
 
 # ---------------------------------------------------------------- probabilistic tracking
@@ -533,33 +544,13 @@ def track_probabilistic(field, mask, tissue, tvox, odi, seeds, seed_ids, run_see
     ``run_seed``: the key of each seed's random stream; ``puncture`` as in
     :func:`_draw_within_angle`.
     """
-    n_seeds = seeds.shape[0]
     key0 = np.uint64(run_seed)
-    for s in numba.prange(n_seeds):
-        key1 = np.uint64(seed_ids[s])
+    step_vox = step_mm * inv_voxel
+    for s in numba.prange(seeds.shape[0]):
         state = np.zeros(2, dtype=np.int64)
-        state[1] = 4
-        buf = np.empty(4)
-        t = np.empty(6)
-        e = np.empty(3)
-        v = np.empty(3)
-        lin = np.empty(2)
-        pv = np.empty(5)
-        od = np.empty(1)
-        p = seeds[s].copy()
-        centre = max_steps
-        if not _start(field, mask, tissue, tvox, p, fa_min, t, e, lin, pv, out[s], centre, lengths[s], stops[s]):
-            continue
-        _draw(t, e, odi, p, key0, key1, state, buf, od, v)
-        step_vox = step_mm * inv_voxel
-        nf, sf = _walk(field, mask, tissue, tvox, odi, p, v, step_vox, fa_min, cos_max, puncture, max_steps, max_trials,
-                       out[s], centre, 1, True, key0, key1, state, buf)
-        nb, sb = _walk(field, mask, tissue, tvox, odi, p, -v, step_vox, fa_min, cos_max, puncture, max_steps, max_trials,
-                       out[s], centre, -1, True, key0, key1, state, buf)
-        lengths[s, 0] = centre - nb
-        lengths[s, 1] = centre + nf + 1
-        stops[s, 0] = sb
-        stops[s, 1] = sf
+        state[1] = 4  # the 4-uniform buffer starts used up
+        _track_seed(field, mask, tissue, tvox, odi, seeds[s], step_vox, fa_min, cos_max, puncture, max_steps,
+                    max_trials, out[s], lengths[s], stops[s], True, key0, np.uint64(seed_ids[s]), state, np.empty(4))
 
 
 @numba.njit(cache=True, parallel=True)
