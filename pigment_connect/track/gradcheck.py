@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._typing import RandomState
-from ..errors import InputError
+from ..errors import InputError, TrackError
 from ..io.maps import MicrostructureMaps
 
 __all__ = ["GradientCheck", "check_gradients", "CANDIDATES"]
@@ -175,7 +175,7 @@ def check_gradients(maps: MicrostructureMaps, *, n_seeds: int = 4000, margin: fl
                                        "tensor", mask=mask)
         try:
             lengths = tracker.track(candidate, seeds=world, n_threads=n_threads).lengths
-        except Exception as exc:  # a candidate producing nothing scores 0
+        except TrackError as exc:  # a candidate producing nothing scores 0
             log.debug("gradient candidate %s: %s", _describe(perm, signs), exc)
             lengths = np.zeros(0)
         rows.append({"transform": _describe(perm, signs), "order": perm, "signs": signs,

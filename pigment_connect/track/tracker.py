@@ -338,9 +338,9 @@ class Tracker:
 
     def _tracked_chunks(self, maps: MicrostructureMaps, *, seeds, mask, seeds_per_voxel, n_seeds, tissue, peaks,
                         random_state, n_threads, stats: dict):
-        # keyword names as track(); track_to_file() passes them with track()'s defaults
         """Yield the kept streamlines chunk by chunk (compact Tractograms, ≥ ``min_length``);
-        fill ``stats`` (seeds, produced, rejected, stop counts) as it goes."""
+        fill ``stats`` (seeds, produced, rejected, stop counts) as it goes. The keywords are
+        :meth:`track`'s (``track_to_file`` passes them with its defaults)."""
         field, mode = self._direction_field(maps, peaks)
         shape = _grid_shape(maps)
         if mask is None:
@@ -349,8 +349,9 @@ class Tracker:
         if mask.shape != shape:
             raise InputError(f"tracking mask shape {mask.shape} differs from the maps' grid {shape}.")
         tissue = None if tissue is None else as_tissue_image(tissue, maps.affine)
-        seed_vox = self._seed_points(maps, mask, tissue, seeds, seeds_per_voxel, n_seeds, random_state)
-        mask = self._stop_mask(maps, mask)
+        stop_mask = self._stop_mask(maps, mask)
+        seed_vox = self._seed_points(maps, mask, stop_mask, tissue, seeds, seeds_per_voxel, n_seeds, random_state)
+        mask = stop_mask
         probabilistic = self.algorithm == "probabilistic"
         if probabilistic and (not isinstance(random_state, (int, np.integer)) or random_state < 0):
             raise InputError(f"probabilistic tracking needs a non-negative integer random_state, got {random_state!r}.")
@@ -397,8 +398,7 @@ class Tracker:
                 if tissue is not None:
                     accepted = _act_accepted(out, spans, stops, tissue, maps.affine)
                     stats["rejected"] += int(np.sum(~accepted & (n_pts >= 2)))
-                produced = int(np.sum(n_pts >= 2)) if accepted is None else int(np.sum(accepted & (n_pts >= 2)))
-                stats["produced"] += produced
+                stats["produced"] += int(np.sum((n_pts >= 2) if accepted is None else accepted))  # accepted: ≥ 2 points
                 # every step is step_size mm long: the length filter is a point-count filter
                 part = _compact(out, spans, start, maps.affine, shape, min_points, accepted)  # a copy: buffer reused
                 if part is not None:
@@ -460,13 +460,15 @@ class Tracker:
             return np.zeros((0, 0, 0, 1), np.float32)
         return np.ascontiguousarray(np.asarray(maps["odi"], dtype=np.float32)[..., None])
 
-    def _seed_points(self, maps: MicrostructureMaps, mask: np.ndarray, tissue: TissueImage | None, seeds,
-                     seeds_per_voxel: int, n_seeds: int | None, random_state: RandomState) -> np.ndarray:
-        """(S, 3) seed positions in voxel coordinates (see :meth:`track`)."""
+    def _seed_points(self, maps: MicrostructureMaps, mask: np.ndarray, stop_mask: np.ndarray,
+                     tissue: TissueImage | None, seeds, seeds_per_voxel: int, n_seeds: int | None,
+                     random_state: RandomState) -> np.ndarray:
+        """(S, 3) seed positions in voxel coordinates (see :meth:`track`); ``mask`` is the tracking
+        mask, ``stop_mask`` the same less the NDI / free-water stops."""
         shape = _grid_shape(maps)
         fa = np.asarray(maps["fa"]) if "fa" in maps else np.ones(shape, np.float32)
         seed_fa = self.seed_fa_threshold if self.seed_fa_threshold is not None else self.fa_threshold
-        above = self._stop_mask(maps, mask) & (fa >= seed_fa)
+        above = stop_mask & (fa >= seed_fa)
         grid_tissue = None if tissue is None else tissue.on_grid(shape, maps.affine)
         if grid_tissue is not None:
             above &= grid_tissue[..., FIVE_TISSUE.index("wm")] >= 0.5
