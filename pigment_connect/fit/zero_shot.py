@@ -202,33 +202,32 @@ class PigmentModel:
             comp = prior.latent_log_density(z0).argmax(-1)
             lm = dict(residual=residual, cost=cost, tol=1e-6, jacobian="finite")
             spread = torch.full((len(x), 1), sd, dtype=dt, device=device)
-            with torch.enable_grad():  # forward-mode derivatives of the Watson sum need grad mode
-                # Stage 1, data-led: the features barely tied to the manifold (spread × LOOSE_TIE), so the
-                # data place them; the encoder then gives their latent code and its component. Started
-                # directly under the full prior, the fit stops in poorer local optima (higher objective).
-                # Only where the table determines the kurtosis model: with fewer measurements than
-                # unknowns a data-led stage has nothing to lead with, and the prior's start is better.
-                if data_led:
-                    loose = spread * LOOSE_TIE
-                    x[:, :nf] *= spread / loose
-                    x, _ = levenberg_marquardt(predict, x, (y, sig), n_iter=max(self.n_iter // 2, 1),
-                                               constants=(evecs, comp, loose), **lm)
-                    f1 = features_of(x, loose)
-                    z1 = prior.encode(f1)[0]
-                    x[:, nf:nf + d] = z1
-                    x[:, :nf] = ((f1 - prior.mean) / prior.std - prior.decoder(z1)) / sd
-                    comp = prior.latent_log_density(z1).argmax(-1)
-                # Stage 2: the full posterior from there.
-                x, _ = levenberg_marquardt(predict, x, (y, sig), n_iter=self.n_iter, constants=(evecs, comp, spread),
-                                           **lm)
+            # Stage 1, data-led: the features barely tied to the manifold (spread × LOOSE_TIE), so the
+            # data place them; the encoder then gives their latent code and its component. Started
+            # directly under the full prior, the fit stops in poorer local optima (higher objective).
+            # Only where the table determines the kurtosis model: with fewer measurements than
+            # unknowns a data-led stage has nothing to lead with, and the prior's start is better.
+            if data_led:
+                loose = spread * LOOSE_TIE
+                x[:, :nf] *= spread / loose
+                x, _ = levenberg_marquardt(predict, x, (y, sig), n_iter=max(self.n_iter // 2, 1),
+                                           constants=(evecs, comp, loose), **lm)
+                f1 = features_of(x, loose)
+                z1 = prior.encode(f1)[0]
+                x[:, nf:nf + d] = z1
+                x[:, :nf] = ((f1 - prior.mean) / prior.std - prior.decoder(z1)) / sd
+                comp = prior.latent_log_density(z1).argmax(-1)
+            # Stage 2: the full posterior from there.
+            x, _ = levenberg_marquardt(predict, x, (y, sig), n_iter=self.n_iter, constants=(evecs, comp, spread),
+                                       **lm)
 
-                best = prior.latent_log_density(x[:, nf:nf + d]).argmax(-1)
-                moved = torch.nonzero(best != comp)[:, 0]
-                if len(moved):  # the optimum lies under another component: refit those voxels under it
-                    comp[moved] = best[moved]
-                    x[moved], _ = levenberg_marquardt(predict, x[moved], (y[moved], sig[moved]),
-                                                      n_iter=max(self.n_iter // 2, 1),
-                                                      constants=(evecs[moved], comp[moved], spread[moved]), **lm)
+            best = prior.latent_log_density(x[:, nf:nf + d]).argmax(-1)
+            moved = torch.nonzero(best != comp)[:, 0]
+            if len(moved):  # the optimum lies under another component: refit those voxels under it
+                comp[moved] = best[moved]
+                x[moved], _ = levenberg_marquardt(predict, x[moved], (y[moved], sig[moved]),
+                                                  n_iter=max(self.n_iter // 2, 1),
+                                                  constants=(evecs[moved], comp[moved], spread[moved]), **lm)
             feats = features_of(x, spread)
             rot = cayley_rotation(x[:, nf + d:nf + d + 3], evecs)
             out = dict(tissue_maps(feats))
@@ -241,8 +240,7 @@ class PigmentModel:
             out["latent"] = x[:, nf:nf + d]
             out["features"] = feats
             if self.uncertainty:
-                with torch.enable_grad():
-                    out.update(_laplace_std(predict, features_of, x, (evecs, comp, spread), sig, sqrt_w, n_sig))
+                out.update(_laplace_std(predict, features_of, x, (evecs, comp, spread), sig, sqrt_w, n_sig))
             return out
 
         out = run_chunked(solve, vox.signal, chunk_size=self.chunk_size, device=device, dtype=torch.float64,
