@@ -20,7 +20,7 @@ from numba import njit
 
 from .._typing import PathLike
 from ..errors import InputError
-from .tractogram import TRACTOGRAM_FORMATS, Tractogram, tck_grid
+from .tractogram import TRACTOGRAM_FORMATS, Tractogram, tck_grid, tck_grid_header
 from .write import atomic_path
 
 __all__ = ["iter_tractogram", "read_tck_header", "TckStreamWriter"]
@@ -207,10 +207,8 @@ class TckStreamWriter(contextlib.AbstractContextManager):
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
         self._file = open(tmp, "wb")
-        lines = ["mrtrix tracks", "datatype: Float32LE", f"count: {0:0{_COUNT_WIDTH}d}",
-                 "pigment_affine: " + " ".join(f"{v:.8g}" for v in self._affine.ravel()),
-                 "pigment_shape: " + " ".join(str(int(v)) for v in shape)]
-        lines += [f"{k}: {v}" for k, v in (header or {}).items()]
+        lines = ["mrtrix tracks", "datatype: Float32LE", f"count: {0:0{_COUNT_WIDTH}d}"]
+        lines += [f"{k}: {v}" for k, v in {**tck_grid_header(self._affine, shape), **(header or {})}.items()]
         text = "\n".join(lines) + "\n"
         # "file: . <offset>" names the byte where data start; leave room for its digits, pad with NULs
         offset = -(-(len(text.encode()) + len("file: . \nEND\n") + 10) // 4) * 4

@@ -157,10 +157,7 @@ class Tractogram:
         dps = _dps_2d(self.per_streamline) if suffix == ".trk" else {}
         nib_tract = nib.streamlines.Tractogram(list(self), affine_to_rasmm=np.eye(4), data_per_streamline=dps)
         if suffix == ".tck":
-            header = {
-                "pigment_affine": " ".join(f"{v:.8g}" for v in self.affine.ravel()),
-                "pigment_shape": " ".join(str(s) for s in self.shape),
-            }
+            header = tck_grid_header(self.affine, self.shape)
             tract_file = nib.streamlines.TckFile(nib_tract, header=header)
         else:
             header = {
@@ -212,6 +209,13 @@ class Tractogram:
         if points.shape[0] != offsets[-1]:  # nibabel may keep a buffer larger than the data
             points = np.concatenate([np.asarray(s) for s in streamlines]) if len(streamlines) else np.zeros((0, 3))
         return cls(points, offsets, affine, shape, dps)
+
+
+def tck_grid_header(affine: np.ndarray, shape) -> dict[str, str]:
+    """The header entries in which pigment_connect stores a .tck file's voxel grid (read back by
+    :func:`tck_grid`)."""
+    return {"pigment_affine": " ".join(f"{v:.8g}" for v in np.asarray(affine, dtype=np.float64).ravel()),
+            "pigment_shape": " ".join(str(int(v)) for v in shape)}
 
 
 def tck_grid(header, reference: tuple | None, path: Path) -> tuple[tuple, np.ndarray]:
