@@ -102,18 +102,16 @@ def worker(method: str, out: Path, threads: int, million: bool) -> dict:
     elif method == "cuslines_prob":
         from math import radians
 
-        from dipy.core.gradients import gradient_table
         from dipy.data import default_sphere
-        from dipy.reconst.dti import TensorModel
         from dipy.tracking.streamline import length
 
         from cuslines.numba import CPUProbDirectionGetter, CPUTracker
 
-        bvals = np.loadtxt(out / "bvals")
-        bvecs = np.loadtxt(out / "bvecs").T
-        data = np.asarray(dwi_img.dataobj, dtype=np.float32)
-        pmf = TensorModel(gradient_table(bvals, bvecs=bvecs)).fit(data, mask=mask).odf(default_sphere).clip(min=0)
-        seeds_vox = seeds @ np.linalg.inv(affine)[:3, :3].T + np.linalg.inv(affine)[:3, 3]
+        model, data = _dipy_tensor_model(out, dwi_img)
+        pmf = _tensor_pmf(model, data, mask)
+        from pigment_connect.io.grid import world_to_voxel
+
+        seeds_vox = world_to_voxel(seeds, affine)
         tracker = CPUTracker(CPUProbDirectionGetter(), pmf, fa, FA_STOP, default_sphere.vertices, default_sphere.edges,
                              max_angle=radians(ANGLE), step_size=STEP / vox, min_pts=int(MIN_LEN / STEP),
                              max_pts=int(MAX_LEN / STEP), rng_seed=1)
@@ -124,24 +122,19 @@ def worker(method: str, out: Path, threads: int, million: bool) -> dict:
         seconds = time.perf_counter() - t0
         n_out = int(sum(1 for s in lines if len(s) > 1 and length(s) * vox >= MIN_LEN))
     else:
-        from dipy.core.gradients import gradient_table
         from dipy.data import default_sphere
         from dipy.direction import ProbabilisticDirectionGetter, peaks_from_model
-        from dipy.reconst.dti import TensorModel
         from dipy.tracking.local_tracking import LocalTracking
         from dipy.tracking.stopping_criterion import ThresholdStoppingCriterion
         from dipy.tracking.streamline import length
 
-        bvals = np.loadtxt(out / "bvals")
-        bvecs = np.loadtxt(out / "bvecs").T
-        model = TensorModel(gradient_table(bvals, bvecs=bvecs))
-        data = np.asarray(dwi_img.dataobj, dtype=np.float32)
+        model, data = _dipy_tensor_model(out, dwi_img)
         stop = ThresholdStoppingCriterion(fa, FA_STOP)
         if method == "dipy_local_det":
             getter = peaks_from_model(model, data, default_sphere, relative_peak_threshold=0.8,
                                       min_separation_angle=45, mask=mask)
         else:
-            pmf = model.fit(data, mask=mask).odf(default_sphere).clip(min=0)
+            pmf = _tensor_pmf(model, data, mask)
         t0 = time.perf_counter()
         if method == "dipy_local_det":
             lines = list(LocalTracking(getter, stop, seeds, affine, step_size=STEP / vox, max_cross=1,
@@ -160,6 +153,24 @@ def worker(method: str, out: Path, threads: int, million: bool) -> dict:
         seconds = time.perf_counter() - t0
         n_out = int(sum(1 for s in lines if len(s) > 1 and length(s) >= MIN_LEN))
     return {"seconds": seconds, "streamlines": n_out, "peak_mb": _peak_mb()}
+
+
+def _dipy_tensor_model(out: Path, dwi_img):
+    """DIPY's TensorModel for the prepared table, and the DWI as float32."""
+    import numpy as np
+    from dipy.core.gradients import gradient_table
+    from dipy.reconst.dti import TensorModel
+
+    bvals = np.loadtxt(out / "bvals")
+    bvecs = np.loadtxt(out / "bvecs").T
+    return TensorModel(gradient_table(bvals, bvecs=bvecs)), np.asarray(dwi_img.dataobj, dtype=np.float32)
+
+
+def _tensor_pmf(model, data, mask):
+    """The tensor ODF on DIPY's default sphere, clipped at 0: the PMF of the probabilistic peers."""
+    from dipy.data import default_sphere
+
+    return model.fit(data, mask=mask).odf(default_sphere).clip(min=0)
 
 
 def _peak_mb() -> float:
