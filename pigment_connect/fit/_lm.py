@@ -76,12 +76,12 @@ def levenberg_marquardt(
     n_iter : iterations; voxels whose relative decrease falls below ``tol`` stop updating.
     jacobian : ``"forward"`` (forward-mode AD, exact), ``"finite"`` (forward differences: one
         plain model evaluation per parameter; faster for models whose AD is costly), a
-        callable (x, prediction) → (V, P, M) supplied by the model, or ``"joint"``: ``model``
+        callable (x, prediction, *constants) → (V, P, M) supplied by the model, or ``"joint"``: ``model``
         returns (prediction, Jacobian) together, so every trial point's Jacobian comes with its
         prediction and an accepted step needs no second evaluation.
     constants : per-voxel tensors (V, ...) the model needs besides x (e.g. a reference frame); the
-        solver passes the rows of the voxels it evaluates to ``model`` after x (``"forward"`` and
-        ``"finite"`` Jacobians only).
+        solver passes the rows of the voxels it evaluates to ``model`` (and to a callable
+        ``jacobian``) after x (not with ``"joint"``).
 
     Returns
     -------
@@ -93,8 +93,8 @@ def levenberg_marquardt(
         raise ValueError(f"jacobian must be 'forward', 'finite', 'joint' or a callable, got {jacobian!r}")
     joint = jacobian == "joint"
     x = x0.clone()
-    if constants and jacobian not in ("forward", "finite"):
-        raise ValueError("constants need jacobian='forward' or 'finite'")
+    if constants and joint:
+        raise ValueError("constants need jacobian='forward', 'finite' or a callable")
     if joint:  # keep only the normal equations of each voxel's current point, never (V, M, P)
         pred, J = model(x)
         r = residual(pred, *data)
@@ -117,7 +117,7 @@ def levenberg_marquardt(
             JtJa, ga = JtJ[idx], g[idx]
         else:
             if callable(jacobian):
-                Ja = jacobian(xa, pred[idx])  # (A, P, M)
+                Ja = jacobian(xa, pred[idx], *ca)  # (A, P, M)
             elif jacobian == "forward":
                 Ja = _jacobian(model, xa, *ca)
             else:

@@ -41,9 +41,10 @@ from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
 from ..physics.noise import rician_expected_residual, rician_nll
 from ..prior.network import TissuePrior, load_prior
 from ..prior.tissue import (
-    FEATURES, MAP_NAMES, cayley_rotation, dki_tissue_signal, eigenframe, noddi_tissue_signal, tissue_maps, tissue_tensor,
+    FEATURES, MAP_NAMES, eigenframe, tissue_maps, tissue_tensor,
 )
 from ._lm import _jacobian_fd, levenberg_marquardt
+from ._tissue_model import TissueSignalModel
 from .dki import check_kurtosis_protocol
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
@@ -151,19 +152,8 @@ class PigmentModel:
 
         nf = len(FEATURES)
         sd = self.feature_sigma
-
-        def features_of(x: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
-            """Tissue features f = G(z) + spread·δ (de-standardised) of x = (δ, z, ω, log S0)."""
-            return (prior.decoder(x[:, nf:nf + d]) + spread * x[:, :nf]) * prior.std + prior.mean
-
-        def predict(x: torch.Tensor, base: torch.Tensor, component: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
-            """x = (δ (9), z (d), ω (3), log S0) → (signals, prior pseudo-observations δ and whitened z)."""
-            feats, z = features_of(x, spread), x[:, nf:nf + d]
-            rot = cayley_rotation(x[:, nf + d:nf + d + 3], base)
-            s0 = torch.exp(x[:, nf + d + 3])
-            dki = dki_tissue_signal(s0, feats, rot, bvals[dki_rows], bvecs[dki_rows])
-            noddi = noddi_tissue_signal(s0, feats, rot, bvals, bvecs, stick=stick)
-            return torch.cat([dki, noddi, x[:, :nf], prior.latent_residual(z, component)], -1)
+        model = TissueSignalModel(prior, bvals, bvecs, dki_rows, stick)
+        features_of, predict = model.features, model.predict
 
         sqrt_w = weights.sqrt()
 
@@ -200,7 +190,7 @@ class PigmentModel:
             x = torch.cat([delta0, z0, torch.zeros(len(signal), 3, dtype=dt, device=device),
                            torch.log(s0_start.clamp(1e-3, 10.0))[:, None]], -1)
             comp = prior.latent_log_density(z0).argmax(-1)
-            lm = dict(residual=residual, cost=cost, tol=1e-6, jacobian="finite")
+            lm = dict(residual=residual, cost=cost, tol=1e-6, jacobian=model.jacobian)
             spread = torch.full((len(x), 1), sd, dtype=dt, device=device)
             # Stage 1, data-led: the features barely tied to the manifold (spread × LOOSE_TIE), so the
             # data place them; the encoder then gives their latent code and its component. Started
@@ -229,7 +219,7 @@ class PigmentModel:
                                                   n_iter=max(self.n_iter // 2, 1),
                                                   constants=(evecs[moved], comp[moved], spread[moved]), **lm)
             feats = features_of(x, spread)
-            rot = cayley_rotation(x[:, nf + d:nf + d + 3], evecs)
+            rot = model.rotation(x, evecs)
             out = dict(tissue_maps(feats))
             principal = feats[:, :3].argmax(-1)  # log-eigenvalues: the largest picks e1
             out["evec1"] = torch.gather(rot, 2, principal[:, None, None].expand(-1, 3, 1))[..., 0]
@@ -240,7 +230,7 @@ class PigmentModel:
             out["latent"] = x[:, nf:nf + d]
             out["features"] = feats
             if self.uncertainty:
-                out.update(_laplace_std(predict, features_of, x, (evecs, comp, spread), sig, sqrt_w, n_sig))
+                out.update(_laplace_std(model, x, (evecs, comp, spread), sig, sqrt_w))
             return out
 
         out = run_chunked(solve, vox.signal, chunk_size=self.chunk_size, device=device, dtype=torch.float64,
@@ -250,22 +240,24 @@ class PigmentModel:
         return PigmentFit(self, {k: vox.scatter(v) for k, v in out.items()}, vox.mask, vox.affine, sigma)
 
 
-def _laplace_std(model, features_of, x, constants, sig, sqrt_w, n_sig) -> dict[str, torch.Tensor]:
+def _laplace_std(model: TissueSignalModel, x, constants, sig, sqrt_w) -> dict[str, torch.Tensor]:
     """Posterior standard deviations of :data:`UNCERTAIN_MAPS` (Laplace approximation): the
     covariance of all variables x is the inverse Gauss–Newton Hessian; the maps' Jacobian in x is
-    that of ``features_of`` ((x, spread) → features, spread = the last constant) chained with
-    :func:`tissue_maps`. Jacobians by batched forward differences (float64)."""
-    J = _jacobian_fd(model, x, model(x, *constants), constants)  # (V, P, M)
+    ∂f/∂x (the model's feature Jacobian) chained with that of :func:`tissue_maps` in the features
+    (forward differences)."""
+    n_sig = model.n_sig
+    J = model.jacobian(x, model.predict(x, *constants), *constants)  # (V, P, M)
     J = torch.cat([J[..., :n_sig] * sqrt_w / sig[:, :, None], J[..., n_sig:]], -1)  # whitened: data / σ, prior rows
     H = J @ J.transpose(1, 2)
     cov = torch.linalg.inv(H + 1e-9 * torch.eye(H.shape[-1], dtype=H.dtype, device=H.device))
 
-    def maps_of_x(v, spread):
-        m = tissue_maps(features_of(v, spread), quadrature=UNCERTAINTY_QUADRATURE)
+    def maps_of(feats):
+        m = tissue_maps(feats, quadrature=UNCERTAINTY_QUADRATURE)
         return torch.stack([m[n] for n in UNCERTAIN_MAPS], -1)
 
     spread = constants[-1]
-    Jm = _jacobian_fd(maps_of_x, x, maps_of_x(x, spread), (spread,))  # (V, P, n_maps)
+    feats = model.features(x, spread)
+    Jm = model.feature_jacobian(x, spread) @ _jacobian_fd(maps_of, feats, maps_of(feats))  # (V, P, n_maps)
     var = torch.einsum("vpm,vpq,vqm->vm", Jm, cov, Jm)
     return {f"{n}_std": torch.sqrt(var[:, i].clamp_min(0)) for i, n in enumerate(UNCERTAIN_MAPS)}
 

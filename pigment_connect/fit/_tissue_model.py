@@ -1,0 +1,141 @@
+"""The zero-shot PIGMENT model as the least-squares solver sees it, with its structured Jacobian.
+
+Kernel code only (tensors in, tensors out); :mod:`pigment_connect.fit.zero_shot` orchestrates.
+
+Per voxel the variables are x = (δ (9), z (d), ω (3), log S0) and the features are
+f = (G(z) + spread·δ)·std + mean (:mod:`pigment_connect.prior.tissue`). The prediction is
+[kurtosis-model signal, NODDI signal, δ, L_k⁻¹(z − m_k)] (the last two are the prior's
+pseudo-observations). Its Jacobian is assembled by the chain rule instead of perturbing all of x
+through the whole model:
+
+* the kurtosis signal depends on the features 0–5 and R only, the NODDI signal on the features
+  6–8 and e1 only, so each is differenced in its own features and ω (9 and 6 evaluations instead
+  of 19 of both);
+* ∂f/∂δ is diagonal and ∂f/∂z is the decoder's Jacobian (d decoder evaluations, once per point);
+* ∂S/∂log S0 = S exactly; the pseudo-observations are linear in δ and z.
+
+Forward differences use MINPACK's step √ε·max(1, |·|) in each differenced variable, as
+:func:`~pigment_connect.fit._lm._jacobian_fd` does for a whole model.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..prior.network import TissuePrior
+from ..prior.tissue import FEATURES, cayley_rotation, dki_tissue_signal, noddi_tissue_signal
+
+__all__ = ["TissueSignalModel"]
+
+N_FEATURES = len(FEATURES)
+_DKI_FEATURES = slice(0, 6)
+_NODDI_FEATURES = slice(6, 9)
+
+
+def _steps(v: torch.Tensor) -> torch.Tensor:
+    return torch.finfo(v.dtype).eps ** 0.5 * v.abs().clamp_min(1.0)
+
+
+def _perturbed(v: torch.Tensor, cols: slice) -> tuple[torch.Tensor, torch.Tensor]:
+    """(V·K, n) copies of ``v`` (V, n), copy k of each voxel with column ``cols.start + k`` stepped,
+    and the steps (V, K)."""
+    V, n = v.shape
+    K = cols.stop - cols.start
+    h = _steps(v[:, cols])
+    vp = v[:, None, :].repeat(1, K, 1)
+    vp[:, :, cols].diagonal(dim1=1, dim2=2).add_(h)
+    return vp.reshape(V * K, n), h
+
+
+class TissueSignalModel:
+    """Prediction and Jacobian of the zero-shot fit for one gradient table.
+
+    Parameters
+    ----------
+    prior : the tissue prior (on the fit's device and dtype).
+    bvals, bvecs : (N,) s/mm² and (N, 3), the table. dki_rows : (n,) indices of the measurements the
+        kurtosis model explains. stick : the NODDI stick coefficients of ``bvals``.
+    """
+
+    def __init__(self, prior: TissuePrior, bvals: torch.Tensor, bvecs: torch.Tensor, dki_rows: torch.Tensor,
+                 stick: torch.Tensor) -> None:
+        self.prior, self.bvals, self.bvecs, self.stick = prior, bvals, bvecs, stick
+        self.dki_bvals, self.dki_bvecs = bvals[dki_rows], bvecs[dki_rows]
+        self.n_dki, self.n_sig = len(dki_rows), len(dki_rows) + len(bvals)
+        self.d = prior.latent_dim
+        self.n_var = N_FEATURES + self.d + 4
+
+    # ------------------------------------------------------------------------------ pieces of x
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, N_FEATURES:N_FEATURES + self.d]
+
+    def rotation(self, x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        return cayley_rotation(x[:, N_FEATURES + self.d:N_FEATURES + self.d + 3], base)
+
+    def log_s0(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, N_FEATURES + self.d + 3]
+
+    def features(self, x: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+        """Tissue features (V, 9), de-standardised: (G(z) + spread·δ)·std + mean."""
+        p = self.prior
+        return (p.decoder(self.latent(x)) + spread * x[:, :N_FEATURES]) * p.std + p.mean
+
+    def _dki(self, s0, feats, rot):
+        return dki_tissue_signal(s0, feats, rot, self.dki_bvals, self.dki_bvecs)
+
+    def _noddi(self, s0, feats, rot):
+        return noddi_tissue_signal(s0, feats, rot, self.bvals, self.bvecs, stick=self.stick)
+
+    # ------------------------------------------------------------------------------ the model
+    def predict(self, x: torch.Tensor, base: torch.Tensor, component: torch.Tensor,
+                spread: torch.Tensor) -> torch.Tensor:
+        """(V, n_sig + 9 + d): signals (kurtosis rows, then NODDI rows), δ, whitened latent residual.
+        ``base`` (V, 3, 3) frames ω rotates, ``component`` (V,) each voxel's latent mixture
+        component, ``spread`` (V, 1) the features' tie to the manifold."""
+        feats, rot, s0 = self.features(x, spread), self.rotation(x, base), torch.exp(self.log_s0(x))
+        return torch.cat([self._dki(s0, feats, rot), self._noddi(s0, feats, rot), x[:, :N_FEATURES], self.prior.latent_residual(self.latent(x), component)], -1)
+
+    def feature_jacobian(self, x: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+        """∂f/∂x (V, P, 9): diagonal spread·std in δ, std·∂G/∂z in z (decoder by forward
+        differences), zero in ω and log S0."""
+        p, d, V = self.prior, self.d, len(x)
+        z = self.latent(x)
+        zp, h = _perturbed(z, slice(0, d))
+        g0 = p.decoder(z)
+        dg = (p.decoder(zp).reshape(V, d, N_FEATURES) - g0[:, None, :]) / h[:, :, None]
+        J = torch.zeros(V, self.n_var, N_FEATURES, dtype=x.dtype, device=x.device)
+        J[:, :N_FEATURES, :].diagonal(dim1=1, dim2=2).copy_(spread * p.std)
+        J[:, N_FEATURES:N_FEATURES + d, :] = dg * p.std
+        return J
+
+    def jacobian(self, x: torch.Tensor, pred: torch.Tensor, base: torch.Tensor, component: torch.Tensor,
+                 spread: torch.Tensor) -> torch.Tensor:
+        """(V, P, M) Jacobian of :meth:`predict` at x, whose prediction is ``pred`` (V, M)."""
+        V, nf, d = len(x), N_FEATURES, self.d
+        feats = self.features(x, spread)
+        rot = self.rotation(x, base)
+        s0 = torch.exp(self.log_s0(x))
+        dki0, noddi0 = pred[:, :self.n_dki], pred[:, self.n_dki:self.n_sig]
+        # Signal derivatives in the features and ω, each model only in what it depends on.
+        dS_df = torch.zeros(V, nf, self.n_sig, dtype=x.dtype, device=x.device)
+        dS_dw = torch.empty(V, 3, self.n_sig, dtype=x.dtype, device=x.device)
+        w_cols = slice(nf + d, nf + d + 3)
+        xw, hw = _perturbed(x, w_cols)
+        rot_w = cayley_rotation(xw[:, w_cols], base.repeat_interleave(3, 0))
+        s0_w = s0.repeat_interleave(3, 0)
+        for cols, out_cols, model, f0 in ((_DKI_FEATURES, slice(0, self.n_dki), self._dki, dki0),
+                                          (_NODDI_FEATURES, slice(self.n_dki, self.n_sig), self._noddi, noddi0)):
+            k = cols.stop - cols.start
+            fp, hf = _perturbed(feats, cols)
+            sf = model(s0.repeat_interleave(k, 0), fp, rot.repeat_interleave(k, 0))
+            dS_df[:, cols, out_cols] = (sf.reshape(V, k, -1) - f0[:, None, :]) / hf[:, :, None]
+            sw = model(s0_w, feats.repeat_interleave(3, 0), rot_w)
+            dS_dw[:, :, out_cols] = (sw.reshape(V, 3, -1) - f0[:, None, :]) / hw[:, :, None]
+        J = torch.zeros(V, self.n_var, pred.shape[1], dtype=x.dtype, device=x.device)
+        J[:, :, :self.n_sig] = self.feature_jacobian(x, spread) @ dS_df
+        J[:, w_cols, :self.n_sig] = dS_dw
+        J[:, -1, :self.n_sig] = pred[:, :self.n_sig]  # ∂S/∂log S0 = S
+        sig_end = self.n_sig
+        J[:, :nf, sig_end:sig_end + nf].diagonal(dim1=1, dim2=2).fill_(1.0)
+        J[:, nf:nf + d, sig_end + nf:] = self.prior.latent_whiten[component].transpose(1, 2)
+        return J
