@@ -9,7 +9,8 @@ clinical single-shell protocol, the kind PIGMENT is for. Without ../shared the g
 
 Methods, each timed on the whole mask in this process with ``--threads`` threads:
 PIGMENT zero-shot (``PigmentModel``, with its Laplace error bars — the default), PIGMENT
-amortised (``AmortisedPigment``: training for the table, then the fit), DIPY FORCE (simulation
+amortised (``AmortisedPigment``: training for the table, then the fit; and with ``spatial=True``,
+18-voxel 3-D neighbourhoods), DIPY FORCE (simulation
 library generated for the table, then the fit; ``--no-force`` skips it, ≈ 5 min on 2 cores) and
 DIPY DTI (WLS), the floor any model-based fit is compared with. Targets (issue #5): zero-shot
 < 180 s on 2 CPU cores, < 15 s on a GPU.
@@ -88,6 +89,10 @@ def main() -> None:
     _, train = timed(lambda: (amortised.train(), sync()))
     fit, secs = timed(lambda: (amortised.fit(data, mask=mask), sync())[0])
     rows.append(("PIGMENT amortised (+ error bars)", secs, train, fit.fa[mask]))
+    spatial = AmortisedPigment(gtab, spatial=True, device=device)
+    _, train = timed(lambda: (spatial.train(), sync()))
+    fit, secs = timed(lambda: (spatial.fit(data, mask=mask), sync())[0])
+    rows.append(("PIGMENT amortised, spatial (3-D)", secs, train, fit.fa[mask]))
 
     from dipy.core.gradients import gradient_table
     from dipy.reconst.dti import TensorModel

@@ -50,14 +50,15 @@ def _pigment_model(config: PipelineConfig, gtab, out_dir: Path):
     from ..fit import AmortisedPigment
 
     table = np.concatenate([np.round(gtab.bvals, 0), np.round(np.abs(gtab.bvecs), 4).ravel()])
+    spatial = config.model == "pigment-spatial"
     key = hashlib.sha256(table.tobytes() + str(config.seed).encode()).hexdigest()[:12]
-    path = out_dir / "models" / f"amortised-{key}"
+    path = out_dir / "models" / f"amortised-{'spatial-' if spatial else ''}{key}"
     if Path(f"{path}.pt").is_file():
         try:
             return AmortisedPigment.load(path, gtab)
         except InputError as exc:  # trained on another prior or table: train again
             log.warning("not reusing %s: %s", path, exc)
-    model = AmortisedPigment(gtab, seed=config.seed)
+    model = AmortisedPigment(gtab, seed=config.seed, spatial=spatial)
     model.train()
     model.save(path)
     return model
@@ -143,7 +144,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         _check_gradients(config, tensor_maps, scan, sub_dir, prefix, result)  # whose tensors permute with it
         lap("gradcheck")
     maps = tensor_maps
-    if config.model == "pigment":
+    if config.model.startswith("pigment"):
         maps = _pigment_model(config, dwi.gtab, out_dir).fit(dwi).maps
         lap("fit_pigment")
     for name, path in maps.save(sub_dir, prefix=prefix).items():

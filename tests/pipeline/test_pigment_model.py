@@ -34,3 +34,25 @@ def test_pigment_pipeline_trains_once_per_table_and_tracks_its_maps(tmp_path):
     assert any(sub.glob("*_meas-meanndi_connectome.tsv"))
     again = run_cohort(bids, tmp_path / "out", config, progress=False)
     assert list(again.summary["status"]) == ["skipped", "skipped"]
+
+
+def test_spatial_pigment_model_is_trained_saved_and_reused_as_spatial(tmp_path, monkeypatch):
+    from pigment_connect.datasets import make_subject
+    from pigment_connect.errors import InputError
+    from pigment_connect.fit import AmortisedPigment
+    from pigment_connect.pipeline import PipelineConfig
+    from pigment_connect.pipeline.stages import _pigment_model
+
+    monkeypatch.setitem(AmortisedPigment.__init__.__kwdefaults__, "n_train", 3000)  # a quick network
+    monkeypatch.setitem(AmortisedPigment.__init__.__kwdefaults__, "steps", 20)
+    dwi = make_subject(seed=1).dwi
+    config = PipelineConfig(model="pigment-spatial")
+    model = _pigment_model(config, dwi.gtab, tmp_path)
+    assert model.spatial
+    assert len(list((tmp_path / "models").glob("amortised-spatial-*.pt"))) == 1
+    again = _pigment_model(config, dwi.gtab, tmp_path)  # loaded, not retrained
+    assert again.spatial and again.history == {}
+    np.testing.assert_array_equal(again.fit(dwi).fa, model.fit(dwi).fa)
+    assert not _pigment_model(PipelineConfig(model="pigment"), dwi.gtab, tmp_path).spatial
+    with pytest.raises(InputError, match="pigment-spatial"):
+        PipelineConfig(model="pigment-3d")
