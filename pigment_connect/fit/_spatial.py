@@ -73,13 +73,14 @@ def neighbour_tissue(centre: torch.Tensor, rotation: torch.Tensor, others: torch
     share of the K slots is present (uniform; one patch in eight has no neighbour at all).
     """
     n, k = others.shape[:2]
-    dt = centre.dtype
-    rand = lambda *shape: torch.rand(*shape, generator=gen, dtype=dt)  # noqa: E731
+    dt, device = centre.dtype, centre.device  # draws on the CPU generator, then moved: the same on any device
+    rand = lambda *shape: torch.rand(*shape, generator=gen, dtype=dt).to(device)  # noqa: E731
+    randn = lambda *shape: torch.randn(*shape, generator=gen, dtype=dt).to(device)  # noqa: E731
     same = rand(n, k) < rand(n, 1)
     lo, hi = (math.log(v) for v in JITTER_RANGE)
     spread = torch.exp(lo + (hi - lo) * rand(n, 1, 1))
-    jittered = centre[:, None] + spread * torch.randn(n, k, centre.shape[-1], generator=gen, dtype=dt)
-    axis = torch.randn(n, k, 3, generator=gen, dtype=dt)
+    jittered = centre[:, None] + spread * randn(n, k, centre.shape[-1])
+    axis = randn(n, k, 3)
     axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     angle = rand(n, k) * rand(n, 1) * math.radians(MAX_TURN_DEG)
     turned = rotation[:, None] @ rotation_about(axis, angle)

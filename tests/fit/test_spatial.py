@@ -1,0 +1,55 @@
+"""Neighbourhood indexing and patch simulation behind amortised PIGMENT's spatial context."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pigment_connect.errors import InputError
+from pigment_connect.fit._spatial import MAX_TURN_DEG, neighbour_index, neighbour_tissue, rotation_about
+
+
+def test_neighbour_index_matches_a_brute_force_search():
+    rng = np.random.default_rng(0)
+    mask = rng.random((6, 5, 4)) < 0.6
+    ijk = np.argwhere(mask)
+    for name, limit, planar in (("3d", 2, False), ("in-plane", 2, True)):
+        index = neighbour_index(mask, name)
+        assert index.shape == (len(ijk), 18 if name == "3d" else 8)
+        for v, p in enumerate(ijk):
+            d = ijk - p
+            near = (np.abs(d).max(1) == 1) & ((d != 0).sum(1) <= limit)
+            if planar:
+                near &= d[:, 2] == 0
+            assert set(np.flatnonzero(near)) == set(index[v][index[v] >= 0])
+    with pytest.raises(InputError, match="3-D"):
+        neighbour_index(mask[..., 0], "3d")
+    with pytest.raises(InputError, match="neighbourhood"):
+        neighbour_index(mask, "6")
+
+
+def test_rotation_about_is_a_rotation_by_the_angle():
+    gen = torch.Generator().manual_seed(0)
+    axis = torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    axis = axis / axis.norm(dim=1, keepdim=True)
+    angle = torch.rand(50, generator=gen, dtype=torch.float64) * math.pi
+    R = rotation_about(axis, angle)
+    torch.testing.assert_close(R @ R.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(50, 3, 3))
+    torch.testing.assert_close(torch.linalg.det(R), torch.ones(50, dtype=torch.float64))
+    torch.testing.assert_close((R @ axis[..., None])[..., 0], axis)  # the axis is fixed
+    torch.testing.assert_close(torch.acos(((torch.diagonal(R, dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)), angle)
+
+
+def test_neighbour_tissue_mixes_turned_same_tissue_with_unrelated_draws():
+    gen = torch.Generator().manual_seed(1)
+    n, k = 2000, 18
+    centre = torch.zeros(n, 9)
+    rot = torch.eye(3).expand(n, 3, 3)
+    others = torch.full((n, k, 9), 50.0)  # unrelated tissue, recognisable
+    feats, frames, valid = neighbour_tissue(centre, rot, others, torch.eye(3).expand(n, k, 3, 3).clone(), gen)
+    same = feats.abs().amax(-1) < 20
+    assert 0.4 < same.float().mean() < 0.6  # patch-wise share uniform in [0, 1]
+    turn = torch.rad2deg(torch.acos(frames[..., 0, 0].clamp(-1, 1)))
+    assert float(turn[same].max()) <= MAX_TURN_DEG + 1e-3
+    assert 0.3 < valid.float().mean() < 0.6 and (~valid).all(1).float().mean() > 0.1
