@@ -110,22 +110,20 @@ def fit_pigment(data, gtab, mask, sigma, prior=None):
     return {m: getattr(fit, m) for m in MAPS}
 
 
-def fit_amortised(data, gtab, mask, sigma, prior=None, *, spatial=False):
-    """Amortised PIGMENT on ``mask``; ``spatial`` fits the spatial model on ``spatial`` (the brain
-    mask, so that scored voxels have their neighbours) with in-plane neighbourhoods: the slab's
-    two slices are not contiguous (their b=0 images correlate 0.55, against 0.88 for voxels one
-    apart in-plane)."""
+def fit_amortised(data, gtab, mask, sigma, prior=None, *, spatial_mask=None):
+    """Amortised PIGMENT scored on ``mask``. With ``spatial_mask`` (the brain mask, so that scored
+    voxels have their neighbours) the spatial model is fitted there with in-plane neighbourhoods:
+    the slab's two slices are not contiguous (their b=0 images correlate 0.55, against 0.88 for
+    voxels one apart in-plane)."""
     from pigment_connect.fit import AmortisedPigment
 
-    model = AmortisedPigment(gtab, prior=prior, spatial=spatial is not False, device="cpu")
+    spatial = spatial_mask is not None
+    model = AmortisedPigment(gtab, prior=prior, spatial=spatial, device="cpu")
     t = time.perf_counter()
     model.train()
     train = time.perf_counter() - t
     t = time.perf_counter()
-    if spatial is False:
-        fit = model.fit(data, mask=mask, sigma=sigma)
-    else:
-        fit = model.fit(data, mask=spatial, sigma=sigma, neighbourhood="in-plane")
+    fit = model.fit(data, mask=spatial_mask if spatial else mask, sigma=sigma, neighbourhood="in-plane")
     return {m: getattr(fit, m) for m in MAPS}, time.perf_counter() - t, train
 
 
@@ -253,7 +251,7 @@ def main() -> None:
         t = time.perf_counter()
         results["PIGMENT"] = (fit_pigment(sub, gtab, mask, sigma, args.prior), time.perf_counter() - t, 0.0)
         results["PIGMENT-amortised"] = fit_amortised(sub, gtab, mask, sigma, args.prior)
-        results["PIGMENT-spatial"] = fit_amortised(sub, gtab, mask, sigma, args.prior, spatial=dwi.mask)
+        results["PIGMENT-spatial"] = fit_amortised(sub, gtab, mask, sigma, args.prior, spatial_mask=dwi.mask)
         if not args.no_peers:
             for peer, fn in (("FORCE", lambda w: fit_force(sub, bv, bc, mask, w, args.threads)),
                              ("AMICO", lambda w: fit_amico(sub, bv, bc, mask, dwi.affine, w))):
