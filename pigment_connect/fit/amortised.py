@@ -255,8 +255,8 @@ class AmortisedPigment:
             neighbourhood: str = "3d", progress: bool = False) -> PigmentFit:
         """Maps of the voxels of ``mask`` (a :class:`~pigment_connect.fit.zero_shot.PigmentFit`:
         every map, ``evec1``, ``tensor``, ``s0``, ``nrmse``, ``features`` and ``<map>_std``).
-        ``sigma``: noise σ in signal units (default: estimated from repeated b=0 volumes, else
-        SNR 30 assumed, with a warning). ``neighbourhood`` (spatial models only): ``"3d"`` or
+        ``sigma``: noise σ in signal units (default: as :func:`~pigment_connect.fit.zero_shot.noise_sigma`
+        — repeated b=0 volumes, else tensor-fit residuals, else SNR 30 assumed with a warning). ``neighbourhood`` (spatial models only): ``"3d"`` or
         ``"in-plane"`` (:data:`._spatial.NEIGHBOURHOODS`; the latter for slabs whose slices are
         not contiguous); neighbours outside the mask are left out."""
         if self.network is None:

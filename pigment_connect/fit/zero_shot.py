@@ -47,7 +47,7 @@ from ._lm import _jacobian_fd, levenberg_marquardt
 from ._tissue_model import TissueSignalModel
 from .dki import check_kurtosis_protocol
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
-from .noise import likelihood_terms
+from .noise import likelihood_terms, residual_sigma
 from .voxelwise import check_fit_method, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 
 __all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS", "noise_sigma"]
@@ -67,14 +67,19 @@ UNCERTAINTY_QUADRATURE = (8, 16)
 
 def noise_sigma(gtab: GradientTable, sigma: float | None, signal: np.ndarray, *, stacklevel: int = 2) -> float:
     """Noise σ (signal units): ``sigma`` if given, else estimated from repeated b=0 volumes of
-    ``signal`` (V, N), else assumed from an SNR of :data:`DEFAULT_SNR` on b=0 (with a warning)."""
+    ``signal`` (V, N), else from the residuals of a tensor fit where one b=0 volume leaves it
+    degrees of freedom (:func:`~pigment_connect.fit.noise.residual_sigma`, e.g. 1 b0 + 12), else
+    assumed from an SNR of :data:`DEFAULT_SNR` on b=0 (with a warning; 1 b0 + 6)."""
     if sigma is not None or gtab.n_b0 >= 2:
         return likelihood_terms(True, sigma, signal, gtab).sigma
+    estimated = residual_sigma(signal, gtab)
+    if estimated is not None:
+        return estimated
     b0 = signal[:, gtab.b0s_mask]
     s0 = float(np.median(b0)) if b0.size else 1.0
-    warnings.warn(f"one b=0 volume: the noise σ cannot be estimated; assuming SNR {DEFAULT_SNR:g} on b=0 "
-                  f"(σ = {s0 / DEFAULT_SNR:.4g}). Pass sigma= for a calibrated balance of data and prior.",
-                  InputWarning, stacklevel=stacklevel + 1)
+    warnings.warn(f"one b=0 volume and no spare directions: the noise σ cannot be estimated; assuming SNR "
+                  f"{DEFAULT_SNR:g} on b=0 (σ = {s0 / DEFAULT_SNR:.4g}). Pass sigma= for a calibrated balance of "
+                  "data and prior.", InputWarning, stacklevel=stacklevel + 1)
     return s0 / DEFAULT_SNR
 
 
@@ -86,7 +91,8 @@ class PigmentModel:
     gtab : any table that determines a diffusion tensor (≥ 1 b=0, ≥ 6 non-collinear directions).
     prior : a :class:`~pigment_connect.prior.TissuePrior`, a path to one, or None for the shipped prior.
     fit_method : ``"RNLLS"`` (Rician likelihood, default) or ``"NLLS"`` (Gaussian).
-    sigma : noise σ in signal units; default estimated from repeated b=0 volumes, else assumed from
+    sigma : noise σ in signal units; default estimated from repeated b=0 volumes, else from the
+        residuals of a tensor fit (one b0 and ≥ 8 directions, :func:`noise_sigma`), else assumed from
         an SNR of 30 on b=0 (with a warning: pass ``sigma`` for a calibrated prior weight).
     feature_sigma : how far (in standardised feature units) a voxel's tissue may leave the prior's
         manifold: the features are free variables with the penalty ‖(f − G(z))/feature_sigma‖²/2,

@@ -1,0 +1,52 @@
+"""σ for scans with one b=0 volume: from the residuals of a tensor fit where directions are spare."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from pigment_connect.datasets import make_protocol, make_subject
+from pigment_connect.errors import InputWarning
+from pigment_connect.fit.noise import residual_sigma
+from pigment_connect.fit.zero_shot import DEFAULT_SNR, noise_sigma
+
+
+@pytest.mark.parametrize(("snr", "tolerance"), [(30.0, 0.05), (10.0, 0.15)])
+def test_residual_sigma_recovers_the_phantom_noise(snr, tolerance):
+    subject = make_subject(protocol="clinical", snr=snr, seed=3)  # 1 b0 + 12 directions
+    signal = subject.dwi.data[subject.dwi.mask]
+    true = float(subject.truth["sigma"])
+    estimate = residual_sigma(signal, subject.dwi.gtab)
+    assert abs(estimate / true - 1) < tolerance, (estimate, true)  # measured 0.99 (SNR 30), 0.90 (SNR 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)  # estimated: no "assuming SNR" warning
+        assert noise_sigma(subject.dwi.gtab, None, signal) == estimate
+
+
+def test_one_b0_and_six_directions_leave_nothing_to_estimate_from():
+    gtab = make_protocol("sparse6")
+    signal = np.random.default_rng(0).uniform(100, 1000, size=(500, len(gtab)))
+    assert residual_sigma(signal, gtab) is None
+    with pytest.warns(InputWarning, match="assuming SNR"):
+        sigma = noise_sigma(gtab, None, signal)
+    assert sigma == pytest.approx(np.median(signal[:, gtab.b0s_mask]) / DEFAULT_SNR)
+
+
+def test_residual_sigma_on_a_real_scan_agrees_with_its_repeated_b0s(shared_data):
+    from scipy.stats import chi2
+
+    from pigment_connect.io import load_dwi
+
+    folder = shared_data / "dwi_mdt_b1k_b2k"
+    stem = "b1k_b2k_example_slices_24_38"
+    dwi = load_dwi(folder / f"{stem}.nii.gz", bvals=folder / "b1k_b2k.bval", bvecs=folder / "b1k_b2k.bvec",
+                   mask=folder / f"{stem}_mask.nii.gz")
+    signal = np.clip(dwi.data[dwi.mask], 0, None)
+    b0 = signal[:, dwi.gtab.b0s_mask]  # 13 repeats: robust pooled σ (median variance, χ² median corrected)
+    dof = b0.shape[1] - 1
+    from_b0s = float(np.sqrt(np.median(b0.var(1, ddof=1)) / (chi2.ppf(0.5, dof) / dof)))
+    first_b0 = int(np.flatnonzero(dwi.gtab.b0s_mask)[0])
+    shell = np.flatnonzero(np.abs(dwi.gtab.bvals - 1000) < 50)[:12]
+    vols = np.r_[first_b0, shell]
+    estimate = residual_sigma(signal[:, vols], dwi.gtab.subset(vols))
+    assert abs(estimate / from_b0s - 1) < 0.15, (estimate, from_b0s)  # measured 13.9 against 15.7
