@@ -7,8 +7,9 @@ far to trust each neighbour: it sees the voxel's signal summary and, for each ne
 neighbour's summary, their difference and the alignment of their principal axes, pooled over the
 neighbours (a permutation-invariant "deep set", so any number of neighbours, mask edges included).
 Training patches mix neighbours of the same tissue (features jittered by a patch-wise amount,
-orientation turned by up to a patch-wise angle) with unrelated tissue, in patch-wise proportions,
-so the network meets boundaries, homogeneous regions and everything between.
+orientation turned by up to a patch-wise angle), partial-volume neighbours (the same tissue's
+signal mixed with an unrelated tissue's) and unrelated tissue, in patch-wise proportions, so the
+network meets boundaries, homogeneous regions and everything between.
 """
 
 from __future__ import annotations
@@ -62,21 +63,25 @@ def rotation_about(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     return torch.eye(3, dtype=axis.dtype, device=axis.device) + s * cross + (1 - c) * cross @ cross
 
 
-def neighbour_tissue(centre: torch.Tensor, rotation: torch.Tensor, others: torch.Tensor, other_rotation: torch.Tensor,
-                     gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Standardised features (n, K, 9), frames (n, K, 3, 3) and a validity mask (n, K) of the
-    neighbours of ``n`` patch centres (features ``centre`` (n, 9), frames ``rotation`` (n, 3, 3)).
+def neighbour_tissue(centre: torch.Tensor, rotation: torch.Tensor, n_slots: int, gen: torch.Generator
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The neighbour slots of ``n`` patch centres (standardised features ``centre`` (n, 9), frames
+    ``rotation`` (n, 3, 3)): same-tissue features (n, K, 9) and frames (n, K, 3, 3), the share
+    (n, K) of each slot's signal that comes from unrelated tissue instead, and a validity mask (n, K).
 
-    Per patch: a share of same-tissue neighbours (uniform in [0, 1]), their spread (log-uniform
-    in :data:`JITTER_RANGE`) and turn (uniform up to :data:`MAX_TURN_DEG`); the rest are the
-    unrelated draws ``others`` (n, K, 9) in frames ``other_rotation`` (n, K, 3, 3). A patch-wise
-    share of the K slots is present (uniform; one patch in eight has no neighbour at all).
+    Per patch: the spread of same-tissue features (log-uniform in :data:`JITTER_RANGE`) and the
+    largest turn of their orientation (uniform up to :data:`MAX_TURN_DEG`); a share of slots that
+    are the same tissue (uniform in [0, 1]); of the others, a share that are partial-volume mixes
+    (unrelated share uniform in [0, 1]), the rest wholly unrelated. A patch-wise share of the K
+    slots is present (uniform; one patch in eight has no neighbour at all).
     """
-    n, k = others.shape[:2]
+    n, k = len(centre), n_slots
     dt, device = centre.dtype, centre.device  # draws on the CPU generator, then moved: the same on any device
     rand = lambda *shape: torch.rand(*shape, generator=gen, dtype=dt).to(device)  # noqa: E731
     randn = lambda *shape: torch.randn(*shape, generator=gen, dtype=dt).to(device)  # noqa: E731
     same = rand(n, k) < rand(n, 1)
+    mixed = rand(n, k) < rand(n, 1)
+    other_share = torch.where(same, 0.0, torch.where(mixed, rand(n, k), 1.0))
     lo, hi = (math.log(v) for v in JITTER_RANGE)
     spread = torch.exp(lo + (hi - lo) * rand(n, 1, 1))
     jittered = centre[:, None] + spread * randn(n, k, centre.shape[-1])
@@ -84,10 +89,8 @@ def neighbour_tissue(centre: torch.Tensor, rotation: torch.Tensor, others: torch
     axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     angle = rand(n, k) * rand(n, 1) * math.radians(MAX_TURN_DEG)
     turned = rotation[:, None] @ rotation_about(axis, angle)
-    feats = torch.where(same[..., None], jittered, others)
-    frames = torch.where(same[..., None, None], turned, other_rotation)
     valid = (rand(n, k) < rand(n, 1)) & (rand(n, 1) >= 0.125)
-    return feats, frames, valid
+    return jittered, turned, other_share, valid
 
 
 class SpatialNetwork(nn.Module):

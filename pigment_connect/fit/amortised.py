@@ -163,37 +163,43 @@ class AmortisedPigment:
         lo, hi = (math.log(s) for s in self.snr_range)
         return torch.exp(lo + (hi - lo) * torch.rand(n, generator=gen)).reciprocal().to(device, dtype)
 
-    def _signals(self, target: torch.Tensor, rotation: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator,
-                 chunk: int = 65536) -> torch.Tensor:
-        """Rician signals (M, N) (S0 = 1) of standardised features (M, 9) in frames (M, 3, 3) at noise σ (M,)."""
+    def _clean_signals(self, target: torch.Tensor, rotation: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+        """Noise-free signals (M, N) (S0 = 1) of standardised features (M, 9) in frames (M, 3, 3)."""
         device, dtype = target.device, target.dtype
         prior = self.prior.to(device=device, dtype=dtype)
         bvals, bvecs = gradient_tensors(self.gtab, device, dtype)
         stick = stick_coefficients(bvals * D_PAR, legendre_order(float(bvals.max()) * D_PAR, tol=1e-7))
         with torch.no_grad():
-            clean = torch.cat([_tissue_signal(target[sl] * prior.std + prior.mean, rotation[sl], bvals, bvecs,
-                                              stick=stick, kurtosis_ceiling=1.5)
-                               for sl in (slice(i, i + chunk) for i in range(0, len(target), chunk))])
-            noise = lambda: torch.randn(clean.shape, generator=gen).to(device, dtype) * sigma[:, None]  # noqa: E731
-            return torch.sqrt((clean + noise()) ** 2 + noise() ** 2)
+            return torch.cat([_tissue_signal(target[sl] * prior.std + prior.mean, rotation[sl], bvals, bvecs,
+                                             stick=stick, kurtosis_ceiling=1.5)
+                              for sl in (slice(i, i + chunk) for i in range(0, len(target), chunk))])
+
+    @staticmethod
+    def _rician(clean: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Rician magnitude of ``clean`` (M, N) at noise σ (M,)."""
+        noise = lambda: torch.randn(clean.shape, generator=gen).to(clean) * sigma[:, None]  # noqa: E731
+        return torch.sqrt((clean + noise()) ** 2 + noise() ** 2)
 
     def _simulate(self, n: int, gen: torch.Generator, device, dtype=torch.float32):
         """Signals (n, N) (S0 = 1, Rician), σ (n,), standardised features (n, 9)."""
         target, rot = self._draw_tissue(n, gen, device, dtype)
         sigma = self._draw_sigma(n, gen, device, dtype)
-        return self._signals(target, rot, sigma, gen), sigma, target
+        return self._rician(self._clean_signals(target, rot), sigma, gen), sigma, target
 
     def _simulate_patches(self, n: int, gen: torch.Generator, device, dtype=torch.float32):
-        """Patches of a centre and :data:`MAX_NEIGHBOURS` neighbour slots (:func:`._spatial.neighbour_tissue`):
+        """Patches of a centre and :data:`MAX_NEIGHBOURS` neighbour slots (:func:`._spatial.neighbour_tissue`;
+        a slot's signal mixes its same-tissue and unrelated signals by its unrelated share):
         signals (n, 1 + K, N), σ (n,) (one per patch), the centres' features (n, 9), validity (n, K)."""
         k = MAX_NEIGHBOURS
         centre, rot = self._draw_tissue(n, gen, device, dtype)
         others, other_rot = self._draw_tissue(n * k, gen, device, dtype)
-        feats, frames, valid = neighbour_tissue(centre, rot, others.view(n, k, -1), other_rot.view(n, k, 3, 3), gen)
+        same, same_rot, other_share, valid = neighbour_tissue(centre, rot, k, gen)
         sigma = self._draw_sigma(n, gen, device, dtype)
-        target = torch.cat([centre[:, None], feats], 1).flatten(0, 1)
-        frames = torch.cat([rot[:, None], frames], 1).flatten(0, 1)
-        signal = self._signals(target, frames, sigma.repeat_interleave(k + 1), gen)
+        share = other_share.reshape(-1, 1)
+        neighbours = ((1 - share) * self._clean_signals(same.flatten(0, 1), same_rot.flatten(0, 1))
+                      + share * self._clean_signals(others, other_rot))
+        clean = torch.cat([self._clean_signals(centre, rot)[:, None], neighbours.view(n, k, -1)], 1).flatten(0, 1)
+        signal = self._rician(clean, sigma.repeat_interleave(k + 1), gen)
         return signal.view(n, k + 1, -1), sigma, centre, valid
 
     def _new_network(self, n_in: int) -> nn.Module:
