@@ -44,7 +44,7 @@ from ..prior.tissue import (
 )
 from ._lm import _jacobian
 from ._spatial import MAX_NEIGHBOURS, NEIGHBOURHOODS, SpatialNetwork, neighbour_index, neighbour_tissue
-from .dti import check_tensor_protocol, design_matrix, weighted_log_linear
+from .dti import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
 from .voxelwise import extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 from .zero_shot import DKI_MAX_B, UNCERTAIN_MAPS, UNCERTAINTY_QUADRATURE, PigmentFit, noise_sigma
 
@@ -52,7 +52,6 @@ __all__ = ["AmortisedPigment"]
 
 SNR_RANGE = (5.0, 100.0)
 """b=0 SNR range of the training signals (log-uniform)."""
-_DTI_MAX_B = 1500.0
 
 
 class _Summary:
@@ -60,7 +59,7 @@ class _Summary:
 
     def __init__(self, gtab: GradientTable, device, dtype) -> None:
         self.bvals, self.bvecs = gradient_tensors(gtab, device, dtype)
-        low = gtab.bvals <= _DTI_MAX_B
+        low = gtab.bvals <= TENSOR_MAX_B
         rows = np.flatnonzero(low if (~gtab.b0s_mask & low).sum() >= 6 else np.ones(len(gtab), bool))
         self.dti_rows = torch.as_tensor(rows, device=device)
         self.X = torch.as_tensor(design_matrix(gtab.subset(rows)), dtype=torch.float64, device=device)

@@ -39,6 +39,8 @@ from .noise import likelihood_terms
 __all__ = ["TensorModel", "TensorFit", "design_matrix", "check_tensor_protocol", "TENSOR_ORDER"]
 
 FIT_METHODS = ("WLS", "OLS", "NLLS", "RNLLS")
+TENSOR_MAX_B = 1500.0
+"""Highest b-value (s/mm²) of the volumes a kurtosis-free tensor is fitted to where a table has more."""
 
 
 def design_matrix(gtab: GradientTable) -> np.ndarray:

@@ -14,9 +14,6 @@ from ..physics.noise import estimate_sigma_b0, rician_expected_residual, rician_
 
 __all__ = ["LikelihoodTerms", "likelihood_terms", "residual_sigma"]
 
-RESIDUAL_MAX_B = 1500.0
-"""Volumes up to this b-value (s/mm²) enter the tensor fit behind :func:`residual_sigma`."""
-
 @dataclass(frozen=True)
 class LikelihoodTerms:
     """The residual and cost functions :func:`~._lm.levenberg_marquardt` takes. Per-voxel data: ``y`` (V, N), each voxel's signal
@@ -73,7 +70,7 @@ def residual_sigma(signal: np.ndarray, gtab: GradientTable, *, min_dof: int = 2)
     volumes; None where the fit leaves fewer than ``min_dof`` degrees of freedom (1 b0 + 6).
 
     A weighted log-linear tensor fit (two WLS iterations) of the volumes with b ≤
-    :data:`RESIDUAL_MAX_B` in the brighter half of the voxels (by b=0 signal: Rician noise is
+    :data:`~.dti.TENSOR_MAX_B` in the brighter half of the voxels (by b=0 signal: Rician noise is
     close to Gaussian there), residuals in signal units. Each voxel's RSS/σ² is χ² with
     n − 7 degrees of freedom, so σ² = median(RSS / dof) divided by the median of χ²_dof / dof,
     robust to the voxels (crossings, artefacts) the tensor does not fit. Measured: within 1% of
@@ -86,9 +83,9 @@ def residual_sigma(signal: np.ndarray, gtab: GradientTable, *, min_dof: int = 2)
     """
     from scipy.stats import chi2
 
-    from .dti import design_matrix, weighted_log_linear
+    from .dti import TENSOR_MAX_B, design_matrix, weighted_log_linear
 
-    rows = np.flatnonzero(gtab.bvals <= RESIDUAL_MAX_B)
+    rows = np.flatnonzero(gtab.bvals <= TENSOR_MAX_B)
     dof = len(rows) - 7
     if dof < min_dof or not gtab.n_b0 or len(signal) < 10:
         return None
