@@ -16,7 +16,13 @@ median absolute errors against the reference over a seeded random subset of brai
 (``--voxels``, the same voxels for every method).
 
 Protocols, subsets of the scan's own volumes (directions picked greedily to be well spread):
-``1b0+6`` and ``1b0+12`` at b=1000, ``1b0+8+8`` at b=1000 and 2000, and ``full``. ``--snr10`` adds
+``1b0+6`` and ``1b0+12`` at b=1000, ``1b0+8+8`` at b=1000 and 2000, and ``full``. On ``full`` the
+conventional fit *is* the reference, so its error is zero by construction and the issue's "no
+worse than the conventional fit by more than 5%" can only be read as "within 5% of its values".
+``half`` reads it as stated: every shell's volumes are split alternately into halves A and B
+(7 + 15 + 30 and 6 + 15 + 30 volumes); the methods fit half B and are scored against the same
+dense fits of half A — a reference whose noise is independent of theirs — with the WM/GM masks
+also from half A. Target there: PIGMENT's error ≤ 1.05 × the conventional fit's. ``--snr10`` adds
 Rician noise to every subset so that the b=0 SNR in white matter is 10 (a low-field-like scan);
 the reference stays the clean dense fit.
 
@@ -48,7 +54,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "dwi_mdt_b1k_b2k"
 STEM = "b1k_b2k_example_slices_24_38"
 MAPS = ("fa", "md", "mk", "ndi", "odi")
-PROTOCOLS = {"1b0+6": {1000: 6}, "1b0+12": {1000: 12}, "1b0+8+8": {1000: 8, 2000: 8}, "full": None}
+PROTOCOLS = {"1b0+6": {1000: 6}, "1b0+12": {1000: 12}, "1b0+8+8": {1000: 8, 2000: 8}, "full": None, "half": "B"}
 
 
 def spread_subset(bvecs: np.ndarray, n: int) -> np.ndarray:
@@ -62,10 +68,20 @@ def spread_subset(bvecs: np.ndarray, n: int) -> np.ndarray:
     return np.array(sorted(chosen))
 
 
-def protocol_volumes(bvals: np.ndarray, bvecs: np.ndarray, shells: dict[int, int] | None) -> np.ndarray:
-    """Volume indices of a protocol: the first b=0 plus ``shells`` {b: n directions}; None = all."""
+def split_half(bvals: np.ndarray, half: str) -> np.ndarray:
+    """Volume indices of half ``"A"`` (the 1st, 3rd, ... volume of every shell, b=0 included) or ``"B"``
+    (the 2nd, 4th, ...)."""
+    shells = np.round(bvals / 100.0)
+    return np.sort(np.concatenate([np.flatnonzero(shells == s)[{"A": 0, "B": 1}[half]::2] for s in np.unique(shells)]))
+
+
+def protocol_volumes(bvals: np.ndarray, bvecs: np.ndarray, shells: dict[int, int] | str | None) -> np.ndarray:
+    """Volume indices of a protocol: the first b=0 plus ``shells`` {b: n directions}; None = all;
+    ``"A"``/``"B"``: a half of every shell (:func:`split_half`)."""
     if shells is None:
         return np.arange(len(bvals))
+    if isinstance(shells, str):
+        return split_half(bvals, shells)
     picked = [int(np.flatnonzero(bvals < 50)[0])]
     for b, n in shells.items():
         shell = np.flatnonzero(np.abs(bvals - b) < 50)
@@ -208,8 +224,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     sys.path.insert(0, str(HERE.parent))
-    from pigment_connect.fit import DiffusionKurtosisModel, NoddiModel, TensorModel
     from pigment_connect.io import load_dwi
+    from pigment_connect.io.gradients import GradientTable
 
     if not DATA.is_dir():
         sys.exit(f"needs {DATA}")
@@ -217,23 +233,21 @@ def main() -> None:
                    mask=DATA / f"{STEM}_mask.nii.gz")
     data, bvals, bvecs = np.clip(dwi.data, 0, None), dwi.gtab.bvals, dwi.gtab.bvecs
     print(f"scan {DATA.name}: {data.shape}, {dwi.mask.sum()} brain voxels; threads {args.threads}")
-    t = time.perf_counter()
-    dki = DiffusionKurtosisModel(dwi.gtab).fit(data, mask=dwi.mask)
-    noddi = NoddiModel(dwi.gtab).fit(data, mask=dwi.mask)
-    low = np.flatnonzero(bvals <= 1500)
-    dti = TensorModel(dwi.gtab.subset(low)).fit(data[..., low], mask=dwi.mask)
-    ref = {"fa": dki.fa, "md": dki.md, "mk": dki.mk, "ndi": noddi.ndi, "odi": noddi.odi, "fa_dti": dti.fa,
-           "md_dti": dti.md}
-    print(f"dense reference fits: {time.perf_counter() - t:.1f} s")
     rng = np.random.default_rng(0)
     brain = np.argwhere(dwi.mask)
     pick = brain[rng.choice(len(brain), min(args.voxels, len(brain)), replace=False)]
     mask = np.zeros_like(dwi.mask)
     mask[tuple(pick.T)] = True
-    regions = {"WM": mask & (ref["fa"] > 0.4),
-               "GM": mask & (ref["fa"] < 0.2) & (ref["md"] < 1.1e-3) & (noddi.fwf < 0.3)}
-    print(f"scored voxels: {mask.sum()} (WM {regions['WM'].sum()}, GM {regions['GM'].sum()})\n")
-    from pigment_connect.io.gradients import GradientTable
+    t = time.perf_counter()
+    ref, regions = reference(data, dwi.gtab, dwi.mask, mask)
+    print(f"dense reference fits: {time.perf_counter() - t:.1f} s")
+    print(f"scored voxels: {mask.sum()} (WM {regions['WM'].sum()}, GM {regions['GM'].sum()})")
+    references = {name: (ref, regions) for name in PROTOCOLS if name != "half"}
+    if "half" in args.protocols:
+        half_a = split_half(bvals, "A")
+        references["half"] = reference(data[..., half_a], dwi.gtab.subset(half_a), dwi.mask, mask)
+        print(f"half-A reference: WM {references['half'][1]['WM'].sum()}, GM {references['half'][1]['GM'].sum()} voxels")
+    print()
 
     runs = [(p, None) for p in args.protocols] + ([(p, 10.0) for p in args.protocols] if args.snr10 else [])
     rows = []
@@ -242,7 +256,7 @@ def main() -> None:
         sub, bv, bc = data[..., vols], bvals[vols], bvecs[vols]
         sigma = None
         if snr is not None:
-            sub, sigma = add_rician(sub, bv < 50, regions["WM"] | (mask & (ref["fa"] > 0.4)), snr, seed=1)
+            sub, sigma = add_rician(sub, bv < 50, regions["WM"], snr, seed=1)
         gtab = GradientTable(bv, bc)
         label = name + (f" @SNR{snr:g}" if snr else "")
         results = {}
@@ -265,10 +279,26 @@ def main() -> None:
                     os.chdir(cwd)
                     shutil.rmtree(work, ignore_errors=True)
         for method, (maps, wall, gen) in results.items():
-            rows.append((label, method, scores(maps, ref, regions), wall, gen))
+            rows.append((label, method, scores(maps, *references[name]), wall, gen))
         print_table([r for r in rows if r[0] == label])
     typical = {(m, r): float(np.median(np.abs(ref[m][sel]))) for m in MAPS for r, sel in regions.items()}
     print_targets(rows, typical)
+
+
+def reference(data, gtab, brain, mask) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Dense conventional fits of ``data`` in ``brain`` (see the module docstring) and the WM/GM masks
+    (within the scored voxels ``mask``) they define."""
+    from pigment_connect.fit import DiffusionKurtosisModel, NoddiModel, TensorModel
+
+    dki = DiffusionKurtosisModel(gtab).fit(data, mask=brain)
+    noddi = NoddiModel(gtab).fit(data, mask=brain)
+    low = np.flatnonzero(gtab.bvals <= 1500)
+    dti = TensorModel(gtab.subset(low)).fit(data[..., low], mask=brain)
+    ref = {"fa": dki.fa, "md": dki.md, "mk": dki.mk, "ndi": noddi.ndi, "odi": noddi.odi, "fa_dti": dti.fa,
+           "md_dti": dti.md}
+    regions = {"WM": mask & (ref["fa"] > 0.4),
+               "GM": mask & (ref["fa"] < 0.2) & (ref["md"] < 1.1e-3) & (noddi.fwf < 0.3)}
+    return ref, regions
 
 
 def _fmt(v, m):
@@ -297,7 +327,7 @@ def print_targets(rows, typical: dict) -> None:
     print("targets (ratio = PIGMENT error / peer error, WM and GM; target ≤ 0.70):")
     for label, method in dict.fromkeys((r[0], r[1]) for r in rows if r[1].startswith("PIGMENT")):
         pig = by[(label, method)]
-        if label.startswith("full"):
+        if label.startswith(("full", "half")):
             continue
         for peer, names in (("conventional", ("fa", "md", "mk", "fa_dti", "md_dti")), ("FORCE", ("ndi", "odi"))):
             other = by.get((label, peer))
@@ -309,6 +339,13 @@ def print_targets(rows, typical: dict) -> None:
                     a, b = pig[(m, r)], other[(m, r)]
                     parts.append(f"{m}/{r} " + ("n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"))
             print(f"  {label} {method} vs {peer}: " + ", ".join(parts))
+    for label, method in dict.fromkeys((r[0], r[1]) for r in rows if r[1].startswith("PIGMENT")):
+        conv = by.get((label, "conventional"))
+        if label.startswith("half") and conv:
+            print(f"  {label} {method} vs conventional, independent half-A reference (target ≤ 1.05): " + ", ".join(
+                f"{m}/{r} " + ("n/a" if by[(label, method)][(m, r)] is None or not conv[(m, r)]
+                               else f"{by[(label, method)][(m, r)] / conv[(m, r)]:.2f}")
+                for m in MAPS for r in ("WM", "GM")))
     for method in ("PIGMENT", "PIGMENT-amortised", "PIGMENT-spatial"):
         full = by.get(("full", method))
         if full:
