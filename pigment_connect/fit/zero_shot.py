@@ -27,6 +27,7 @@ variables is the inverse Gauss–Newton Hessian, pushed through the maps' Jacobi
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 import torch
@@ -163,15 +164,16 @@ class PigmentModel:
 
         sqrt_w = weights.sqrt()
 
-        def residual(pred, y, sig):
-            head = pred[:, :n_sig]
-            r = head - y if not rician else -rician_expected_residual(head, y, sig)
-            return torch.cat([r * sqrt_w, pred[:, n_sig:] * sig], -1)
+        residual = partial(_fit_residual, n_sig=n_sig, sqrt_w=sqrt_w, rician=rician)
+        cost = partial(_fit_cost, n_sig=n_sig, weights=weights, rician=rician)
 
-        def cost(pred, r, y, sig):
-            if not rician:
-                return 0.5 * (r * r).sum(-1)
-            return rician_nll(pred[:, :n_sig], y, sig, weights) * sig[:, 0] ** 2 + 0.5 * (r[:, n_sig:] ** 2).sum(-1)
+        def predict_lm(x, base, comp, spread, sig):  # σ rides along for residual_jacobian
+            return predict(x, base, comp, spread)
+
+        def residual_jacobian(x, pred, base, comp, spread, sig):
+            """Jacobian of ``residual`` (rows scaled as it scales the prediction's), so that the
+            solver's Gauss–Newton step is that of the cost it accepts steps on."""
+            return _residual_scaled(model.jacobian(x, pred, base, comp, spread), n_sig, sqrt_w, sig)
 
         try:
             check_kurtosis_protocol(self.gtab.subset(np.flatnonzero(self.gtab.bvals <= DKI_MAX_B)))
@@ -196,7 +198,7 @@ class PigmentModel:
             x = torch.cat([delta0, z0, torch.zeros(len(signal), 3, dtype=dt, device=device),
                            torch.log(s0_start.clamp(1e-3, 10.0))[:, None]], -1)
             comp = prior.latent_log_density(z0).argmax(-1)
-            lm = dict(residual=residual, cost=cost, tol=1e-6, jacobian=model.jacobian)
+            lm = dict(residual=residual, cost=cost, tol=1e-6, jacobian=residual_jacobian)
             spread = torch.full((len(x), 1), sd, dtype=dt, device=device)
             # Stage 1, data-led: the features barely tied to the manifold (spread × LOOSE_TIE), so the
             # data place them; the encoder then gives their latent code and its component. Started
@@ -206,24 +208,25 @@ class PigmentModel:
             if data_led:
                 loose = spread * LOOSE_TIE
                 x[:, :nf] *= spread / loose
-                x, _ = levenberg_marquardt(predict, x, (y, sig), n_iter=max(self.n_iter // 2, 1),
-                                           constants=(evecs, comp, loose), **lm)
+                x, _ = levenberg_marquardt(predict_lm, x, (y, sig), n_iter=max(self.n_iter // 2, 1),
+                                           constants=(evecs, comp, loose, sig), **lm)
                 f1 = features_of(x, loose)
                 z1 = prior.encode(f1)[0]
                 x[:, nf:nf + d] = z1
                 x[:, :nf] = ((f1 - prior.mean) / prior.std - prior.decoder(z1)) / sd
                 comp = prior.latent_log_density(z1).argmax(-1)
             # Stage 2: the full posterior from there.
-            x, _ = levenberg_marquardt(predict, x, (y, sig), n_iter=self.n_iter, constants=(evecs, comp, spread),
-                                       **lm)
+            x, _ = levenberg_marquardt(predict_lm, x, (y, sig), n_iter=self.n_iter,
+                                       constants=(evecs, comp, spread, sig), **lm)
 
             best = prior.latent_log_density(x[:, nf:nf + d]).argmax(-1)
             moved = torch.nonzero(best != comp)[:, 0]
             if len(moved):  # the optimum lies under another component: refit those voxels under it
                 comp[moved] = best[moved]
-                x[moved], _ = levenberg_marquardt(predict, x[moved], (y[moved], sig[moved]),
+                x[moved], _ = levenberg_marquardt(predict_lm, x[moved], (y[moved], sig[moved]),
                                                   n_iter=max(self.n_iter // 2, 1),
-                                                  constants=(evecs[moved], comp[moved], spread[moved]), **lm)
+                                                  constants=(evecs[moved], comp[moved], spread[moved], sig[moved]),
+                                                  **lm)
             feats = features_of(x, spread)
             rot = model.rotation(x, evecs)
             out = dict(tissue_maps(feats))
@@ -246,14 +249,38 @@ class PigmentModel:
         return PigmentFit(self, {k: vox.scatter(v) for k, v in out.items()}, vox.mask, vox.affine, sigma)
 
 
+def _fit_residual(pred: torch.Tensor, y: torch.Tensor, sig: torch.Tensor, *, n_sig: int, sqrt_w: torch.Tensor,
+                  rician: bool) -> torch.Tensor:
+    """The zero-shot fit's residual (V, M) for predictions ``pred`` (V, M) of :class:`TissueSignalModel`:
+    signal rows (Gaussian: prediction − measurement; Rician: minus the expected residual, for
+    Fisher scoring) times √(likelihood weight), then the prior's pseudo-observations times σ (V, 1)."""
+    head = pred[:, :n_sig]
+    r = head - y if not rician else -rician_expected_residual(head, y, sig)
+    return torch.cat([r * sqrt_w, pred[:, n_sig:] * sig], -1)
+
+
+def _fit_cost(pred: torch.Tensor, r: torch.Tensor, y: torch.Tensor, sig: torch.Tensor, *, n_sig: int,
+              weights: torch.Tensor, rician: bool) -> torch.Tensor:
+    """σ² times the negative log posterior (V,), up to a constant, of :func:`_fit_residual`'s fit."""
+    if not rician:
+        return 0.5 * (r * r).sum(-1)
+    return rician_nll(pred[:, :n_sig], y, sig, weights) * sig[:, 0] ** 2 + 0.5 * (r[:, n_sig:] ** 2).sum(-1)
+
+
+def _residual_scaled(J: torch.Tensor, n_sig: int, sqrt_w: torch.Tensor, sig: torch.Tensor) -> torch.Tensor:
+    """The prediction's Jacobian J (V, P, M) with its columns scaled as the fit's residual scales the
+    prediction: the signal rows by √(likelihood weight), the prior's pseudo-observations by σ (V, 1)
+    (the cost is σ² times the negative log posterior)."""
+    return torch.cat([J[..., :n_sig] * sqrt_w, J[..., n_sig:] * sig[:, :, None]], -1)
+
+
 def _laplace_std(model: TissueSignalModel, x, constants, sig, sqrt_w) -> dict[str, torch.Tensor]:
     """Posterior standard deviations of :data:`UNCERTAIN_MAPS` (Laplace approximation): the
     covariance of all variables x is the inverse Gauss–Newton Hessian; the maps' Jacobian in x is
     ∂f/∂x (the model's feature Jacobian) chained with that of :func:`tissue_maps` in the features
     (forward differences)."""
-    n_sig = model.n_sig
     J = model.jacobian(x, model.predict(x, *constants), *constants)  # (V, P, M)
-    J = torch.cat([J[..., :n_sig] * sqrt_w / sig[:, :, None], J[..., n_sig:]], -1)  # whitened: data / σ, prior rows
+    J = _residual_scaled(J, model.n_sig, sqrt_w, sig) / sig[:, :, None]  # whitened: data / σ, prior rows
     H = J @ J.transpose(1, 2)
     cov = torch.linalg.inv(H + 1e-9 * torch.eye(H.shape[-1], dtype=H.dtype, device=H.device))
 
