@@ -171,8 +171,9 @@ class PigmentModel:
             return predict(x, base, comp, spread)
 
         def residual_jacobian(x, pred, base, comp, spread, sig):
-            """Jacobian of ``residual`` (rows scaled as it scales the prediction's), so that the
-            solver's Gauss–Newton step is that of the cost it accepts steps on."""
+            """The prediction's Jacobian scaled as ``residual`` scales the prediction, so that the
+            solver's Gauss–Newton step (Fisher scoring for Rician noise) is that of the cost it
+            accepts steps on."""
             return _residual_scaled(model.jacobian(x, pred, base, comp, spread), n_sig, sqrt_w, sig)
 
         try:
@@ -268,9 +269,9 @@ def _fit_cost(pred: torch.Tensor, r: torch.Tensor, y: torch.Tensor, sig: torch.T
 
 
 def _residual_scaled(J: torch.Tensor, n_sig: int, sqrt_w: torch.Tensor, sig: torch.Tensor) -> torch.Tensor:
-    """The prediction's Jacobian J (V, P, M) with its columns scaled as the fit's residual scales the
-    prediction: the signal rows by √(likelihood weight), the prior's pseudo-observations by σ (V, 1)
-    (the cost is σ² times the negative log posterior)."""
+    """The prediction's Jacobian J (V, P, M) with each of its M outputs scaled as :func:`_fit_residual`
+    scales the prediction: the signal outputs by √(likelihood weight) (``sqrt_w`` (n_sig,)), the prior's
+    pseudo-observations by σ (``sig`` (V, 1)); the cost is σ² times the negative log posterior."""
     return torch.cat([J[..., :n_sig] * sqrt_w, J[..., n_sig:] * sig[:, :, None]], -1)
 
 
