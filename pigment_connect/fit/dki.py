@@ -158,6 +158,8 @@ class DiffusionKurtosisFit:
                 self._cache[key] = full
         return self._cache[name]
 
+    evals = property(lambda self: self._map("evals"),
+                     doc="(..., 3) eigenvalues of the DKI tensor, descending, mm²/s (non-positive ones set to 0).")
     fa = property(lambda self: self._map("fa"), doc="FA of the DKI tensor.")
     md = property(lambda self: self._map("md"), doc="MD of the DKI tensor, mm²/s.")
     ad = property(lambda self: self._map("ad"), doc="AD, mm²/s.")
