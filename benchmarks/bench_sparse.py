@@ -11,10 +11,10 @@ kurtosis-corrected tensor, which PIGMENT estimates), our NODDI fit for NDI and O
 AMICO to 2e-3, see bench_fit.py). Because DTI at b=1000 reads MD lower than the DKI tensor (the
 kurtosis bias), FA and MD are also scored against a second reference, dense DTI (WLS) on the 13
 b0 + 30 b=1000 volumes ("DTI ref"). Only voxels whose dense DKI fit is physical are scored: a
-positive-definite tensor and MK > 0 (at the slab's mask edge, where b=0 falls to a third of white
-matter's, the dense fit degenerates — FA 1 with an eigenvalue at zero, or negative kurtosis — in 7%
-of FA > 0.4 voxels, 13% for the half-A fit; a subset's fit of the same voxels degenerates the same
-way and "agrees" with it, a model-based fit does not). WM mask: reference FA > 0.4;
+positive-definite tensor and MK > 0 (at the slab's mask edge, where b=0 falls to a third to a half
+of white matter's, the dense fit degenerates — FA 1 with an eigenvalue at zero, or negative
+kurtosis — in 7% of FA > 0.4 voxels, 13% for the half-A fit; a subset's fit of the same voxels
+degenerates the same way and "agrees" with it, a model-based fit does not). WM mask: reference FA > 0.4;
 GM mask: FA < 0.2, MD < 1.1e-3 mm²/s and free water < 0.3 (cortex-like, CSF excluded). Scores are
 median absolute errors against the reference over a seeded random subset of brain voxels
 (``--voxels``, the same voxels for every method).
