@@ -185,8 +185,10 @@ def write_model_card(path: PathLike, prior: TissuePrior, history: dict, *, data:
 - **Scans used:** {scans_line}
 - **Licence:** {licence}
 - **Limits:** the tissue simulator is the standard model of white matter (Watson-dispersed sticks, a zeppelin
-  with its own diffusivities, free water; one or two fascicles); tissue outside that family (e.g. restricted
-  compartments of very high kurtosis) is represented only as far as the conventional fits of such signals reach.
+  with its own diffusivities, free water; one or two fascicles) with axial structural disorder in each compartment
+  (gamma-distributed along-fibre diffusivities, the source of white matter's axial kurtosis at clinical diffusion
+  times); tissue outside that family (e.g. restricted compartments of very high kurtosis, fanning) is represented
+  only as far as the conventional fits of such signals reach.
 """
     path.write_text(text)
     return path
