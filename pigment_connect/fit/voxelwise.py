@@ -102,6 +102,21 @@ def check_fit_method(fit_method: str, allowed: tuple[str, ...]) -> None:
         raise InputError(f"fit_method must be one of {allowed}, got {fit_method!r}.")
 
 
+def default_chunk_size(device: torch.device, bytes_per_voxel: float, *, cpu: int, most: int = 65536) -> int:
+    """Voxels per batch when the caller gives none.
+
+    On a CPU, ``cpu`` (larger batches only add memory traffic there). On a GPU, where a batch is
+    one set of kernel launches whatever its size and small batches leave the device idle, the
+    largest power of two ≤ ``most`` whose working set (``bytes_per_voxel`` each) fits in a quarter
+    of the device's free memory, and never fewer than ``cpu``.
+    """
+    if device.type != "cuda":
+        return int(cpu)
+    free, _total = torch.cuda.mem_get_info(device)
+    fits = max(int(free / 4 / bytes_per_voxel), 1)
+    return int(max(cpu, min(most, 1 << (fits.bit_length() - 1))))
+
+
 def _chunks(n: int, size: int) -> Iterator[slice]:
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))

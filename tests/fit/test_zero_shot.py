@@ -9,6 +9,7 @@ import torch
 from pigment_connect.datasets import make_protocol
 from pigment_connect.errors import InputError, InputWarning, ProtocolError
 from pigment_connect.fit import TensorModel
+from pigment_connect.fit.voxelwise import default_chunk_size
 from pigment_connect.fit.zero_shot import PigmentModel
 from pigment_connect.io.dwi import DiffusionData
 from pigment_connect.io.gradients import GradientTable
@@ -74,6 +75,28 @@ def test_same_input_same_seed_same_output(truth):
     b = PigmentModel(gtab, sigma=SIGMA, device="cpu", uncertainty=False).fit(data)
     for name in ("fa", "md", "mk", "ndi", "odi", "fwf"):
         np.testing.assert_array_equal(a.params[name], b.params[name])
+
+
+def test_batches_do_not_change_the_fit(truth):
+    """Voxels are fitted independently: the batch size bounds memory, never the answer."""
+    gtab = make_protocol("clinical")
+    data = _signal(truth, gtab)[:40]
+    kw = dict(sigma=SIGMA, device="cpu", uncertainty=False, dtype=torch.float64)
+    whole = PigmentModel(gtab, **kw).fit(data)
+    small = PigmentModel(gtab, chunk_size=7, **kw).fit(data)
+    for name in ("fa", "md", "mk", "ndi", "odi", "fwf"):
+        np.testing.assert_allclose(small.params[name], whole.params[name], rtol=1e-6, atol=1e-8)
+    with pytest.raises(InputError, match="chunk_size"):
+        PigmentModel(gtab, chunk_size=0)
+
+
+def test_default_batch_grows_with_free_gpu_memory(monkeypatch):
+    """CPU: 4096 voxels. GPU: the largest power of two ≤ 65536 within a quarter of free memory."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert default_chunk_size(cpu, 34_000, cpu=4096) == 4096
+    for free, expected in ((80 * 2**30, 65536), (4 * 2**30, 16384), (2**28, 4096)):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, free=free: (free, 80 * 2**30))
+        assert default_chunk_size(cuda, 34 * 2**10, cpu=4096) == expected
 
 
 def test_maps_carry_uncertainty_and_save(truth, tmp_path):
