@@ -23,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--voxels", type=int, default=250_000)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--chunk-size", type=int, default=65536)
+    parser.add_argument("--chunk-size", type=int, default=None, help="voxels per batch (default: the model's, by device)")
     args = parser.parse_args()
     subject = make_subject(protocol="dense", snr=30, seed=0)
     mask = subject.dwi.mask

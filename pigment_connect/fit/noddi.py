@@ -33,7 +33,8 @@ from ..physics.noddi import (
 from ._lm import levenberg_marquardt
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
-from .voxelwise import check_fit_method, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
+from .voxelwise import (check_fit_method, default_chunk_size, extract_voxels, gradient_tensors, resolve_device,
+                        run_chunked, signal_floor)
 
 __all__ = ["NoddiModel", "NoddiFit", "check_noddi_protocol"]
 
@@ -42,6 +43,13 @@ NDI_GRID = tuple(np.linspace(0.05, 0.95, 10))
 ODI_GRID = (0.02, 0.05, 0.1, 0.15, 0.22, 0.3, 0.4, 0.55, 0.75, 0.95)
 _ODI_MIN = float(odi_from_kappa(torch.tensor(KAPPA_MAX, dtype=torch.float64)))
 _EPS = 1e-4  # starts are kept this far inside (0, 1) so the logit is finite
+
+
+def gpu_bytes_per_voxel(n_volumes: int) -> int:
+    """The fit's GPU working set per voxel (bytes) for ``n_volumes`` measurements, from measured
+    peaks on an H100 at 65536 voxels: 0.40 GiB for 17 volumes, 0.87 GiB for 67 (≈ 3.9 kB + 154 B
+    per volume, rounded up)."""
+    return 4096 + 256 * int(n_volumes)
 
 
 def check_noddi_protocol(gtab: GradientTable) -> None:
@@ -129,14 +137,18 @@ class NoddiModel:
     tol : a voxel stops once an iteration lowers its cost by less than this fraction (1e-5: maps
         within 1e-3 of the fully converged ones at the 95th percentile on a real scan, 1.7× faster).
     device : default CUDA when available. dtype : float32 (default) or float64.
-    chunk_size : voxels per batch (bounds memory).
+    chunk_size : voxels per batch (bounds memory). Default 8192 on a CPU; on a GPU up to 65536, as
+        many as fit a quarter of its free memory (:func:`gpu_bytes_per_voxel`): 250k voxels of a
+        67-volume scan took 9.8 s on an H100 in 8192-voxel batches and 1.8 s in 65536-voxel ones.
     """
 
     def __init__(self, gtab: GradientTable, *, fit_method: str = "NLLS", sigma: float | None = None,
                  d_par: float = D_PAR, d_iso: float = D_ISO, n_starts: int = 1, n_iter: int = 15, tol: float = 1e-5,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
-                 chunk_size: int = 8192) -> None:
+                 chunk_size: int | None = None) -> None:
         check_fit_method(fit_method, FIT_METHODS)
+        if chunk_size is not None and chunk_size < 1:
+            raise InputError(f"chunk_size must be ≥ 1 voxel, got {chunk_size}.")
         if n_starts < 1:
             raise InputError(f"n_starts must be ≥ 1, got {n_starts}.")
         check_noddi_protocol(gtab)
@@ -146,7 +158,7 @@ class NoddiModel:
         self.d_par, self.d_iso = float(d_par), float(d_iso)
         self.n_starts, self.n_iter, self.tol = int(n_starts), int(n_iter), float(tol)
         self.device, self.dtype = device, dtype
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
         # Series truncation matched to the working precision: terms below 1e-7 are below float32's
         # resolution of a signal ≤ 1, and float64 keeps them down to 1e-9.
         self.l_max = legendre_order(float(np.max(gtab.bvals)) * self.d_par,
@@ -193,7 +205,8 @@ class NoddiModel:
                 "nrmse": nrmse,
             }
 
-        out = run_chunked(solve, vox.signal, chunk_size=self.chunk_size, device=device, dtype=torch.float64,
+        chunk_size = self.chunk_size or default_chunk_size(device, gpu_bytes_per_voxel(len(self.gtab)), cpu=8192)
+        out = run_chunked(solve, vox.signal, chunk_size=chunk_size, device=device, dtype=torch.float64,
                           progress=progress, desc="NODDI fit")
         if not out:
             out = {k: np.zeros((0,)) for k in ("ndi", "odi", "fwf", "s0", "nrmse")} | {"mu": np.zeros((0, 3))}

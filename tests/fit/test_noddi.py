@@ -63,6 +63,8 @@ def test_same_input_same_output(dense_subject):
 def test_bad_options_are_clear_errors():
     with pytest.raises(InputError, match="fit_method"):
         NoddiModel(make_protocol("dense"), fit_method="AMICO")
+    with pytest.raises(InputError, match="chunk_size"):
+        NoddiModel(make_protocol("dense"), chunk_size=0)
 
 
 def test_maps_save_and_load(dense_subject, tmp_path):
