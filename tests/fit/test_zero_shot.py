@@ -63,9 +63,14 @@ def test_sparse_protocols_beat_the_conventional_tensor_fit(truth, protocol):
     assert err(fit.fa, "fa") < FA_BOUND[protocol] * err(conv.fa, "fa")
     # NODDI is not determined by one shell: the prior must still beat guessing the population median.
     assert err(fit.ndi, "ndi") < 0.8 * np.median(np.abs(true["ndi"] - np.median(true["ndi"])))
+    # Laplace error bars are calibrated on tissue from the prior's family: the share of voxels whose
+    # error is inside ±1 std (nominal 0.68) measured 0.52–0.70 over the six maps and three tables
+    # (MK and FWF lowest: their posteriors are skewed near bounds), 0.67–0.94 inside ±2 std.
     for name in ("fa", "md", "mk", "ndi", "odi", "fwf"):
         std = fit.params[f"{name}_std"].ravel()
         assert np.isfinite(std).all() and (std >= 0).all()
+        inside = np.mean(np.abs(getattr(fit, name).ravel() - true[name]) < std)
+        assert 0.45 < inside < 0.85, (name, inside)
 
 
 def test_same_input_same_seed_same_output(truth):
