@@ -1,9 +1,10 @@
 """Sparse protocols: PIGMENT vs the conventional voxel-wise fits, DIPY's FORCE and AMICO NODDI.
 
-    python benchmarks/bench_sparse.py [--voxels 3000] [--threads 2] [--snr10] [--no-peers] [--prior P]
+    python benchmarks/bench_sparse.py [--voxels 3000] [--threads 2] [--snr10] [--no-peers] [--prior P] [--scan msmt]
 
-Data: the real 3-shell slab ../shared/data/dwi_mdt_b1k_b2k (13 b0 + 30 × b=1000 + 60 × b=2000).
-The shipped prior never saw this scan (see pigment_connect/prior/weights/MODEL_CARD.md), so the
+Data: the real 3-shell slab ../shared/data/dwi_mdt_b1k_b2k (13 b0 + 30 × b=1000 + 60 × b=2000);
+``--scan msmt``: the MRtrix3 multi-shell crop instead (another scanner, b up to 2800; :data:`SCANS`).
+The shipped prior never saw either scan (see pigment_connect/prior/weights/MODEL_CARD.md), so the
 scores are out of sample.
 
 Reference: the dense conventional fits on all 103 volumes — DKI (WLS) for FA, MD and MK (the
@@ -55,10 +56,27 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "dwi_mdt_b1k_b2k"
+SHARED = HERE.parent.parent / "shared" / "data"
+DATA = SHARED / "dwi_mdt_b1k_b2k"
 STEM = "b1k_b2k_example_slices_24_38"
 MAPS = ("fa", "md", "mk", "ndi", "odi")
 PROTOCOLS = {"1b0+6": {1000: 6}, "1b0+12": {1000: 12}, "1b0+8+8": {1000: 8, 2000: 8}, "full": None, "half": "B"}
+SCANS = {
+    # name: (image, bval, bvec, mask) under SHARED, and the b-values that play 1000 and 2000 in PROTOCOLS
+    "mdt": (f"dwi_mdt_b1k_b2k/{STEM}.nii.gz", "dwi_mdt_b1k_b2k/b1k_b2k.bval", "dwi_mdt_b1k_b2k/b1k_b2k.bvec",
+            f"dwi_mdt_b1k_b2k/{STEM}_mask.nii.gz", {1000: 1000, 2000: 2000}),
+    "msmt": ("dwi_mrtrix3_msmt_crop/dwi.nii.gz", "dwi_mrtrix3_msmt_crop/dwi.bval", "dwi_mrtrix3_msmt_crop/dwi.bvec",
+             "dwi_mrtrix3_msmt_crop/mask.nii.gz", {1000: 1200, 2000: 2800}),
+}
+"""Scans ``--scan`` picks: the MDT slab (default) or the MRtrix3 multi-shell crop (15×15×11, 2.5 mm,
+6 b0 + 16 × b=700 + 30 × b=1200 + 50 × b=2800; another scanner and b up to 2800, on which the
+sparse subsets take their 1000-shell directions from b=1200 and their 2000-shell ones from b=2800)."""
+
+
+def scan_protocols(scan: str) -> dict:
+    """:data:`PROTOCOLS` with their shells mapped onto ``scan``'s b-values."""
+    mapping = SCANS[scan][4]
+    return {k: ({mapping[b]: n for b, n in v.items()} if isinstance(v, dict) else v) for k, v in PROTOCOLS.items()}
 
 
 def spread_subset(bvecs: np.ndarray, n: int) -> np.ndarray:
@@ -93,11 +111,16 @@ def protocol_volumes(bvals: np.ndarray, bvecs: np.ndarray, shells: dict[int, int
     return np.array(sorted(picked))
 
 
+SECOND_REFS = ("fa_dti", "md_dti")
+"""fa/md scored against the dense DTI (b ≤ 1500) reference."""
+
+
 def scores(maps: dict[str, np.ndarray], ref: dict[str, np.ndarray], regions: dict[str, np.ndarray]) -> dict:
-    """Median absolute error per (map, region); ``fa_dti``/``md_dti`` score fa/md against the DTI reference."""
+    """Median absolute error per (map, region); the :data:`SECOND_REFS` score fa/md against the
+    dense DTI reference."""
     out = {}
-    for m in (*MAPS, "fa_dti", "md_dti"):
-        own = m.removesuffix("_dti")
+    for m in (*MAPS, *SECOND_REFS):
+        own = m.split("_")[0]
         for r, sel in regions.items():
             out[(m, r)] = float(np.median(np.abs(maps[own][sel] - ref[m][sel]))) if own in maps else None
     return out
@@ -221,6 +244,7 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true", help="skip FORCE and AMICO")
     ap.add_argument("--protocols", nargs="*", default=list(PROTOCOLS))
     ap.add_argument("--prior", default=None, help="prior path prefix (default: the shipped prior)")
+    ap.add_argument("--scan", default="mdt", choices=sorted(SCANS), help="which real scan (see SCANS)")
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
@@ -231,12 +255,14 @@ def main() -> None:
     from pigment_connect.io import load_dwi
     from pigment_connect.io.gradients import GradientTable
 
-    if not DATA.is_dir():
-        sys.exit(f"needs {DATA}")
-    dwi = load_dwi(DATA / f"{STEM}.nii.gz", bvals=DATA / "b1k_b2k.bval", bvecs=DATA / "b1k_b2k.bvec",
-                   mask=DATA / f"{STEM}_mask.nii.gz")
-    data, bvals, bvecs = np.clip(dwi.data, 0, None), dwi.gtab.bvals, dwi.gtab.bvecs
-    print(f"scan {DATA.name}: {data.shape}, {dwi.mask.sum()} brain voxels; threads {args.threads}")
+    image, bval, bvec, brain_mask = (SHARED / f for f in SCANS[args.scan][:4])
+    if not image.is_file():
+        sys.exit(f"needs {image}")
+    dwi = load_dwi(image, bvals=bval, bvecs=bvec, mask=brain_mask)
+    data, bvecs = np.clip(dwi.data, 0, None), dwi.gtab.bvecs
+    bvals = np.where(dwi.gtab.b0s_mask, 0.0, dwi.gtab.bvals)  # the crop stores b=0 as 0.5
+    protocols = scan_protocols(args.scan)
+    print(f"scan {image.parent.name}: {data.shape}, {dwi.mask.sum()} brain voxels; threads {args.threads}")
     rng = np.random.default_rng(0)
     brain = np.argwhere(dwi.mask)
     pick = brain[rng.choice(len(brain), min(args.voxels, len(brain)), replace=False)]
@@ -246,7 +272,7 @@ def main() -> None:
     ref, regions = reference(data, dwi.gtab, dwi.mask, mask)
     print(f"dense reference fits: {time.perf_counter() - t:.1f} s")
     print(f"scored voxels: {mask.sum()} (WM {regions['WM'].sum()}, GM {regions['GM'].sum()})")
-    references = {name: (ref, regions) for name in PROTOCOLS if name != "half"}
+    references = {name: (ref, regions) for name in protocols if name != "half"}
     if "half" in args.protocols:
         half_a = split_half(bvals, "A")
         references["half"] = reference(data[..., half_a], dwi.gtab.subset(half_a), dwi.mask, mask)
@@ -256,7 +282,7 @@ def main() -> None:
     runs = [(p, None) for p in args.protocols] + ([(p, 10.0) for p in args.protocols] if args.snr10 else [])
     rows = []
     for name, snr in runs:
-        vols = protocol_volumes(bvals, bvecs, PROTOCOLS[name])
+        vols = protocol_volumes(bvals, bvecs, protocols[name])
         sub, bv, bc = data[..., vols], bvals[vols], bvecs[vols]
         sigma = None
         if snr is not None:
@@ -313,9 +339,14 @@ def _fmt(v, m):
     return f"{v * 1e3:.3f}" if m.startswith("md") else f"{v:.3f}"
 
 
-def print_table(rows, cols=(*MAPS, "fa_dti", "md_dti"), against: str = "the dense reference") -> None:
+def _column(m: str) -> str:
+    name, _, ref = m.upper().partition("_")
+    return f"{name} ({ref} ref)" if ref else name
+
+
+def print_table(rows, cols=(*MAPS, *SECOND_REFS), against: str = "the dense reference") -> None:
     """Markdown table of ``rows`` (label, method, scores, fit s, setup s), the scores of ``cols`` in WM and GM."""
-    head = "| protocol | method | " + " | ".join(f"{m.upper().replace('_DTI', ' (DTI ref)')} {r}" for m in cols
+    head = "| protocol | method | " + " | ".join(f"{_column(m)} {r}" for m in cols
                                                for r in ("WM", "GM")) + " | fit s | setup s |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
@@ -347,7 +378,7 @@ def print_targets(rows, typical: dict) -> None:
     for label, method in pigment_runs:
         if label.startswith(("full", "half")):
             continue
-        for peer, names in (("conventional", ("fa", "md", "mk", "fa_dti", "md_dti")), ("FORCE", ("ndi", "odi"))):
+        for peer, names in (("conventional", ("fa", "md", "mk", *SECOND_REFS)), ("FORCE", ("ndi", "odi"))):
             other = by.get((label, peer))
             if other is not None:
                 print(f"  {label} {method} vs {peer}: " + _ratios(by[(label, method)], other, names))
