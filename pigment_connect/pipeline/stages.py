@@ -42,12 +42,16 @@ GRADIENT_CHECK_SEEDS = 2000  # seeds of the quick tracking behind each of the 24
 
 
 def _pigment_model(config: PipelineConfig, gtab, out_dir: Path):
-    """The amortised PIGMENT network of this gradient table: loaded from ``out_dir/models/`` when a
-    subject with the same table already trained it, else trained (seeded) and saved there, so a
-    cohort of one protocol trains once."""
+    """The PIGMENT model of this gradient table. ``pigment-zeroshot``: a seeded
+    :class:`~pigment_connect.fit.PigmentModel`, nothing to train. Otherwise the amortised network:
+    loaded from ``out_dir/models/`` when a subject with the same table already trained it, else
+    trained (seeded) and saved there, so a cohort of one protocol trains once."""
     import hashlib
 
-    from ..fit import AmortisedPigment
+    from ..fit import AmortisedPigment, PigmentModel
+
+    if config.model == "pigment-zeroshot":
+        return PigmentModel(gtab, seed=config.seed)
 
     table = np.concatenate([np.round(gtab.bvals, 0), np.round(np.abs(gtab.bvecs), 4).ravel()])
     spatial = config.model == "pigment-spatial"

@@ -56,3 +56,32 @@ def test_spatial_pigment_model_is_trained_saved_and_reused_as_spatial(tmp_path, 
     assert not _pigment_model(PipelineConfig(model="pigment"), dwi.gtab, tmp_path).spatial
     with pytest.raises(InputError, match="pigment-spatial"):
         PipelineConfig(model="pigment-3d")
+
+
+def test_zero_shot_pipeline_fits_each_subject_without_a_network(tmp_path):
+    """``pigment-zeroshot``: PigmentModel on each subject's own signal, nothing trained or saved;
+    its maps are the zero-shot fit's, and the subject's NDI is close to the phantom's truth."""
+    from pigment_connect.datasets import make_subject
+    from pigment_connect.datasets.phantom import subject_parcellation_pattern, write_bids
+    from pigment_connect.fit import PigmentModel
+    from pigment_connect.io import MicrostructureMaps, load_dwi
+    from pigment_connect.pipeline import PipelineConfig, run_cohort
+
+    subject = make_subject(subject="01", shape=(24, 28, 8), seed=3)
+    bids = write_bids([subject], tmp_path / "bids")
+    config = PipelineConfig(model="pigment-zeroshot", parcellation=subject_parcellation_pattern(),
+                            weightings=("count",), seed=5)
+    result = run_cohort(bids, tmp_path / "out", config, progress=False)
+    assert list(result.summary["status"]) == ["ok"], result.summary["error"].tolist()
+    assert not (tmp_path / "out" / "models").exists() or not any((tmp_path / "out" / "models").iterdir())
+    sub = tmp_path / "out" / "sub-01" / "dwi"
+    maps = MicrostructureMaps.load(sub, prefix="sub-01", model="pigment")
+    dwi = load_dwi(next((bids / "sub-01" / "dwi").glob("*_dwi.nii.gz")))  # what the pipeline read
+    direct = PigmentModel(dwi.gtab, seed=5).fit(dwi)
+    mask = dwi.mask
+    np.testing.assert_allclose(maps["fa"][mask], direct.fa[mask], atol=1e-6)
+    assert "fa" in maps.uncertainty
+    truth = subject.truth
+    wm = truth["wm"] & ~truth["crossing"] & mask
+    assert np.median(np.abs(maps["ndi"][wm] - truth["ndi"][wm])) < 0.1
+    assert any(sub.glob("*_model-pigment-zeroshot_algo-det_tractography.tck"))
