@@ -165,7 +165,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     tissue = None if config.tissue is None else _subject_path(config.tissue, bids_dir, scan)
     tractogram = tracker.track(maps, seeds_per_voxel=config.seeds_per_voxel, tissue=tissue, random_state=config.seed)
     trk_path = sub_dir / derivative_name(prefix, "tractography", config.tractogram_format,
-                                         space="dwi", model=config.model,
+                                         space="dwi", model=config.model.replace("-", ""),  # BIDS labels: alphanumeric
                                          algo="prob" if config.tracking_algorithm == "probabilistic" else "det")
     result.files["tractogram"] = str(tractogram.save(trk_path))
     lap("track")
