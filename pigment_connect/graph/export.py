@@ -9,7 +9,6 @@ writes any set of formats under the BIDS-derivatives names the pipeline uses
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pandas as pd
 
 from .._typing import PathLike
 from ..errors import InputError
-from ..io.bids import derivative_name, entity_prefix
+from ..io.bids import bids_label, derivative_name, entity_prefix
 from ..io.connectome import CONNECTOME_FORMATS, Connectome, matlab_field_name
 from ..io.write import atomic_path
 
@@ -66,12 +65,9 @@ def connectome_filename(conn: Connectome, subject: str, session: str | None = No
     names ``pigment-connect run`` writes."""
     if extension not in EXPORT_FORMATS:
         raise InputError(f"unknown export format {extension!r}.", fix=f"use one of {EXPORT_FORMATS}.")
-
-    def label(value: str) -> str:
-        return re.sub(r"[^0-9A-Za-z]", "", str(value))
-
-    return derivative_name(entity_prefix(label(subject), label(session) if session else None), "connectome", extension,
-                           space=label(space) if space else None, seg=label(conn.atlas), meas=label(conn.weighting))
+    return derivative_name(entity_prefix(bids_label(subject), bids_label(session) if session else None), "connectome",
+                           extension, space=bids_label(space) if space else None, seg=bids_label(conn.atlas),
+                           meas=bids_label(conn.weighting))
 
 
 def export_connectome(conn: Connectome, directory: PathLike, subject: str, session: str | None = None, *,

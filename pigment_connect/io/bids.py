@@ -12,7 +12,7 @@ from pathlib import Path
 from .._typing import PathLike
 from ..errors import InputError
 
-__all__ = ["SubjectScan", "nifti_stem", "entity_prefix", "derivative_name", "find_dwi_scans", "read_participants"]
+__all__ = ["SubjectScan", "nifti_stem", "entity_prefix", "bids_label", "derivative_name", "find_dwi_scans", "read_participants"]
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -32,6 +32,15 @@ def entity_prefix(subject: str, session: str | None = None) -> str:
         if label is not None and not _LABEL.match(label):
             raise InputError(f"BIDS {kind} label {label!r} must be alphanumeric.")
     return f"sub-{subject}" + (f"_ses-{session}" if session else "")
+
+
+def bids_label(value: str) -> str:
+    """``value`` stripped of the characters a BIDS entity label may not hold (all but 0-9, A-Z, a-z).
+
+    >>> bids_label("pigment-zeroshot"), bids_label("mean_fa")
+    ('pigmentzeroshot', 'meanfa')
+    """
+    return re.sub(r"[^0-9A-Za-z]", "", str(value))
 
 
 def derivative_name(prefix: str, suffix: str, extension: str, **entities: str | None) -> str:

@@ -17,7 +17,7 @@ from ..connectome.register import Registration, register_to_subject, warp_atlas,
 from ..errors import InputError, PigmentWarning
 from ..fit import TensorModel
 from ..graph import global_metrics, node_metrics
-from ..io.bids import SubjectScan, derivative_name
+from ..io.bids import SubjectScan, bids_label, derivative_name
 from ..io.dwi import load_dwi
 from ..io.parcellation import Parcellation
 from ..io.write import atomic_path, save_json, save_nifti
@@ -165,7 +165,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     tissue = None if config.tissue is None else _subject_path(config.tissue, bids_dir, scan)
     tractogram = tracker.track(maps, seeds_per_voxel=config.seeds_per_voxel, tissue=tissue, random_state=config.seed)
     trk_path = sub_dir / derivative_name(prefix, "tractography", config.tractogram_format,
-                                         space="dwi", model=config.model.replace("-", ""),  # BIDS labels: alphanumeric
+                                         space="dwi", model=bids_label(config.model),
                                          algo="prob" if config.tracking_algorithm == "probabilistic" else "det")
     result.files["tractogram"] = str(tractogram.save(trk_path))
     lap("track")
@@ -177,7 +177,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     rows = []
     for atlas_name, connectomes in by_atlas.items():
         for weighting, conn in connectomes.items():
-            meas = weighting.replace("_", "")
+            meas = bids_label(weighting)
             base = derivative_name(prefix, "connectome", "", seg=atlas_name, meas=meas)
             key = f"connectome_{weighting}" if len(by_atlas) == 1 else f"connectome_{atlas_name}_{weighting}"
             result.files[key] = str(conn.save(sub_dir / f"{base}.tsv"))
