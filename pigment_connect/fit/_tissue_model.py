@@ -2,17 +2,20 @@
 
 Kernel code only (tensors in, tensors out); :mod:`pigment_connect.fit.zero_shot` orchestrates.
 
-Per voxel the variables are x = (δ (9), z (d), ω (3), log S0) and the features are
+Per voxel the variables are x = (δ (9), z (d), ω (3), log S0[, W∆]) and the features are
 f = (G(z) + spread·δ)·std + mean (:mod:`pigment_connect.prior.tissue`). The prediction is
-[kurtosis-model signal, NODDI signal, δ, L_k⁻¹(z − m_k)] (the last two are the prior's
-pseudo-observations). Its Jacobian is assembled by the chain rule instead of perturbing all of x
+[kurtosis-model signal, NODDI signal, δ, L_k⁻¹(z − m_k)[, W∆/ASYM_SIGMA]] (the last ones are the
+prior's pseudo-observations). W∆, the kurtosis's departure from axial symmetry, is a variable only
+where the model is built with ``asymmetric=True`` (the table determines the kurtosis tensor); the
+prior does not generate it, so it has its own weak prior N(0, ASYM_SIGMA²). Its Jacobian is assembled by the chain rule instead of perturbing all of x
 through the whole model:
 
 * the kurtosis signal depends on the features 0–5 and R only, the NODDI signal on the features
   6–8 and e1 only, so each is differenced in its own features and ω (9 and 6 evaluations instead
   of 19 of both);
 * ∂f/∂δ is diagonal and ∂f/∂z is the decoder's Jacobian (d decoder evaluations, once per point);
-* ∂S/∂log S0 = S exactly; the pseudo-observations are linear in δ and z.
+* ∂S/∂log S0 = S exactly; the pseudo-observations are linear in δ, z and W∆; the kurtosis signal
+  is differenced in W∆ (one more evaluation).
 
 Forward differences use MINPACK's step √ε·max(1, |·|) in each differenced variable, as
 :func:`~pigment_connect.fit._lm._jacobian_fd` does for a whole model.
@@ -30,6 +33,8 @@ __all__ = ["TissueSignalModel"]
 N_FEATURES = len(FEATURES)
 _DKI_FEATURES = slice(0, 6)
 _NODDI_FEATURES = slice(6, 9)
+ASYM_SIGMA = 0.5
+"""Prior standard deviation of W∆ (dense fits of real white matter: median 0.3, 90th centile ≈ 0.7)."""
 
 
 def _steps(v: torch.Tensor) -> torch.Tensor:
@@ -54,16 +59,19 @@ class TissueSignalModel:
     ----------
     prior : the tissue prior (on the fit's device and dtype).
     bvals, bvecs : (N,) s/mm² and (N, 3), the table. dki_rows : (n,) indices of the measurements the
-        kurtosis model explains. stick : the NODDI stick coefficients of ``bvals``.
+        kurtosis model explains. stick : the NODDI stick coefficients of ``bvals``. asymmetric : W∆ is
+        a variable (the last of x); otherwise W is axially symmetric about e1.
     """
 
     def __init__(self, prior: TissuePrior, bvals: torch.Tensor, bvecs: torch.Tensor, dki_rows: torch.Tensor,
-                 stick: torch.Tensor) -> None:
+                 stick: torch.Tensor, *, asymmetric: bool = False) -> None:
         self.prior, self.bvals, self.bvecs, self.stick = prior, bvals, bvecs, stick
         self.dki_bvals, self.dki_bvecs = bvals[dki_rows], bvecs[dki_rows]
         self.n_dki, self.n_sig = len(dki_rows), len(dki_rows) + len(bvals)
         self.d = prior.latent_dim
-        self.n_var = N_FEATURES + self.d + 4
+        self.asymmetric = bool(asymmetric)
+        self.i_s0 = N_FEATURES + self.d + 3
+        self.n_var = self.i_s0 + 1 + int(self.asymmetric)
 
     # ------------------------------------------------------------------------------ pieces of x
     def latent(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,27 +81,36 @@ class TissueSignalModel:
         return cayley_rotation(x[:, N_FEATURES + self.d:N_FEATURES + self.d + 3], base)
 
     def log_s0(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, N_FEATURES + self.d + 3]
+        return x[:, self.i_s0]
+
+    def w_asym(self, x: torch.Tensor) -> torch.Tensor | None:
+        """W∆ (V,), or None where W is axially symmetric."""
+        return x[:, self.i_s0 + 1] if self.asymmetric else None
 
     def features(self, x: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
         """Tissue features (V, 9), de-standardised: (G(z) + spread·δ)·std + mean."""
         p = self.prior
         return (p.decoder(self.latent(x)) + spread * x[:, :N_FEATURES]) * p.std + p.mean
 
-    def _dki(self, s0, feats, rot):
-        return dki_tissue_signal(s0, feats, rot, self.dki_bvals, self.dki_bvecs)
+    def _dki(self, s0, feats, rot, w_asym=None):
+        return dki_tissue_signal(s0, feats, rot, self.dki_bvals, self.dki_bvecs, w_asym)
 
-    def _noddi(self, s0, feats, rot):
+    def _noddi(self, s0, feats, rot, w_asym=None):
         return noddi_tissue_signal(s0, feats, rot, self.bvals, self.bvecs, stick=self.stick)
 
     # ------------------------------------------------------------------------------ the model
     def predict(self, x: torch.Tensor, base: torch.Tensor, component: torch.Tensor,
                 spread: torch.Tensor) -> torch.Tensor:
-        """(V, n_sig + 9 + d): signals (kurtosis rows, then NODDI rows), δ, whitened latent residual.
-        ``base`` (V, 3, 3) frames ω rotates, ``component`` (V,) each voxel's latent mixture
-        component, ``spread`` (V, 1) the features' tie to the manifold."""
+        """(V, n_sig + 9 + d [+ 1]): signals (kurtosis rows, then NODDI rows), δ, whitened latent
+        residual[, W∆/ASYM_SIGMA]. ``base`` (V, 3, 3) frames ω rotates, ``component`` (V,) each
+        voxel's latent mixture component, ``spread`` (V, 1) the features' tie to the manifold."""
         feats, rot, s0 = self.features(x, spread), self.rotation(x, base), torch.exp(self.log_s0(x))
-        return torch.cat([self._dki(s0, feats, rot), self._noddi(s0, feats, rot), x[:, :N_FEATURES], self.prior.latent_residual(self.latent(x), component)], -1)
+        w_asym = self.w_asym(x)
+        parts = [self._dki(s0, feats, rot, w_asym), self._noddi(s0, feats, rot), x[:, :N_FEATURES],
+                 self.prior.latent_residual(self.latent(x), component)]
+        if w_asym is not None:
+            parts.append(w_asym[:, None] / ASYM_SIGMA)
+        return torch.cat(parts, -1)
 
     def feature_jacobian(self, x: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
         """∂f/∂x (V, P, 9): diagonal spread·std in δ, std·∂G/∂z in z (decoder by forward
@@ -115,6 +132,7 @@ class TissueSignalModel:
         feats = self.features(x, spread)
         rot = self.rotation(x, base)
         s0 = torch.exp(self.log_s0(x))
+        w_asym = self.w_asym(x)
         dki0, noddi0 = pred[:, :self.n_dki], pred[:, self.n_dki:self.n_sig]
         # Signal derivatives in the features and ω, each model only in what it depends on.
         dS_df = torch.zeros(V, nf, self.n_sig, dtype=x.dtype, device=x.device)
@@ -126,16 +144,22 @@ class TissueSignalModel:
         for cols, out_cols, model, f0 in ((_DKI_FEATURES, slice(0, self.n_dki), self._dki, dki0),
                                           (_NODDI_FEATURES, slice(self.n_dki, self.n_sig), self._noddi, noddi0)):
             k = cols.stop - cols.start
+            w_k = None if w_asym is None else w_asym.repeat_interleave(k, 0)
             fp, hf = _perturbed(feats, cols)
-            sf = model(s0.repeat_interleave(k, 0), fp, rot.repeat_interleave(k, 0))
+            sf = model(s0.repeat_interleave(k, 0), fp, rot.repeat_interleave(k, 0), w_k)
             dS_df[:, cols, out_cols] = (sf.reshape(V, k, -1) - f0[:, None, :]) / hf[:, :, None]
-            sw = model(s0_w, feats.repeat_interleave(3, 0), rot_w)
+            sw = model(s0_w, feats.repeat_interleave(3, 0), rot_w, None if w_asym is None else w_asym.repeat_interleave(3, 0))
             dS_dw[:, :, out_cols] = (sw.reshape(V, 3, -1) - f0[:, None, :]) / hw[:, :, None]
         J = torch.zeros(V, self.n_var, pred.shape[1], dtype=x.dtype, device=x.device)
         J[:, :, :self.n_sig] = self.feature_jacobian(x, spread) @ dS_df
         J[:, w_cols, :self.n_sig] = dS_dw
-        J[:, -1, :self.n_sig] = pred[:, :self.n_sig]  # ∂S/∂log S0 = S
+        J[:, self.i_s0, :self.n_sig] = pred[:, :self.n_sig]  # ∂S/∂log S0 = S
         sig_end = self.n_sig
         J[:, :nf, sig_end:sig_end + nf].diagonal(dim1=1, dim2=2).fill_(1.0)
-        J[:, nf:nf + d, sig_end + nf:] = self.prior.latent_whiten[component].transpose(1, 2)
+        J[:, nf:nf + d, sig_end + nf:sig_end + nf + d] = self.prior.latent_whiten[component].transpose(1, 2)
+        if w_asym is not None:  # the kurtosis signal differenced in W∆; its pseudo-observation is linear
+            h = _steps(w_asym)
+            sa = self._dki(s0, feats, rot, w_asym + h)
+            J[:, self.i_s0 + 1, :self.n_dki] = (sa - dki0) / h[:, None]
+            J[:, self.i_s0 + 1, -1] = 1.0 / ASYM_SIGMA
         return J

@@ -169,7 +169,13 @@ class PigmentModel:
 
         nf = len(FEATURES)
         sd = self.feature_sigma
-        model = TissueSignalModel(prior, bvals, bvecs, dki_rows, stick)
+        try:
+            check_kurtosis_protocol(self.gtab.subset(np.flatnonzero(self.gtab.bvals <= DKI_MAX_B)))
+            data_led = True
+        except ProtocolError:
+            data_led = False
+        # Where the table determines the kurtosis tensor, its departure from axial symmetry (W∆) is fitted too.
+        model = TissueSignalModel(prior, bvals, bvecs, dki_rows, stick, asymmetric=data_led)
         features_of, predict = model.features, model.predict
 
         sqrt_w = weights.sqrt()
@@ -186,12 +192,6 @@ class PigmentModel:
             accepts steps on."""
             return _residual_scaled(model.jacobian(x, pred, base, comp, spread), n_sig, sqrt_w, sig)
 
-        try:
-            check_kurtosis_protocol(self.gtab.subset(np.flatnonzero(self.gtab.bvals <= DKI_MAX_B)))
-            data_led = True
-        except ProtocolError:
-            data_led = False
-
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
             beta = weighted_log_linear(signal, X, floor=floor)
             evals, evecs = (t.to(dt) for t in eigenframe(beta[:, :6]))
@@ -207,7 +207,8 @@ class PigmentModel:
             delta0 = torch.zeros(len(signal), nf, dtype=dt, device=device)
             delta0[:, :3] = ((logev - prior.mean[:3]) / prior.std[:3] - prior.decoder(z0)[:, :3]) / sd
             x = torch.cat([delta0, z0, torch.zeros(len(signal), 3, dtype=dt, device=device),
-                           torch.log(s0_start.clamp(1e-3, 10.0))[:, None]], -1)
+                           torch.log(s0_start.clamp(1e-3, 10.0))[:, None],
+                           torch.zeros(len(signal), model.n_var - model.i_s0 - 1, dtype=dt, device=device)], -1)
             comp = prior.latent_log_density(z0).argmax(-1)
             lm = dict(residual=residual, cost=cost, tol=1e-6, jacobian=residual_jacobian)
             spread = torch.full((len(x), 1), sd, dtype=dt, device=device)
@@ -240,11 +241,15 @@ class PigmentModel:
                                                   **lm)
             feats = features_of(x, spread)
             rot = model.rotation(x, evecs)
-            out = dict(tissue_maps(feats))
+            w_asym = model.w_asym(x)
+            out = dict(tissue_maps(feats, w_asym=w_asym))
             principal = feats[:, :3].argmax(-1)  # log-eigenvalues: the largest picks e1
             out["evec1"] = torch.gather(rot, 2, principal[:, None, None].expand(-1, 3, 1))[..., 0]
             out["tensor"] = six_from_tensor(tissue_tensor(feats, rot))
-            out["s0"] = torch.exp(x[:, nf + d + 3]) * scale
+            out["s0"] = torch.exp(model.log_s0(x)) * scale
+            # W∆'s sign follows the labels of e2 and e3: reported for λ2 ≥ λ3 (swapping them flips it)
+            out["w_asym"] = (torch.zeros_like(out["s0"]) if w_asym is None
+                             else torch.where(feats[:, 1] >= feats[:, 2], w_asym, -w_asym))
             pred = predict(x, evecs, comp, spread)[:, :n_sig]
             out["nrmse"] = torch.sqrt((((pred - y) ** 2) * weights).sum(-1) / weights.sum())
             out["latent"] = x[:, nf:nf + d]
@@ -296,13 +301,21 @@ def _laplace_std(model: TissueSignalModel, x, constants, sig, sqrt_w) -> dict[st
     H = J @ J.transpose(1, 2)
     cov = torch.linalg.inv(H + 1e-9 * torch.eye(H.shape[-1], dtype=H.dtype, device=H.device))
 
-    def maps_of(feats):
-        m = tissue_maps(feats, quadrature=UNCERTAINTY_QUADRATURE)
+    nf = len(FEATURES)
+
+    def maps_of(v):  # v: the features, then W∆ where the model has it
+        m = tissue_maps(v[:, :nf], quadrature=UNCERTAINTY_QUADRATURE, w_asym=v[:, nf] if model.asymmetric else None)
         return torch.stack([m[n] for n in UNCERTAIN_MAPS], -1)
 
     spread = constants[-1]
-    feats = model.features(x, spread)
-    Jm = model.feature_jacobian(x, spread) @ _jacobian_fd(maps_of, feats, maps_of(feats))  # (V, P, n_maps)
+    Jf = model.feature_jacobian(x, spread)  # (V, P, nf)
+    v = model.features(x, spread)
+    if model.asymmetric:  # W∆ is a variable of its own: ∂W∆/∂x is the unit vector of its slot
+        v = torch.cat([v, model.w_asym(x)[:, None]], -1)
+        unit = torch.zeros(len(x), model.n_var, 1, dtype=x.dtype, device=x.device)
+        unit[:, model.i_s0 + 1] = 1.0
+        Jf = torch.cat([Jf, unit], -1)
+    Jm = Jf @ _jacobian_fd(maps_of, v, maps_of(v))  # (V, P, n_maps)
     var = torch.einsum("vpm,vpq,vqm->vm", Jm, cov, Jm)
     return {f"{n}_std": torch.sqrt(var[:, i].clamp_min(0)) for i, n in enumerate(UNCERTAIN_MAPS)}
 
@@ -310,7 +323,9 @@ def _laplace_std(model: TissueSignalModel, x, constants, sig, sqrt_w) -> dict[st
 class PigmentFit:
     """Result of :meth:`PigmentModel.fit`: every map of :data:`~pigment_connect.prior.MAP_NAMES`
     (``fa``, ``md`` … ``ndi``, ``odi``, ``fwf``), ``evec1``, ``tensor`` (…, 6), ``s0``, ``nrmse``,
-    ``latent`` (…, latent_dim), ``features`` (…, 9) (:data:`~pigment_connect.prior.FEATURES`), and ``<map>_std`` posterior standard deviations."""
+    ``latent`` (…, latent_dim), ``features`` (…, 9) (:data:`~pigment_connect.prior.FEATURES`), ``w_asym``
+    (the kurtosis's departure from axial symmetry, W∆ = (W(e2) − W(e3))/2 with λ2 ≥ λ3; 0 where the
+    table does not determine the kurtosis tensor) and ``<map>_std`` posterior standard deviations."""
 
     def __init__(self, model: PigmentModel, params: dict[str, np.ndarray], mask: np.ndarray,
                  affine: np.ndarray | None, sigma: float):

@@ -7,7 +7,13 @@ A voxel's tissue is described, in its own fibre frame, by nine rotation-invarian
 * the kurtosis tensor, axially symmetric about e1, through its three invariants
   W∥ = W(e1), W⊥ = W(n ⊥ e1) and W̄ = mean of W(n) over the sphere (the mean kurtosis tensor,
   Hansen et al. 2013). With c = n·e1, W(n) = W⊥ + b c² + d c⁴, where b and d follow from the
-  three invariants (⟨c²⟩ = 1/3, ⟨c⁴⟩ = 1/5 over the sphere);
+  three invariants (⟨c²⟩ = 1/3, ⟨c⁴⟩ = 1/5 over the sphere). The kurtosis functions also take an
+  optional W∆ = (W(e2) − W(e3))/2, the kurtosis's second harmonic around the fibre, adding
+  W∆ (c2² − c3²) (cᵢ = n·eᵢ; it averages to zero over the sphere and the perpendicular circle, so
+  the three invariants keep their meaning): real white matter is not axially symmetric (W(e2) ≈ 0.9
+  against W(e3) ≈ 0.3 in the dense fits of a real scan), and where a table determines the kurtosis
+  tensor, forcing the symmetry moves the misfit into λ2 and λ3. The prior does not generate W∆
+  (the zero-shot fit frees it where the table determines W, :mod:`pigment_connect.fit.zero_shot`);
 * NODDI's neurite density, dispersion and free-water fraction (``logit_ndi`` …), with mean
   orientation e1.
 
@@ -26,7 +32,7 @@ import torch
 from ..physics.dti import tensor_maps
 from ..physics.noddi import D_ISO, D_PAR, noddi_signal
 
-__all__ = ["FEATURES", "MAP_NAMES", "cayley_rotation", "eigenframe", "tissue_tensor", "dki_tissue_signal", "noddi_tissue_signal",
+__all__ = ["FEATURES", "MAP_NAMES", "cayley_rotation", "kurtosis_asymmetry", "eigenframe", "tissue_tensor", "dki_tissue_signal", "noddi_tissue_signal",
            "tissue_maps", "features_from_fits"]
 
 FEATURES = ("log_l1", "log_l2", "log_l3", "w_par", "w_perp", "w_mean", "logit_ndi", "logit_odi", "logit_fwf")
@@ -84,15 +90,19 @@ def _w_coefficients(w_par: torch.Tensor, w_perp: torch.Tensor, w_mean: torch.Ten
 
 
 def dki_tissue_signal(s0: torch.Tensor, features: torch.Tensor, rotation: torch.Tensor, bvals: torch.Tensor,
-                      bvecs: torch.Tensor) -> torch.Tensor:
-    """(V, N) kurtosis-model signal of the tissue. ``s0`` (V,), ``bvals`` (N,) s/mm², ``bvecs`` (N, 3)."""
+                      bvecs: torch.Tensor, w_asym: torch.Tensor | None = None) -> torch.Tensor:
+    """(V, N) kurtosis-model signal of the tissue. ``s0`` (V,), ``bvals`` (N,) s/mm², ``bvecs`` (N, 3),
+    ``w_asym`` (V,) W∆ (default 0: W axially symmetric about e1)."""
     p = _unpack(features)
     proj = bvecs @ rotation  # (V, N, 3): gradient components along e1, e2, e3
     adc = (proj * proj * p["evals"][:, None, :]).sum(-1)
     md = p["evals"].mean(-1, keepdim=True)
     a, b, d = _w_coefficients(p["w_par"], p["w_perp"], p["w_mean"])
-    c2 = proj[..., 0] ** 2
+    sq = proj * proj
+    c2 = sq[..., 0]
     w = a[:, None] + b[:, None] * c2 + d[:, None] * c2 * c2
+    if w_asym is not None:
+        w = w + w_asym[:, None] * (sq[..., 1] - sq[..., 2])
     return s0[:, None] * torch.exp(-bvals * adc + bvals * bvals * md * md * w / 6.0)
 
 
@@ -116,13 +126,15 @@ def _fibre_frame_quadrature(n_polar: int, n_azimuth: int, dtype, device) -> tupl
     return t(cc), t(pp), t(weights)
 
 
-def tissue_maps(features: torch.Tensor, *, quadrature: tuple[int, int] = (16, 32)) -> dict[str, torch.Tensor]:
+def tissue_maps(features: torch.Tensor, *, quadrature: tuple[int, int] = (16, 32),
+                w_asym: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Scalar maps (V,) of the tissue (:data:`MAP_NAMES`); rotation-invariant, so no R needed.
 
     MK is the sphere mean of K(n) = W(n) MD²/D(n)² (product quadrature in the fibre frame), AK is K
     along e1, RK the mean of K over the circle perpendicular to e1, MKT the mean of W(n) (= W̄).
     Kurtosis maps are clipped to [−3/7, 10] as in DIPY. ``quadrature``: (polar, azimuthal) nodes of
     the MK sphere mean (the default resolves MK to < 1e-6; coarser serves derivatives for error bars).
+    ``w_asym`` (V,): W∆ (default 0), which MK and RK see (AK, MKT and the tensor maps do not).
     """
     p = _unpack(features)
     ev = p["evals"]
@@ -135,17 +147,34 @@ def tissue_maps(features: torch.Tensor, *, quadrature: tuple[int, int] = (16, 32
     a, b, d = _w_coefficients(p["w_par"], p["w_perp"], p["w_mean"])
     c2 = c * c
     w_n = a[:, None] + b[:, None] * c2 + d[:, None] * c2 * c2
+    circle = torch.arange(32, dtype=features.dtype, device=features.device) * (math.pi / 32)
+    w_circle = p["w_perp"][:, None].expand(-1, len(circle))
+    if w_asym is not None:
+        w_n = w_n + w_asym[:, None] * (s2 * torch.cos(2 * phi))
+        w_circle = w_circle + w_asym[:, None] * torch.cos(2 * circle)
     mk = (w_n * md[:, None] ** 2 / adc**2) @ weights
     ak = p["w_par"] * md**2 / ev[:, 0] ** 2
-    circle = torch.arange(32, dtype=features.dtype, device=features.device) * (math.pi / 32)
     adc_perp = ev[:, 1:2] * torch.cos(circle) ** 2 + ev[:, 2:3] * torch.sin(circle) ** 2
-    rk = (p["w_perp"][:, None] * md[:, None] ** 2 / adc_perp**2).mean(-1)
+    rk = (w_circle * md[:, None] ** 2 / adc_perp**2).mean(-1)
     clip = lambda k: k.clamp(-3.0 / 7.0, 10.0)  # noqa: E731
     return {
         "fa": fa, "md": md, "ad": sorted_ev[:, 0], "rd": 0.5 * (sorted_ev[:, 1] + sorted_ev[:, 2]),
         "mk": clip(mk), "ak": clip(ak), "rk": clip(rk), "mkt": p["w_mean"],
         "ndi": p["ndi"], "odi": p["odi"], "fwf": p["fwf"],
     }
+
+
+def kurtosis_asymmetry(kurtosis: torch.Tensor, evecs: torch.Tensor, *, n_circle: int = 32) -> torch.Tensor:
+    """W∆ (V,) of kurtosis tensors (V, 15) in eigenvector frames (V, 3, 3): the second harmonic of W
+    on the circle perpendicular to e1, 2⟨W(n) cos 2φ⟩ with φ the angle from e2 (equal to
+    (W(e2) − W(e3))/2 where W has no higher harmonic there)."""
+    from ..physics.dki import _perpendicular_circle
+    from ..physics.protocol import kurtosis_design
+
+    circle = _perpendicular_circle(evecs[:, :, 0], n_circle)  # (V, n, 3)
+    w_circle = (kurtosis_design(circle) @ kurtosis[..., None])[..., 0]
+    cos2phi = (circle @ evecs[:, :, 1:2])[..., 0] ** 2 - (circle @ evecs[:, :, 2:3])[..., 0] ** 2
+    return 2.0 * (w_circle * cos2phi).mean(-1)
 
 
 def features_from_fits(tensor: torch.Tensor, kurtosis: torch.Tensor, ndi: torch.Tensor, odi: torch.Tensor,
