@@ -7,8 +7,8 @@ f = (G(z) + spread·δ)·std + mean (:mod:`pigment_connect.prior.tissue`). The p
 [kurtosis-model signal, NODDI signal, δ, L_k⁻¹(z − m_k)[, W∆/ASYM_SIGMA]] (the last ones are the
 prior's pseudo-observations). W∆, the kurtosis's departure from axial symmetry, is a variable only
 where the model is built with ``asymmetric=True`` (the table determines the kurtosis tensor); the
-prior does not generate it, so it has its own weak prior N(0, ASYM_SIGMA²). Its Jacobian is assembled by the chain rule instead of perturbing all of x
-through the whole model:
+prior does not generate it, so it has its own weak prior N(0, ASYM_SIGMA²). The Jacobian is
+assembled by the chain rule instead of perturbing all of x through the whole model:
 
 * the kurtosis signal depends on the features 0–5 and R only, the NODDI signal on the features
   6–8 and e1 only, so each is differenced in its own features and ω (9 and 6 evaluations instead
@@ -95,7 +95,7 @@ class TissueSignalModel:
     def _dki(self, s0, feats, rot, w_asym=None):
         return dki_tissue_signal(s0, feats, rot, self.dki_bvals, self.dki_bvecs, w_asym)
 
-    def _noddi(self, s0, feats, rot, w_asym=None):
+    def _noddi(self, s0, feats, rot, w_asym=None):  # W∆ unused: NODDI-Watson is axially symmetric
         return noddi_tissue_signal(s0, feats, rot, self.bvals, self.bvecs, stick=self.stick)
 
     # ------------------------------------------------------------------------------ the model
@@ -148,7 +148,8 @@ class TissueSignalModel:
             fp, hf = _perturbed(feats, cols)
             sf = model(s0.repeat_interleave(k, 0), fp, rot.repeat_interleave(k, 0), w_k)
             dS_df[:, cols, out_cols] = (sf.reshape(V, k, -1) - f0[:, None, :]) / hf[:, :, None]
-            sw = model(s0_w, feats.repeat_interleave(3, 0), rot_w, None if w_asym is None else w_asym.repeat_interleave(3, 0))
+            w_3 = None if w_asym is None else w_asym.repeat_interleave(3, 0)
+            sw = model(s0_w, feats.repeat_interleave(3, 0), rot_w, w_3)
             dS_dw[:, :, out_cols] = (sw.reshape(V, 3, -1) - f0[:, None, :]) / hw[:, :, None]
         J = torch.zeros(V, self.n_var, pred.shape[1], dtype=x.dtype, device=x.device)
         J[:, :, :self.n_sig] = self.feature_jacobian(x, spread) @ dS_df
