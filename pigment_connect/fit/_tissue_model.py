@@ -31,8 +31,10 @@ from ..prior.tissue import FEATURES, cayley_rotation, dki_tissue_signal, noddi_t
 __all__ = ["TissueSignalModel"]
 
 N_FEATURES = len(FEATURES)
-_DKI_FEATURES = slice(0, 6)
-_NODDI_FEATURES = slice(6, 9)
+N_KURTOSIS_FEATURES = 6
+"""Features 0–5 (log-eigenvalues, W∥, W⊥, W̄) drive the kurtosis signal, 6–8 NODDI's."""
+_DKI_FEATURES = slice(0, N_KURTOSIS_FEATURES)
+_NODDI_FEATURES = slice(N_KURTOSIS_FEATURES, N_FEATURES)
 ASYM_SIGMA = 0.5
 """Prior standard deviation of W∆ (dense fits of real white matter: median 0.3, 90th centile ≈ 0.7)."""
 
@@ -103,7 +105,7 @@ class TissueSignalModel:
                 spread: torch.Tensor) -> torch.Tensor:
         """(V, n_sig + 9 + d [+ 1]): signals (kurtosis rows, then NODDI rows), δ, whitened latent
         residual[, W∆/ASYM_SIGMA]. ``base`` (V, 3, 3) frames ω rotates, ``component`` (V,) each
-        voxel's latent mixture component, ``spread`` (V, 1) the features' tie to the manifold."""
+        voxel's latent mixture component, ``spread`` (V, 1) or (V, 9) the features' tie to the manifold."""
         feats, rot, s0 = self.features(x, spread), self.rotation(x, base), torch.exp(self.log_s0(x))
         w_asym = self.w_asym(x)
         parts = [self._dki(s0, feats, rot, w_asym), self._noddi(s0, feats, rot), x[:, :N_FEATURES],

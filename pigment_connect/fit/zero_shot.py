@@ -15,7 +15,10 @@ first optimum) by batched Levenberg–Marquardt, with the prior terms entering a
 scaled by σ. The features are parameterised as f = G(z) + feature_sigma·δ (δ ~ N(0, I)). Where
 the table determines the kurtosis model the fit runs in two stages: a data-led one, with the tie
 to the manifold loosened 100×, whose features the VAE encoder maps to a latent start; then the full
-posterior from that start. Any table
+posterior from that start, in which the tensor and kurtosis features — which such a table determines
+— are tied to the manifold 10× more loosely than NODDI's (:data:`DETERMINED_TIE`; the simulated
+tissue the prior learned is less planar than real white matter, and a tight tie pulls real tensors
+towards it), and the kurtosis tensor may depart from axial symmetry (W∆). Any table
 that determines a tensor works — down to 1 b0 + 6 directions — because what the data leave open
 (kurtosis on one shell, NODDI's compartments without a second shell) is supplied by the prior's
 joint distribution of the three models' parameters.
@@ -45,7 +48,7 @@ from ..prior.tissue import (
     FEATURES, MAP_NAMES, eigenframe, tissue_maps, tissue_tensor,
 )
 from ._lm import _jacobian_fd, levenberg_marquardt
-from ._tissue_model import TissueSignalModel
+from ._tissue_model import N_KURTOSIS_FEATURES, TissueSignalModel
 from .dki import check_kurtosis_protocol
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms, residual_sigma
@@ -61,6 +64,9 @@ DEFAULT_SNR = 30.0
 """b=0 SNR assumed when σ can be neither given nor estimated (one b=0 volume)."""
 LOOSE_TIE = 100.0
 """Stage 1 of the fit widens feature_sigma by this factor (a data-led start; see ``fit``)."""
+DETERMINED_TIE = 10.0
+"""Where the table determines the kurtosis model, the tensor and kurtosis features' tie to the
+prior's manifold is widened by this factor in the final stage too (NODDI's features keep theirs)."""
 UNCERTAIN_MAPS = ("fa", "md", "mk", "ndi", "odi", "fwf")
 """Maps given a posterior standard deviation."""
 BYTES_PER_VOXEL_ROW = 1024
@@ -102,7 +108,8 @@ class PigmentModel:
     feature_sigma : how far (in standardised feature units) a voxel's tissue may leave the prior's
         manifold: the features are free variables with the penalty ‖(f − G(z))/feature_sigma‖²/2,
         the VAE's own decoder likelihood widened from its training value 0.1 so that real tissue
-        the simulations did not cover can still be fitted where the data determine it.
+        the simulations did not cover can still be fitted where the data determine it (× 10 for the
+        tensor and kurtosis features where the table determines the kurtosis model).
     n_iter : Levenberg–Marquardt iterations. n_init : prior samples searched for each voxel's start.
     seed : seeds the start search (same input + same seed = same output).
     uncertainty : also return posterior standard deviations of :data:`UNCERTAIN_MAPS`.
@@ -205,13 +212,15 @@ class PigmentModel:
             z0 = z_bank[start]
             # the tensor from the data, the rest from the prior: δ is zero but for the log-eigenvalues
             delta0 = torch.zeros(len(signal), nf, dtype=dt, device=device)
-            delta0[:, :3] = ((logev - prior.mean[:3]) / prior.std[:3] - prior.decoder(z0)[:, :3]) / sd
+            spread = torch.full((len(signal), nf), sd, dtype=dt, device=device)
+            if data_led:
+                spread[:, :N_KURTOSIS_FEATURES] *= DETERMINED_TIE
+            delta0[:, :3] = ((logev - prior.mean[:3]) / prior.std[:3] - prior.decoder(z0)[:, :3]) / spread[:, :3]
             x = torch.cat([delta0, z0, torch.zeros(len(signal), 3, dtype=dt, device=device),
                            torch.log(s0_start.clamp(1e-3, 10.0))[:, None],
                            torch.zeros(len(signal), model.n_var - model.i_s0 - 1, dtype=dt, device=device)], -1)
             comp = prior.latent_log_density(z0).argmax(-1)
             lm = dict(residual=residual, cost=cost, tol=1e-6, jacobian=residual_jacobian)
-            spread = torch.full((len(x), 1), sd, dtype=dt, device=device)
             # Stage 1, data-led: the features barely tied to the manifold (spread × LOOSE_TIE), so the
             # data place them; the encoder then gives their latent code and its component. Started
             # directly under the full prior, the fit stops in poorer local optima (higher objective).
@@ -225,7 +234,7 @@ class PigmentModel:
                 f1 = features_of(x, loose)
                 z1 = prior.encode(f1)[0]
                 x[:, nf:nf + d] = z1
-                x[:, :nf] = ((f1 - prior.mean) / prior.std - prior.decoder(z1)) / sd
+                x[:, :nf] = ((f1 - prior.mean) / prior.std - prior.decoder(z1)) / spread
                 comp = prior.latent_log_density(z1).argmax(-1)
             # Stage 2: the full posterior from there.
             x, _ = levenberg_marquardt(predict_lm, x, (y, sig), n_iter=self.n_iter,
