@@ -272,7 +272,8 @@ class PigmentModel:
                           progress=progress, desc="PIGMENT fit")
         if not out:
             raise InputError("the mask selects no voxel: nothing to fit.", file=vox.source, fix="check the mask.")
-        return PigmentFit(self, {k: vox.scatter(v) for k, v in out.items()}, vox.mask, vox.affine, sigma)
+        return PigmentFit(self, {k: vox.scatter(v) for k, v in out.items()}, vox.mask, vox.affine, sigma,
+                          asymmetric=model.asymmetric)
 
 
 def _fit_residual(pred: torch.Tensor, y: torch.Tensor, sig: torch.Tensor, *, n_sig: int, sqrt_w: torch.Tensor,
@@ -337,8 +338,9 @@ class PigmentFit:
     table does not determine the kurtosis tensor) and ``<map>_std`` posterior standard deviations."""
 
     def __init__(self, model: PigmentModel, params: dict[str, np.ndarray], mask: np.ndarray,
-                 affine: np.ndarray | None, sigma: float):
+                 affine: np.ndarray | None, sigma: float, *, asymmetric: bool = False):
         self.model, self.params, self.mask, self.affine, self.sigma = model, params, mask, affine, sigma
+        self.asymmetric = asymmetric  # W∆ was fitted (the table determines the kurtosis tensor)
 
     def __getattr__(self, name: str) -> np.ndarray:
         params = self.__dict__.get("params", {})
@@ -348,9 +350,10 @@ class PigmentFit:
 
     @property
     def maps(self) -> MicrostructureMaps:
-        """All maps (model ``"pigment"``) with the posterior standard deviations as uncertainty."""
+        """All maps (model ``"pigment"``) with the posterior standard deviations as uncertainty;
+        ``w_asym`` among them where the table determined it."""
         m = self.mask
-        names = [*MAP_NAMES, "s0", "nrmse"]
+        names = [*MAP_NAMES, "s0", "nrmse", *(["w_asym"] if self.asymmetric else [])]
         maps = {n: np.where(m, self.params[n], 0.0).astype(np.float32) for n in names}
         maps["evec1"] = np.where(m[..., None], self.params["evec1"], 0.0).astype(np.float32)
         maps["tensor"] = np.where(m[..., None], self.params["tensor"], 0.0).astype(np.float32)

@@ -211,9 +211,11 @@ def test_kurtosis_asymmetry_is_fitted_where_the_table_determines_it(truth):
     for name in ("dense", "single_shell"):
         gtab = make_protocol(name)
         clean = dki_tissue_signal(one, feats, rot, torch.tensor(gtab.bvals), torch.tensor(gtab.bvecs), w_asym).numpy()
-        data = np.abs(clean + sigma * (rng.normal(size=clean.shape) + 1j * rng.normal(size=clean.shape)))
-        fits[name] = PigmentModel(gtab, sigma=sigma, device="cpu", uncertainty=False).fit(data[:, None, None, :])
+        data = np.abs(clean + sigma * (rng.normal(size=clean.shape) + 1j * rng.normal(size=clean.shape)))[:, None, None]
+        dwi = DiffusionData(data.astype(np.float32), np.eye(4), np.ones(data.shape[:3], bool), gtab)
+        fits[name] = PigmentModel(gtab, sigma=sigma, device="cpu", uncertainty=False).fit(dwi)
     recovered = fits["dense"].w_asym.ravel()
     planar = (feats[:, 1] - feats[:, 2]).numpy() > 0.5  # λ2/λ3 > 1.6: e2 and e3 well defined
     assert 0.2 < np.median(recovered) < 0.35 and np.percentile(recovered[planar], 10) > 0.1
     assert np.all(fits["single_shell"].w_asym == 0)
+    assert "w_asym" in fits["dense"].maps.maps and "w_asym" not in fits["single_shell"].maps.maps
