@@ -33,7 +33,7 @@ from ..physics.noddi import (
 from ._lm import levenberg_marquardt
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
-from .voxelwise import (check_fit_method, default_chunk_size, extract_voxels, gradient_tensors, resolve_device,
+from .voxelwise import (check_chunk_size, check_fit_method, default_chunk_size, extract_voxels, gradient_tensors, resolve_device,
                         run_chunked, signal_floor)
 
 __all__ = ["NoddiModel", "NoddiFit", "check_noddi_protocol"]
@@ -147,8 +147,6 @@ class NoddiModel:
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
                  chunk_size: int | None = None) -> None:
         check_fit_method(fit_method, FIT_METHODS)
-        if chunk_size is not None and chunk_size < 1:
-            raise InputError(f"chunk_size must be ≥ 1 voxel, got {chunk_size}.")
         if n_starts < 1:
             raise InputError(f"n_starts must be ≥ 1, got {n_starts}.")
         check_noddi_protocol(gtab)
@@ -158,7 +156,7 @@ class NoddiModel:
         self.d_par, self.d_iso = float(d_par), float(d_iso)
         self.n_starts, self.n_iter, self.tol = int(n_starts), int(n_iter), float(tol)
         self.device, self.dtype = device, dtype
-        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.chunk_size = check_chunk_size(chunk_size)
         # Series truncation matched to the working precision: terms below 1e-7 are below float32's
         # resolution of a signal ≤ 1, and float64 keeps them down to 1e-9.
         self.l_max = legendre_order(float(np.max(gtab.bvals)) * self.d_par,

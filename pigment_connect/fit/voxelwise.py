@@ -102,6 +102,15 @@ def check_fit_method(fit_method: str, allowed: tuple[str, ...]) -> None:
         raise InputError(f"fit_method must be one of {allowed}, got {fit_method!r}.")
 
 
+def check_chunk_size(chunk_size: int | None) -> int | None:
+    """``chunk_size`` as an int (None: the model's default), or :class:`InputError` if below 1."""
+    if chunk_size is None:
+        return None
+    if chunk_size < 1:
+        raise InputError(f"chunk_size must be ≥ 1 voxel, got {chunk_size}.")
+    return int(chunk_size)
+
+
 def default_chunk_size(device: torch.device, bytes_per_voxel: float, *, cpu: int, most: int = 65536) -> int:
     """Voxels per batch when the caller gives none.
 

@@ -52,7 +52,7 @@ from ._tissue_model import N_KURTOSIS_FEATURES, TissueSignalModel
 from .dki import check_kurtosis_protocol
 from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms, residual_sigma
-from .voxelwise import (check_fit_method, default_chunk_size, extract_voxels, gradient_tensors, resolve_device,
+from .voxelwise import (check_chunk_size, check_fit_method, default_chunk_size, extract_voxels, gradient_tensors, resolve_device,
                         run_chunked, signal_floor)
 
 __all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS", "noise_sigma"]
@@ -141,10 +141,8 @@ class PigmentModel:
         if not feature_sigma > 0:
             raise InputError(f"feature_sigma must be positive, got {feature_sigma}.")
         self.feature_sigma = float(feature_sigma)
-        if chunk_size is not None and chunk_size < 1:
-            raise InputError(f"chunk_size must be ≥ 1 voxel, got {chunk_size}.")
         self.device, self.dtype = device, dtype
-        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.chunk_size = check_chunk_size(chunk_size)
 
     def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None,
             progress: bool = False) -> PigmentFit:

@@ -95,10 +95,10 @@ def dki_tissue_signal(s0: torch.Tensor, features: torch.Tensor, rotation: torch.
     ``w_asym`` (V,) W∆ (default 0: W axially symmetric about e1)."""
     p = _unpack(features)
     proj = bvecs @ rotation  # (V, N, 3): gradient components along e1, e2, e3
-    adc = (proj * proj * p["evals"][:, None, :]).sum(-1)
+    sq = proj * proj
+    adc = (sq * p["evals"][:, None, :]).sum(-1)
     md = p["evals"].mean(-1, keepdim=True)
     a, b, d = _w_coefficients(p["w_par"], p["w_perp"], p["w_mean"])
-    sq = proj * proj
     c2 = sq[..., 0]
     w = a[:, None] + b[:, None] * c2 + d[:, None] * c2 * c2
     if w_asym is not None:
@@ -164,15 +164,21 @@ def tissue_maps(features: torch.Tensor, *, quadrature: tuple[int, int] = (16, 32
     }
 
 
+def _w_on_perpendicular_circle(kurtosis: torch.Tensor, e1: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` directions (V, n, 3) evenly spaced on the half circle perpendicular to ``e1`` (V, 3)
+    and W (V, n) of ``kurtosis`` (V, 15) along them."""
+    from ..physics.dki import _perpendicular_circle
+    from ..physics.protocol import kurtosis_design
+
+    circle = _perpendicular_circle(e1, n)
+    return circle, (kurtosis_design(circle) @ kurtosis[..., None])[..., 0]
+
+
 def kurtosis_asymmetry(kurtosis: torch.Tensor, evecs: torch.Tensor, *, n_circle: int = 32) -> torch.Tensor:
     """W∆ (V,) of kurtosis tensors (V, 15) in eigenvector frames (V, 3, 3): the second harmonic of W
     on the circle perpendicular to e1, 2⟨W(n) cos 2φ⟩ with φ the angle from e2 (equal to
     (W(e2) − W(e3))/2 where W has no higher harmonic there)."""
-    from ..physics.dki import _perpendicular_circle
-    from ..physics.protocol import kurtosis_design
-
-    circle = _perpendicular_circle(evecs[:, :, 0], n_circle)  # (V, n, 3)
-    w_circle = (kurtosis_design(circle) @ kurtosis[..., None])[..., 0]
+    circle, w_circle = _w_on_perpendicular_circle(kurtosis, evecs[:, :, 0], n_circle)
     cos2phi = (circle @ evecs[:, :, 1:2])[..., 0] ** 2 - (circle @ evecs[:, :, 2:3])[..., 0] ** 2
     return 2.0 * (w_circle * cos2phi).mean(-1)
 
@@ -183,14 +189,12 @@ def features_from_fits(tensor: torch.Tensor, kurtosis: torch.Tensor, ndi: torch.
     DTI part of a DKI fit ``tensor`` (V, 6), its ``kurtosis`` (V, 15) (projected onto axial
     symmetry about e1: W∥ = W(e1), W⊥ = mean of W on the perpendicular circle, W̄ = MKT) and a
     NODDI fit's ``ndi``, ``odi``, ``fwf`` (V,). Eigenvalues are floored at 1e-6 mm²/s."""
-    from ..physics.dki import _perpendicular_circle
     from ..physics.protocol import kurtosis_design
 
     evals, evecs = eigenframe(tensor)
     e1 = evecs[:, :, 0]
     w_par = (kurtosis_design(e1) * kurtosis).sum(-1)
-    circle = _perpendicular_circle(e1, n_circle)  # (V, n, 3)
-    w_perp = (kurtosis_design(circle) @ kurtosis[..., None])[..., 0].mean(-1)
+    w_perp = _w_on_perpendicular_circle(kurtosis, e1, n_circle)[1].mean(-1)
     w = kurtosis
     w_mean = (w[:, 0] + w[:, 1] + w[:, 2] + 2 * (w[:, 9] + w[:, 10] + w[:, 11])) / 5.0
     feats = torch.stack([*torch.log(evals.clamp_min(1e-6)).unbind(-1), w_par, w_perp, w_mean,
