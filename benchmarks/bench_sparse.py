@@ -46,7 +46,7 @@ map regressed on the protocol's own rotation-invariant data summary by trees tra
 reference in other voxels (5-fold cross-validation). It knows this brain's population, so it marks
 roughly how far any estimator that sees one voxel's data at a time can get below the conventional
 fit's error. On the sparse protocols at this scan's SNR its white-matter FA error is 0.96–1.09× the
-conventional fit's: the FA target (≤ 0.70×) is out of reach of any such estimator on this scan.
+conventional fit's: by this yardstick the FA target (≤ 0.70×) is out of reach on this scan.
 """
 
 from __future__ import annotations
