@@ -242,7 +242,8 @@ def fit_oracle(data, gtab, brain, mask, ref: dict[str, np.ndarray], *, folds: in
     log S0 of its DTI (WLS) fit at b ≤ 1500 and each shell's direction-averaged log attenuation (the whole data
     of an exactly determined 1 b0 + 6 table; its sufficient statistic up to orientation) — by
     gradient-boosted trees with absolute-error loss, trained on *this scan's* reference in the other
-    ``folds`` of its brain voxels (voxels whose reference is not physical left out of training).
+    ``folds`` of its brain voxels (voxels whose reference is not physical, ``ref["physical"]``, left
+    out of training).
     It knows the scanned brain's own joint distribution of tissue and noise, which no prior shipped
     before the scan can: an estimator that sees one voxel's data at a time should not expect to
     beat it by much. Returns the maps in ``mask``."""
@@ -262,7 +263,7 @@ def fit_oracle(data, gtab, brain, mask, ref: dict[str, np.ndarray], *, folds: in
     out = {}
     for m in MAPS:
         y = ref[m][brain]
-        train_ok = np.isfinite(y) & (ref["mk"][brain] > 0) & (ref["fa"][brain] < 0.99)
+        train_ok = np.isfinite(y) & ref["physical"][brain]
         pred = np.zeros(len(y))
         for tr, te in KFold(folds, shuffle=True, random_state=seed).split(X):
             tr = tr[train_ok[tr]]
@@ -347,7 +348,8 @@ def main() -> None:
         results["PIGMENT-spatial"] = fit_amortised(sub, gtab, mask, sigma, args.prior, spatial_mask=dwi.mask)
         if name != "full":  # on full the conventional fit is the reference
             t = time.perf_counter()
-            results[ORACLE] = (fit_oracle(sub, gtab, dwi.mask, mask, references[name][0]), time.perf_counter() - t, 0.0)
+            oracle = fit_oracle(sub, gtab, dwi.mask, mask, references[name][0])
+            results[ORACLE] = (oracle, time.perf_counter() - t, 0.0)
         if not args.no_peers:
             for peer, fn in (("FORCE", lambda w: fit_force(sub, bv, bc, mask, w, args.threads)),
                              ("AMICO", lambda w: fit_amico(sub, bv, bc, mask, dwi.affine, w))):
@@ -368,8 +370,9 @@ def main() -> None:
 
 
 def reference(data, gtab, brain, mask) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Dense conventional fits of ``data`` in ``brain`` (see the module docstring) and the WM/GM masks
-    they define within the scored voxels ``mask`` (where the dense DKI fit is physical)."""
+    """Dense conventional fits of ``data`` in ``brain`` (see the module docstring), with
+    ``ref["physical"]`` the brain voxels where the dense DKI fit is physical, and the WM/GM masks
+    they define within the physical scored voxels ``mask``."""
     from pigment_connect.fit import DiffusionKurtosisModel, NoddiModel, TensorModel
 
     dki = DiffusionKurtosisModel(gtab).fit(data, mask=brain)
@@ -378,7 +381,8 @@ def reference(data, gtab, brain, mask) -> tuple[dict[str, np.ndarray], dict[str,
     dti = TensorModel(gtab.subset(low)).fit(data[..., low], mask=brain)
     ref = {"fa": dki.fa, "md": dki.md, "mk": dki.mk, "ndi": noddi.ndi, "odi": noddi.odi, "fa_dti": dti.fa,
            "md_dti": dti.md}
-    physical = mask & (dki.evals[..., 2] > 0) & (dki.mk > 0)
+    ref["physical"] = brain & (dki.evals[..., 2] > 0) & (dki.mk > 0)  # where the dense DKI fit is physical
+    physical = mask & ref["physical"]
     print(f"  ({(mask & ~physical).sum()} of the {mask.sum()} scored voxels left out: their dense DKI fit is not physical)")
     regions = {"WM": physical & (ref["fa"] > 0.4),
                "GM": physical & (ref["fa"] < 0.2) & (ref["md"] < 1.1e-3) & (noddi.fwf < 0.3)}
@@ -425,17 +429,17 @@ def print_targets(rows, typical: dict) -> None:
     half-A reference; full protocol — PIGMENT's maps within 5% of the conventional fit's values
     (whose error against the reference is zero by construction)."""
     by = {(label, method): sc for label, method, sc, _, _ in rows}
-    pigment_runs = list(dict.fromkeys((r[0], r[1]) for r in rows if r[1].startswith("PIGMENT") or r[1] == ORACLE))
+    scored_runs = list(dict.fromkeys((r[0], r[1]) for r in rows if r[1].startswith("PIGMENT") or r[1] == ORACLE))
     print("targets (ratio = PIGMENT error / peer error, WM and GM; target ≤ 0.70; the oracle's ratios show what "
           "an estimator that knew this scan's population reaches):")
-    for label, method in pigment_runs:
+    for label, method in scored_runs:
         if label.startswith(("full", "half")):
             continue
         for peer, names in (("conventional", ("fa", "md", "mk", *SECOND_REFS)), ("FORCE", ("ndi", "odi"))):
             other = by.get((label, peer))
             if other is not None:
                 print(f"  {label} {method} vs {peer}: " + _ratios(by[(label, method)], other, names))
-    for label, method in pigment_runs:
+    for label, method in scored_runs:
         conv = by.get((label, "conventional"))
         if label.startswith("half") and conv:
             print(f"  {label} {method} vs conventional, independent half-A reference (target ≤ 1.05): "
