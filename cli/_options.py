@@ -1,34 +1,105 @@
-"""Option groups shared by subcommands (MRtrix3's "standard options")."""
+"""Option groups shared by subcommands (MRtrix3's "standard options"), help formatting, logging."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
+import textwrap
 
-__all__ = ["add_subcommand", "add_standard_options", "configure_logging"]
+__all__ = ["HelpFormatter", "add_subcommand", "add_standard_options", "add_force_option", "configure_logging",
+           "configure_threads"]
+
+LOGGER = "pigment_connect"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that in descriptions and epilogs an indented line (an example
+    command) is printed as written; unindented paragraphs are wrapped to the terminal width."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out: list[str] = []
+        paragraph: list[str] = []
+
+        def flush() -> None:
+            if paragraph:
+                out.extend(textwrap.wrap(" ".join(paragraph), width, initial_indent=indent, subsequent_indent=indent))
+                paragraph.clear()
+
+        for line in textwrap.dedent(text).splitlines():
+            if not line.strip():
+                flush()
+                out.append("")
+            elif re.match(r"\s", line) or line.rstrip().endswith(":"):  # example lines and headings as written
+                flush()
+                out.append(indent + line)
+            else:
+                paragraph.append(line.strip())
+        flush()
+        return "\n".join(out)
 
 
 def add_subcommand(subparsers, name: str, *, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
-    """A subcommand's parser, its examples (``epilog``) printed as written."""
+    """A subcommand's parser: description wrapped, examples (``epilog``) printed as written."""
     return subparsers.add_parser(name, help=help, description=description, epilog=epilog,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 formatter_class=HelpFormatter)
 
 
-def add_standard_options(parser: argparse.ArgumentParser) -> None:
+def add_standard_options(parser: argparse.ArgumentParser, *, seed: bool = True) -> None:
+    """``--nthreads``, ``--seed`` (where the command draws random numbers), ``-v``, ``--quiet``."""
     group = parser.add_argument_group("standard options")
     group.add_argument("--nthreads", type=int, default=None, metavar="N",
-                       help="threads for numba/torch kernels (default: all cores)")
-    group.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output; default 0)")
-    group.add_argument("--force", action="store_true", help="recompute outputs that already exist")
+                       help="threads for the numba and torch kernels (default: all cores)")
+    if seed:
+        group.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output; default 0)")
     verbosity = group.add_mutually_exclusive_group()
-    verbosity.add_argument("--quiet", action="store_true", help="only errors; no progress bars")
-    verbosity.add_argument("--verbose", action="store_true", help="debug messages")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="errors only; no progress bars")
+    verbosity.add_argument("-v", "--verbose", action="count", default=0,
+                           help="-v: progress messages (INFO); -vv: debug messages")
+
+
+def add_force_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--force``: without it, a command refuses to replace outputs that exist (as MRtrix3's -force)."""
+    parser.add_argument("--force", action="store_true", help=what)
+
+
+class _TqdmHandler(logging.Handler):
+    """Log records printed through ``tqdm.write``, so that they never break a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record))
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
 
 
 def configure_logging(args: argparse.Namespace) -> None:
-    level = logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
-    if args.nthreads is not None:
-        import numba
+    """Show the ``pigment_connect`` logger's messages at the level the flags ask for (default:
+    warnings and errors; ``-v`` INFO, ``-vv`` DEBUG; ``--quiet`` errors only). Other libraries'
+    loggers and the root logger are left alone. Also applies ``--nthreads``."""
+    verbose = int(getattr(args, "verbose", 0) or 0)
+    level = (logging.ERROR if getattr(args, "quiet", False) else logging.DEBUG if verbose >= 2
+             else logging.INFO if verbose == 1 else logging.WARNING)
+    logger = logging.getLogger(LOGGER)
+    for handler in [h for h in logger.handlers if isinstance(h, _TqdmHandler)]:
+        logger.removeHandler(handler)
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # a root handler configured elsewhere would print each line twice
+    configure_threads(getattr(args, "nthreads", None))
 
-        numba.set_num_threads(max(1, min(args.nthreads, numba.config.NUMBA_NUM_THREADS)))
+
+def configure_threads(n_threads: int | None) -> None:
+    """numba's and torch's intra-op thread counts (``None``: leave the defaults, all cores)."""
+    if n_threads is None:
+        return
+    import numba
+    import torch
+
+    n = max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    torch.set_num_threads(n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_standard_options, add_subcommand, configure_logging
+from ._options import add_force_option, add_standard_options, add_subcommand, configure_logging
 
 EXAMPLES = """examples:
   Run the embedded synthetic demo cohort (4 subjects, 2 groups, 2 sites) into demo_out/:
@@ -34,7 +34,8 @@ def register(subparsers) -> None:
     parser.add_argument("--demo", metavar="OUTDIR",
                         help="build the synthetic demo cohort in OUTDIR/rawdata and run it into OUTDIR/derivatives")
     parser.add_argument("--demo-subjects", type=int, default=4, metavar="N", help="demo cohort size (default 4)")
-    parser.add_argument("--participant-label", nargs="+", metavar="LABEL", help="subjects to process (without sub-)")
+    parser.add_argument("--participant-label", nargs="+", metavar="LABEL",
+                        help="subjects to process (without sub-); may stand before or after BIDS_DIR OUT_DIR")
     parser.add_argument("--parcellation", metavar="PATTERN",
                         help="per-subject parcellation in DWI space, relative to the BIDS root; "
                         "{prefix}, {subject}, {session} are filled in")
@@ -56,12 +57,30 @@ def register(subparsers) -> None:
                         "or a label image on the template grid); repeatable")
     parser.add_argument("--n-jobs", type=int, default=1, metavar="N", help="subjects in parallel (default 1)")
     parser.add_argument("--tractogram-format", choices=[".tck", ".trk", ".trx"], default=".tck")
+    add_force_option(parser, "recompute subjects that already finished with the same settings")
     add_standard_options(parser)
     parser.set_defaults(execute=execute)
 
 
+def _positionals_back(args: argparse.Namespace) -> None:
+    """``--participant-label 01 02 BIDS_DIR OUT_DIR``: argparse gives every word to the labels.
+    BIDS_DIR and OUT_DIR are required (outside --demo), so the missing ones are the last words."""
+    labels = args.participant_label
+    if args.demo or not labels:
+        return
+    missing = [name for name in ("bids_dir", "out_dir") if getattr(args, name) is None]
+    if not missing or len(labels) <= len(missing):
+        return
+    taken, args.participant_label = labels[-len(missing):], labels[: -len(missing)]
+    if args.bids_dir is None:
+        args.bids_dir, args.out_dir = taken if len(taken) == 2 else (taken[0], args.out_dir)
+    else:
+        args.out_dir = taken[0]
+
+
 def execute(args: argparse.Namespace) -> int:
     configure_logging(args)
+    _positionals_back(args)
     from pigment_connect.errors import InputError
     from pigment_connect.pipeline import PipelineConfig, run_cohort, run_demo
 

@@ -7,6 +7,10 @@ Stages (one sub-package each, one data type handed from each to the next)::
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._numba_cache import configure_numba_cache
+
+configure_numba_cache()  # before any kernel module compiles: numba's cache lives outside the package
+
 from .io import Connectome, DiffusionData, GradientTable, MicrostructureMaps, Parcellation, Tractogram, load_dwi
 
 try:

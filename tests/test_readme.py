@@ -10,3 +10,21 @@ def test_ci_runs_the_readme_test_command_verbatim():
     block = readme.split("<!-- test-command -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0].strip()
     assert "torch==2.13.0" in block
     assert block in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def _bash_block_after(readme: str, marker: str) -> str:
+    return readme.split(marker, 1)[1].split("```bash", 1)[1].split("```", 1)[0].strip()
+
+
+def test_ci_runs_the_readme_demo_command_before_the_test_command():
+    readme = (ROOT / "README.md").read_text()
+    demo, tests = _bash_block_after(readme, "<!-- demo-command -->"), _bash_block_after(readme, "<!-- test-command -->")
+    assert "torch==2.13.0" in demo and "--demo" in demo
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert demo in ci and tests in ci
+    assert ci.index(demo) < ci.index(tests)  # demo first, then tests, in one checkout: the order that broke
+
+
+def test_ci_starts_from_an_empty_home():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'HOME="$(mktemp -d)"; export HOME' in ci

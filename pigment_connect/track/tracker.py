@@ -329,7 +329,7 @@ class Tracker:
                              f"check the maps{' and the tissue image' if stats['act'] else ''}.")
         if n_kept == 0:
             raise TrackError(f"all {stats['produced']} streamlines are shorter than min_length={self.min_length} mm.")
-        log.info(
+        log.debug(
             "tracked %d seeds → %d streamlines (stops: fa %d, mask %d, angle %d, length %d, gm %d, csf %d; "
             "%d rejected by tissue constraints)",
             stats["seeds"], n_kept, *[stats["stops"][k] for k in ("fa", "mask", "angle", "length", "gm", "csf")],

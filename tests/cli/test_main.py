@@ -97,3 +97,30 @@ def test_check_gradients_names_the_fix_and_exports_a_table_that_passes(tmp_path,
     np.testing.assert_allclose(np.abs(np.loadtxt(fixed[0])), np.abs(rows), atol=1e-6)
     assert main(["check-gradients", str(dwi), "--bvec", fixed[0], "--bval", fixed[1], "--quiet", "--fail",
                  "--n-seeds", "1500"]) == 0
+
+
+def test_run_is_quiet_by_default_and_labels_do_not_swallow_the_folders(tmp_path, capsys, caplog):
+    """BIDS-App order with the labels first; without -v no INFO line reaches the terminal (the
+    tracker's per-call statistics are DEBUG); the root logger is left alone."""
+    import logging
+
+    assert main(["simulate", str(tmp_path / "bids"), "--n-subjects", "1", "--shape", "32", "36", "8", "--quiet"]) == 0
+    root_level = logging.getLogger().level
+    capsys.readouterr()
+    code = main(["run", "--participant-label", "01", str(tmp_path / "bids"), str(tmp_path / "out"), "--parcellation",
+                 "derivatives/phantom/{prefix}/dwi/{prefix}_space-dwi_seg-phantom_dseg.nii.gz"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert (tmp_path / "out" / "run_summary.tsv").is_file()
+    assert "INFO" not in out + err
+    assert logging.getLogger().level == root_level and logging.getLogger("pigment_connect").level == logging.WARNING
+    assert len((out + err).splitlines()) < 25  # one screen
+
+
+def test_help_is_wrapped(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) < 120
