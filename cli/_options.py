@@ -7,8 +7,7 @@ import logging
 import re
 import textwrap
 
-__all__ = ["HelpFormatter", "add_subcommand", "add_standard_options", "add_force_option", "configure_logging",
-           "configure_threads"]
+__all__ = ["HelpFormatter", "add_subcommand", "add_standard_options", "configure_logging", "configure_threads"]
 
 LOGGER = "pigment_connect"
 
@@ -45,22 +44,16 @@ def add_subcommand(subparsers, name: str, *, help: str, description: str, epilog
                                  formatter_class=HelpFormatter)
 
 
-def add_standard_options(parser: argparse.ArgumentParser, *, seed: bool = True) -> None:
-    """``--nthreads``, ``--seed`` (where the command draws random numbers), ``-v``, ``--quiet``."""
+def add_standard_options(parser: argparse.ArgumentParser) -> None:
+    """``--nthreads``, ``--seed``, ``-v``, ``--quiet``."""
     group = parser.add_argument_group("standard options")
     group.add_argument("--nthreads", type=int, default=None, metavar="N",
                        help="threads for the numba and torch kernels (default: all cores)")
-    if seed:
-        group.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output; default 0)")
+    group.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output; default 0)")
     verbosity = group.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="errors only; no progress bars")
     verbosity.add_argument("-v", "--verbose", action="count", default=0,
                            help="-v: progress messages (INFO); -vv: debug messages")
-
-
-def add_force_option(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--force``: without it, a command refuses to replace outputs that exist (as MRtrix3's -force)."""
-    parser.add_argument("--force", action="store_true", help=what)
 
 
 class _TqdmHandler(logging.Handler):
@@ -79,9 +72,8 @@ def configure_logging(args: argparse.Namespace) -> None:
     """Show the ``pigment_connect`` logger's messages at the level the flags ask for (default:
     warnings and errors; ``-v`` INFO, ``-vv`` DEBUG; ``--quiet`` errors only). Other libraries'
     loggers and the root logger are left alone. Also applies ``--nthreads``."""
-    verbose = int(getattr(args, "verbose", 0) or 0)
-    level = (logging.ERROR if getattr(args, "quiet", False) else logging.DEBUG if verbose >= 2
-             else logging.INFO if verbose == 1 else logging.WARNING)
+    level = (logging.ERROR if args.quiet else logging.DEBUG if args.verbose >= 2
+             else logging.INFO if args.verbose == 1 else logging.WARNING)
     logger = logging.getLogger(LOGGER)
     for handler in [h for h in logger.handlers if isinstance(h, _TqdmHandler)]:
         logger.removeHandler(handler)
@@ -90,7 +82,7 @@ def configure_logging(args: argparse.Namespace) -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False  # a root handler configured elsewhere would print each line twice
-    configure_threads(getattr(args, "nthreads", None))
+    configure_threads(args.nthreads)
 
 
 def configure_threads(n_threads: int | None) -> None:

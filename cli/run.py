@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_force_option, add_standard_options, add_subcommand, configure_logging
+from ._options import add_standard_options, add_subcommand, configure_logging
 
 EXAMPLES = """examples:
   Run the embedded synthetic demo cohort (4 subjects, 2 groups, 2 sites) into demo_out/:
@@ -57,7 +57,8 @@ def register(subparsers) -> None:
                         "or a label image on the template grid); repeatable")
     parser.add_argument("--n-jobs", type=int, default=1, metavar="N", help="subjects in parallel (default 1)")
     parser.add_argument("--tractogram-format", choices=[".tck", ".trk", ".trx"], default=".tck")
-    add_force_option(parser, "recompute subjects that already finished with the same settings")
+    parser.add_argument("--force", action="store_true",
+                        help="recompute subjects that already finished with the same settings")
     add_standard_options(parser)
     parser.set_defaults(execute=execute)
 
@@ -71,11 +72,9 @@ def _positionals_back(args: argparse.Namespace) -> None:
     missing = [name for name in ("bids_dir", "out_dir") if getattr(args, name) is None]
     if not missing or len(labels) <= len(missing):
         return
-    taken, args.participant_label = labels[-len(missing):], labels[: -len(missing)]
-    if args.bids_dir is None:
-        args.bids_dir, args.out_dir = taken if len(taken) == 2 else (taken[0], args.out_dir)
-    else:
-        args.out_dir = taken[0]
+    for name, value in zip(missing, labels[-len(missing):]):
+        setattr(args, name, value)
+    args.participant_label = labels[: -len(missing)]
 
 
 def execute(args: argparse.Namespace) -> int:

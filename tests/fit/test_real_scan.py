@@ -59,10 +59,7 @@ def _amico_set_up(amico, ndirs: int = 500) -> None:
     """AMICO's one-off set-up (its rotation matrices in ~/.dipy), done here rather than left to a
     per-user cache: only the ``ndirs`` that generate_kernels uses (0.3 s, not amico.setup()'s
     100 s for every direction count)."""
-    from pathlib import Path
-
-    if not (Path.home() / ".dipy" / f"AMICO_aux_matrices_lmax=12_ndirs={ndirs}.pickle").is_file():
-        amico.lut.precompute_rotation_matrices(12, ndirs)
+    amico.lut.precompute_rotation_matrices(12, ndirs)
 
 
 def test_noddi_agrees_with_amico_in_white_matter(mdt_scan, tmp_path):
