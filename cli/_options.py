@@ -82,6 +82,8 @@ def configure_logging(args: argparse.Namespace) -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False  # a root handler configured elsewhere would print each line twice
+    # DIPY installs its own INFO handler (registration steps): raised to ours unless -v asks for INFO
+    logging.getLogger("dipy").setLevel(level if args.verbose else max(level, logging.WARNING))
     configure_threads(args.nthreads)
 
 
