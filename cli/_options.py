@@ -7,7 +7,8 @@ import logging
 import re
 import textwrap
 
-__all__ = ["HelpFormatter", "add_subcommand", "add_standard_options", "configure_logging", "configure_threads"]
+__all__ = ["HelpFormatter", "add_subcommand", "add_standard_options", "add_force_option", "refuse_overwrite",
+           "configure_logging", "configure_threads"]
 
 LOGGER = "pigment_connect"
 
@@ -54,6 +55,24 @@ def add_standard_options(parser: argparse.ArgumentParser) -> None:
     verbosity.add_argument("-q", "--quiet", action="store_true", help="errors only; no progress bars")
     verbosity.add_argument("-v", "--verbose", action="count", default=0,
                            help="-v: progress messages (INFO); -vv: debug messages")
+
+
+def add_force_option(parser: argparse.ArgumentParser) -> None:
+    """``--force``: replace outputs that already exist (refused otherwise)."""
+    parser.add_argument("--force", action="store_true", help="overwrite outputs that already exist")
+
+
+def refuse_overwrite(paths, force: bool) -> None:
+    """Raise :class:`~pigment_connect.errors.InputError` (exit 2) naming the first of ``paths``
+    that exists, unless ``force``; so that no command silently replaces earlier results."""
+    from pathlib import Path
+
+    from pigment_connect.errors import InputError
+
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if existing and not force:
+        raise InputError("the output exists already.", file=existing[0],
+                         fix="give --force to overwrite it, or choose another output.")
 
 
 class _TqdmHandler(logging.Handler):

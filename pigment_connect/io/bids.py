@@ -12,7 +12,7 @@ from pathlib import Path
 from .._typing import PathLike
 from ..errors import InputError
 
-__all__ = ["SubjectScan", "nifti_stem", "entity_prefix", "bids_label", "derivative_name", "find_dwi_scans", "read_participants"]
+__all__ = ["SubjectScan", "nifti_stem", "entity_prefix", "bids_label", "derivative_name", "source_prefix", "find_dwi_scans", "read_participants"]
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -51,6 +51,32 @@ def derivative_name(prefix: str, suffix: str, extension: str, **entities: str | 
     """
     parts = [prefix] + [f"{k}-{v}" for k, v in entities.items() if v is not None] + [suffix]
     return "_".join(parts) + extension
+
+
+RAW_ENTITIES = ("sub", "ses", "task", "acq", "ce", "trc", "stain", "rec", "dir", "run", "mod", "echo",
+                "flip", "inv", "mt", "part", "chunk")
+"""BIDS entities that name an acquired series (in BIDS order); derivative entities (space, model,
+seg, meas, desc ...) describe what was made from it."""
+
+
+def source_prefix(path: PathLike) -> str:
+    """The series part of a file name: its leading raw BIDS entities (``sub-01_dir-AP``), which
+    every derivative of the series starts with; a name with none gives its stem up to the first
+    ``_`` (``scan.nii.gz`` → ``scan``).
+
+    >>> source_prefix("sub-01_ses-2_dir-AP_dwi.nii.gz"), source_prefix("sub-01_space-dwi_tractography.tck")
+    ('sub-01_ses-2_dir-AP', 'sub-01')
+    >>> source_prefix("/data/my scan.nii")
+    'myscan'
+    """
+    parts = nifti_stem(Path(path).name).name.split("_")
+    kept = []
+    for part in parts:
+        key, sep, value = part.partition("-")
+        if not sep or key not in RAW_ENTITIES or not _LABEL.match(value):
+            break
+        kept.append(part)
+    return "_".join(kept) if kept else (bids_label(parts[0]) or "scan")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from ..errors import InputError
 from .bids import derivative_name
 from .write import save_json, save_nifti
 
-__all__ = ["MicrostructureMaps"]
+__all__ = ["MicrostructureMaps", "find_map_index"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,20 +102,59 @@ class MicrostructureMaps:
 
     @classmethod
     def load(cls, directory: PathLike, *, prefix: str, model: str) -> MicrostructureMaps:
-        """Read maps written by :meth:`save`."""
-        directory = Path(directory)
-        index_path = directory / derivative_name(prefix, "dwimap", ".json", model=model)
+        """Read maps written by :meth:`save` into ``directory`` with this prefix and model."""
+        index_path = Path(directory) / derivative_name(prefix, "dwimap", ".json", model=model)
         if not index_path.is_file():
             raise InputError("no map index found.", file=index_path, fix="save the maps with MicrostructureMaps.save().")
-        index = json.loads(index_path.read_text())
+        return cls.from_index(index_path)
+
+    @classmethod
+    def from_index(cls, index_path: PathLike) -> MicrostructureMaps:
+        """Read maps from the JSON index :meth:`save` writes (``<prefix>_model-<model>_dwimap.json``),
+        or from a folder holding exactly one such index."""
+        index_path = find_map_index(index_path)
+        directory = index_path.parent
+        try:
+            index = json.loads(index_path.read_text())
+            names = dict(index["maps"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"not a map index ({type(exc).__name__}: {exc}).", file=index_path,
+                             fix="give the *_dwimap.json written with the maps.") from None
 
         def read(name: str) -> tuple[np.ndarray, np.ndarray]:
-            img = nib.load(str(directory / name))
+            path = directory / name
+            if not path.is_file():
+                raise InputError("a map listed in the index is missing.", file=path,
+                                 fix=f"restore it, or write the maps again (index: {index_path.name}).")
+            img = nib.load(str(path))
             return np.ascontiguousarray(img.dataobj), img.affine  # C order, as fitted maps are
 
         maps, affine = {}, None
-        for key, name in index["maps"].items():
+        for key, name in names.items():
             maps[key], affine = read(name)
         uncertainty = {key: read(name)[0] for key, name in index.get("uncertainty", {}).items()}
         mask = read(index["mask"])[0].astype(bool) if "mask" in index else None
-        return cls(maps, affine, index["model"], mask=mask, uncertainty=uncertainty)
+        return cls(maps, affine, index.get("model", "unknown"), mask=mask, uncertainty=uncertainty)
+
+
+def find_map_index(source: PathLike) -> Path:
+    """The map index ``source`` names: the ``*_dwimap.json`` file itself, or the only one in a folder.
+
+    Raises
+    ------
+    InputError
+        ``source`` is missing, or a folder with no index or several (they are listed).
+    """
+    source = Path(source)
+    if source.is_file():
+        return source
+    if not source.is_dir():
+        raise InputError("maps not found.", file=source, fix="give the folder the maps were written to, or their *_dwimap.json.")
+    found = sorted(source.glob("*_dwimap.json"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise InputError("no map index (*_dwimap.json) in this folder.", file=source,
+                         fix="give the folder 'pigment-connect fit' wrote to.")
+    raise InputError(f"{len(found)} map indexes in this folder: {', '.join(p.name for p in found)}.", file=source,
+                     fix="give the one to use, e.g. " + str(found[0]) + ".")

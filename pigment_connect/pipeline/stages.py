@@ -24,7 +24,8 @@ from ..io.write import atomic_path, save_json, save_nifti
 from ..track import Tracker, check_gradients
 from .config import PipelineConfig
 
-__all__ = ["SubjectOutputs", "process_subject"]
+__all__ = ["SubjectOutputs", "process_subject", "atlas_parcellations", "connectome_stem", "write_connectomes",
+           "write_graph_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -90,29 +91,89 @@ def _subject_path(pattern: str, bids_dir: Path, scan: SubjectScan) -> Path:
     return bids_dir / pattern.format(prefix=scan.prefix, subject=scan.subject, session=scan.session or "")
 
 
-def _atlas_parcellations(config: PipelineConfig, maps, mask, sub_dir: Path, prefix: str,
-                         result: SubjectOutputs) -> list[Parcellation]:
-    """Register the template to the subject's FA once (or reuse the saved transform), warp every
-    configured atlas, and write the subject-space parcellations, coverage tables and QC images."""
-    if not config.atlases:
-        return []
-    xfm_path = sub_dir / derivative_name(prefix, "xfm", ".npz", **{"from": TEMPLATE_SPACE}, to="dwi", mode="image")
-    if xfm_path.is_file():
+def atlas_parcellations(atlases: tuple[str, ...] | list[str], maps, mask, out_dir: Path, prefix: str, *,
+                        reuse_transform: bool = True) -> tuple[list[Parcellation], dict[str, str]]:
+    """Register the MNI template to the subject's FA once and warp every atlas onto the subject.
+
+    Parameters
+    ----------
+    atlases : shipped atlas names (``"schaefer200"``) or label-image paths on the template grid.
+    maps : MicrostructureMaps holding ``fa``, on the subject's DWI grid.
+    mask : (X, Y, Z) bool brain mask of the subject.
+    out_dir, prefix : where to write, and the ``sub-X[_ses-Y]...`` start of every name.
+    reuse_transform : read the transform saved by an earlier call instead of registering again.
+
+    Returns
+    -------
+    The subject-space parcellations (one per atlas, in order) and the files written by kind:
+    the transform (``xfm``), each parcellation (``dseg``), its coverage table and QC image.
+    """
+    files: dict[str, str] = {}
+    if not atlases:
+        return [], files
+    out_dir = Path(out_dir)
+    xfm_path = out_dir / derivative_name(prefix, "xfm", ".npz", **{"from": TEMPLATE_SPACE}, to="dwi", mode="image")
+    if reuse_transform and xfm_path.is_file():
         registration = Registration.load(xfm_path)
     else:
         registration = register_to_subject(np.asarray(maps["fa"]), maps.affine, mask, source=f"{prefix} FA")
-        result.files["xfm"] = str(registration.save(xfm_path))
+        files["xfm"] = str(registration.save(xfm_path))
     out = []
-    for atlas_name in config.atlases:
+    for atlas_name in atlases:
         parc, coverage = warp_atlas(load_atlas(atlas_name), registration, subject_mask=mask)
         seg = derivative_name(prefix, "dseg", ".nii.gz", space="dwi", seg=parc.name)
-        result.files[f"parcellation_{parc.name}"] = str(parc.save(sub_dir / seg))
-        with atomic_path(sub_dir / derivative_name(prefix, "coverage", ".tsv", space="dwi", seg=parc.name)) as tmp:
+        files[f"parcellation_{parc.name}"] = str(parc.save(out_dir / seg))
+        coverage_path = out_dir / derivative_name(prefix, "coverage", ".tsv", space="dwi", seg=parc.name)
+        with atomic_path(coverage_path) as tmp:
             coverage.to_csv(tmp, sep="\t", index=False)
-        write_qc_png(sub_dir / derivative_name(prefix, "qc", ".png", space="dwi", seg=parc.name),
-                     np.asarray(maps["fa"]), parc.labels)
+        files[f"coverage_{parc.name}"] = str(coverage_path)
+        qc_path = out_dir / derivative_name(prefix, "qc", ".png", space="dwi", seg=parc.name)
+        write_qc_png(qc_path, np.asarray(maps["fa"]), parc.labels)
+        files[f"qc_{parc.name}"] = str(qc_path)
         out.append(parc)
-    return out
+    return out, files
+
+
+def connectome_stem(prefix: str, atlas: str, weighting: str) -> str:
+    """``<prefix>_seg-<atlas>_meas-<weighting>_connectome`` (no extension)."""
+    return derivative_name(prefix, "connectome", "", seg=atlas, meas=bids_label(weighting))
+
+
+def write_connectomes(by_atlas: dict, out_dir: Path, prefix: str) -> dict[str, str]:
+    """Write every connectome of :func:`~pigment_connect.connectome.build_connectomes` (atlas →
+    weighting → Connectome) as ``<stem>.tsv`` and ``<stem>.npz`` (nodes and provenance kept),
+    with the provenance of the count connectome as ``<stem>.json``. Returns the .tsv paths, keyed
+    ``connectome_<weighting>`` (one atlas) or ``connectome_<atlas>_<weighting>``."""
+    out_dir = Path(out_dir)
+    files: dict[str, str] = {}
+    for atlas_name, connectomes in by_atlas.items():
+        for weighting, conn in connectomes.items():
+            base = connectome_stem(prefix, atlas_name, weighting)
+            key = f"connectome_{weighting}" if len(by_atlas) == 1 else f"connectome_{atlas_name}_{weighting}"
+            files[key] = str(conn.save(out_dir / f"{base}.tsv"))
+            conn.save(out_dir / f"{base}.npz")
+            if weighting == "count":
+                save_json(out_dir / f"{base}.json", conn.provenance)
+    return files
+
+
+def write_graph_metrics(by_atlas: dict, out_dir: Path, prefix: str, *, seed: int = 0) -> pd.DataFrame:
+    """Node metrics of every connectome (``<prefix>_seg-X_meas-Y_nodemetrics.tsv``) and one
+    ``<prefix>_seg-X_graphmetrics.tsv`` per atlas (a row per weighting). Returns all global rows."""
+    out_dir = Path(out_dir)
+    rows = []
+    for atlas_name, connectomes in by_atlas.items():
+        for weighting, conn in connectomes.items():
+            nodes = node_metrics(conn, seed=seed)
+            with atomic_path(out_dir / derivative_name(prefix, "nodemetrics", ".tsv", seg=atlas_name,
+                                                        meas=bids_label(weighting))) as tmp:
+                nodes.to_csv(tmp, sep="\t", index=False)
+            rows.append({"weighting": weighting, "atlas": atlas_name, **global_metrics(conn, seed=seed).to_dict()})
+    metrics = pd.DataFrame(rows)
+    for atlas_name in by_atlas:
+        with atomic_path(out_dir / derivative_name(prefix, "graphmetrics", ".tsv", seg=atlas_name)) as tmp:
+            metrics[metrics["atlas"] == atlas_name].to_csv(tmp, sep="\t", index=False)
+    return metrics
 
 
 def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig) -> SubjectOutputs:
@@ -154,7 +215,9 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     for name, path in maps.save(sub_dir, prefix=prefix).items():
         result.files[f"map_{name}"] = str(path)
 
-    parcellations += _atlas_parcellations(config, maps, dwi.mask, sub_dir, prefix, result)
+    atlas_parcs, atlas_files = atlas_parcellations(config.atlases, maps, dwi.mask, sub_dir, prefix)
+    parcellations += atlas_parcs
+    result.files.update({k: v for k, v in atlas_files.items() if k == "xfm" or k.startswith("parcellation_")})
     if config.atlases:
         lap("register")
 
@@ -174,25 +237,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         tractogram, parcellations, weightings=config.weightings, maps=maps,
         assignment=config.assignment, radius=config.radius,
     )
-    rows = []
-    for atlas_name, connectomes in by_atlas.items():
-        for weighting, conn in connectomes.items():
-            meas = bids_label(weighting)
-            base = derivative_name(prefix, "connectome", "", seg=atlas_name, meas=meas)
-            key = f"connectome_{weighting}" if len(by_atlas) == 1 else f"connectome_{atlas_name}_{weighting}"
-            result.files[key] = str(conn.save(sub_dir / f"{base}.tsv"))
-            conn.save(sub_dir / f"{base}.npz")
-            nodes = node_metrics(conn, seed=config.seed)
-            with atomic_path(sub_dir / derivative_name(prefix, "nodemetrics", ".tsv", seg=atlas_name,
-                                                        meas=meas)) as tmp:
-                nodes.to_csv(tmp, sep="\t", index=False)
-            g = global_metrics(conn, seed=config.seed)
-            rows.append({"weighting": weighting, "atlas": atlas_name, **g.to_dict()})
-            if weighting == "count":
-                save_json(sub_dir / f"{base}.json", conn.provenance)
-    result.metrics = pd.DataFrame(rows)
-    for atlas_name in by_atlas:
-        with atomic_path(sub_dir / derivative_name(prefix, "graphmetrics", ".tsv", seg=atlas_name)) as tmp:
-            result.metrics[result.metrics["atlas"] == atlas_name].to_csv(tmp, sep="\t", index=False)
+    result.files.update(write_connectomes(by_atlas, sub_dir, prefix))
+    result.metrics = write_graph_metrics(by_atlas, sub_dir, prefix, seed=config.seed)
     lap("connectome")
     return result

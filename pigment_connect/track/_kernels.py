@@ -13,7 +13,8 @@ import numpy as np
 
 from ._rng import next_block, next_uniform
 
-__all__ = ["track_deterministic", "track_probabilistic", "sample_watson", "sample_tensor_acg", "gather_world"]
+__all__ = ["track_deterministic", "track_probabilistic", "sample_watson", "sample_tensor_acg", "gather_world",
+           "streamline_density"]
 
 STOP_NONE = 0
 STOP_FA = 1  # entered low-anisotropy tissue: the point is kept (streamline reaches grey matter)
@@ -566,3 +567,29 @@ def gather_world(out, spans, rows, offsets, affine, dst):
             z = out[row, first + k, 2]
             for c in range(3):
                 dst[offsets[r] + k, c] = affine[c, 0] * x + affine[c, 1] * y + affine[c, 2] * z + affine[c, 3]
+
+
+@numba.njit(cache=True)
+def streamline_density(points_vox, offsets, upsample, first_id, last_seen, counts):
+    """Add to ``counts`` (X, Y, Z) int64 the number of streamlines that visit each voxel, each
+    streamline once per voxel. ``points_vox`` (P, 3) float64 continuous voxel coordinates,
+    ``offsets`` (S + 1,) int64; each segment is cut into ``upsample`` equal pieces; a point
+    belongs to the voxel of its rounded coordinates. ``last_seen`` (X, Y, Z) int64 holds the id
+    (``first_id`` + s) of the last streamline counted in each voxel. Serial: the counts are exact."""
+    nx, ny, nz = counts.shape
+    for s in range(offsets.size - 1):
+        sid = first_id + s
+        for p in range(offsets[s], offsets[s + 1]):
+            pieces = 1 if p == offsets[s] else upsample
+            for q in range(pieces):
+                t = (q + 1) / pieces
+                if p == offsets[s]:
+                    x, y, z = points_vox[p, 0], points_vox[p, 1], points_vox[p, 2]
+                else:
+                    x = points_vox[p - 1, 0] + t * (points_vox[p, 0] - points_vox[p - 1, 0])
+                    y = points_vox[p - 1, 1] + t * (points_vox[p, 1] - points_vox[p - 1, 1])
+                    z = points_vox[p - 1, 2] + t * (points_vox[p, 2] - points_vox[p - 1, 2])
+                i, j, k = int(np.floor(x + 0.5)), int(np.floor(y + 0.5)), int(np.floor(z + 0.5))
+                if 0 <= i < nx and 0 <= j < ny and 0 <= k < nz and last_seen[i, j, k] != sid:
+                    last_seen[i, j, k] = sid
+                    counts[i, j, k] += 1

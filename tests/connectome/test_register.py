@@ -2,6 +2,7 @@
 coverage reporting, failure detection; and a real whole-brain scan."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,16 +129,16 @@ def test_real_whole_brain_scan(shared_data):
 @pytest.mark.slow
 def test_pipeline_atlas_stage_writes_parcellations_coverage_qc_and_reuses_the_transform(tmp_path, monkeypatch):
     from pigment_connect.io import MicrostructureMaps
-    from pigment_connect.pipeline import PipelineConfig, stages
+    from pigment_connect.pipeline import stages
 
     fa, mask, grid, truth = _known_subject()
     maps = MicrostructureMaps({"fa": fa.astype(np.float32)}, grid, "tensor")
-    config = PipelineConfig(atlases=("schaefer100", "schaefer200"))
-    out = stages.SubjectOutputs()
+    atlases = ("schaefer100", "schaefer200")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        parcs = stages._atlas_parcellations(config, maps, mask, tmp_path, "sub-01", out)
+        parcs, files = stages.atlas_parcellations(atlases, maps, mask, tmp_path, "sub-01")
     assert [p.name for p in parcs] == ["schaefer100", "schaefer200"]
+    assert all(Path(f).is_file() for f in files.values()) and "xfm" in files and "qc_schaefer200" in files
     names = {p.name for p in tmp_path.iterdir()}
     assert "sub-01_from-MNI152NLin2009cAsym_to-dwi_mode-image_xfm.npz" in names
     for seg in ("schaefer100", "schaefer200"):
@@ -147,5 +148,6 @@ def test_pipeline_atlas_stage_writes_parcellations_coverage_qc_and_reuses_the_tr
     monkeypatch.setattr(stages, "register_to_subject", lambda *a, **k: pytest.fail("registered twice"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        again = stages._atlas_parcellations(config, maps, mask, tmp_path, "sub-01", stages.SubjectOutputs())
+        again, files = stages.atlas_parcellations(atlases, maps, mask, tmp_path, "sub-01")
     np.testing.assert_array_equal(again[0].labels, parcs[0].labels)
+    assert "xfm" not in files  # read, not written

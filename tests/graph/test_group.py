@@ -2,7 +2,6 @@
 relabellings) and ground truth, FWER under the null, ComBat against neuroCombat."""
 
 import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -135,60 +134,66 @@ def test_nbs_input_errors(cohort):
         nbs.nbs(cohort.stack, d, relabellings=np.array([np.arange(30)[::-1]]))
 
 
-@pytest.mark.skipif(shutil.which("connectomestats") is None, reason="MRtrix3 connectomestats not installed")
-def test_nbs_and_tfnbs_match_mrtrix3_connectomestats(tmp_path, cohort):
-    """Same data, design, contrast and relabellings: MRtrix3 thresholds the Z statistic
-    (scale='z'), and its TFNBS omits the dh factor of the integral."""
-    n = 30
-    d = group.make_design(cohort.table, ("group", "patient", "control"), covariates=("age", "site"))
-    files = []
-    for k, conn in enumerate(cohort.connectomes):
-        files.append(tmp_path / f"c{k}.csv")
-        np.savetxt(files[-1], conn.weights, delimiter=",")
-    (tmp_path / "list.txt").write_text("\n".join(f.name for f in files) + "\n")  # relative to the list
-    np.savetxt(tmp_path / "design.txt", d.matrix)
-    np.savetxt(tmp_path / "contrast.txt", d.contrast)
-    perms = nbs.permutations(d, 200, seed=4)
-    np.savetxt(tmp_path / "perms.txt", perms.T, fmt="%d")
+@pytest.fixture(scope="module")
+def mrtrix3_cohort(mrtrix3_golden):
+    """The cohort, design, contrast and relabellings connectomestats read (committed with its outputs)."""
+    with np.load(mrtrix3_golden.path("stats_inputs.npz")) as z:
+        stack, matrix, contrast, perms = z["stack"], z["design"], z["contrast"], z["relabellings"]
+    design = group.Design(matrix, [f"x{k}" for k in range(matrix.shape[1])], contrast,
+                          np.array([f"s{k}" for k in range(len(stack))]))
+    return stack, design, perms
+
+
+@pytest.mark.parametrize("algo", ["nbs", "tfnbs"])
+def test_nbs_and_tfnbs_match_mrtrix3_connectomestats(mrtrix3_golden, mrtrix3_cohort, algo):
+    """Same data, design, contrast and relabellings as MRtrix3 3.0.3 (its outputs committed):
+    MRtrix3 thresholds the Z statistic (scale='z'), and its TFNBS omits the dh factor."""
+    stack, d, perms = mrtrix3_cohort
+    n = stack.shape[1]
     i, j = group.edge_index(n)
-    for algo in ("nbs", "tfnbs"):
-        out = tmp_path / algo
-        out.mkdir()
-        cmd = ["connectomestats", str(tmp_path / "list.txt"), algo, str(tmp_path / "design.txt"),
-               str(tmp_path / "contrast.txt"), str(out) + "/", "-permutations", str(tmp_path / "perms.txt"), "-quiet"]
-        if algo == "nbs":
-            cmd += ["-threshold", "2.5"]
-        subprocess.run(cmd, check=True, cwd=out)
 
-        def read(name, where=out):
-            return np.loadtxt(where / name, delimiter=",")[i, j]
+    def read(name):
+        return mrtrix3_golden.csv(f"stats_{algo}_{name}")[i, j]
 
-        glm = group.fit_glm(cohort.stack[:, i, j], d)
-        np.testing.assert_allclose(read("tvalue.csv"), glm.stat, atol=1e-9)
-        mr_null = np.loadtxt(out / "null_dist.txt")
-        if algo == "nbs":
-            res = nbs.nbs(cohort.stack, d, threshold=2.5, scale="z", relabellings=perms)
-            np.testing.assert_array_equal(res.null, mr_null)
-            in_comp = res.edges["component"].to_numpy() > 0
-            sizes = res.components.set_index("component")["n_edges"]
-            ours_enhanced = np.zeros(i.size)
-            ours_enhanced[in_comp] = sizes.loc[res.edges["component"][in_comp]].to_numpy()
-            null = res.null
-        else:
-            res = nbs.tfnbs(cohort.stack, d, scale="z", relabellings=perms)
-            ours_enhanced = res.edges["tfnbs"].to_numpy() / res.dh
-            null = res.null / res.dh
-            np.testing.assert_allclose(null, mr_null, rtol=1e-6)
-            in_comp = ours_enhanced > 0
-        np.testing.assert_allclose(ours_enhanced, read("enhanced.csv"), rtol=1e-6, atol=1e-6)
-        # p-values: MRtrix3 counts null > observed; we count null >= observed (the observed
-        # data are the first relabelling, so p is never 0)
-        mr_p = 1.0 - read("fwe_1mpvalue.csv")
-        np.testing.assert_allclose(mr_p, [np.mean(mr_null > e * (1 + 1e-9)) if e > 0 else 1.0
-                                          for e in read("enhanced.csv")], atol=1e-12)
-        ours_p = res.edges["p_fwe"].to_numpy()
-        np.testing.assert_allclose(ours_p[in_comp], [np.mean(null >= e * (1 - 1e-9)) for e in ours_enhanced[in_comp]])
-        assert np.all(ours_p[~in_comp] == 1.0)
+    glm = group.fit_glm(stack[:, i, j], d)
+    np.testing.assert_allclose(read("tvalue.csv"), glm.stat, atol=1e-9)
+    mr_null = np.loadtxt(mrtrix3_golden.path(f"stats_{algo}_null_dist.txt"))
+    if algo == "nbs":
+        res = nbs.nbs(stack, d, threshold=mrtrix3_golden.maker.STATS_THRESHOLD, scale="z", relabellings=perms)
+        np.testing.assert_array_equal(res.null, mr_null)
+        in_comp = res.edges["component"].to_numpy() > 0
+        sizes = res.components.set_index("component")["n_edges"]
+        ours_enhanced = np.zeros(i.size)
+        ours_enhanced[in_comp] = sizes.loc[res.edges["component"][in_comp]].to_numpy()
+        null = res.null
+        assert in_comp.any()  # the test exercises a supra-threshold component
+    else:
+        res = nbs.tfnbs(stack, d, scale="z", relabellings=perms)
+        ours_enhanced = res.edges["tfnbs"].to_numpy() / res.dh
+        null = res.null / res.dh
+        np.testing.assert_allclose(null, mr_null, rtol=1e-6)
+        in_comp = ours_enhanced > 0
+    np.testing.assert_allclose(ours_enhanced, read("enhanced.csv"), rtol=1e-6, atol=1e-6)
+    # p-values: MRtrix3 counts null > observed; we count null >= observed (the observed data are
+    # the first relabelling, so p is never 0)
+    mr_p = 1.0 - read("fwe_1mpvalue.csv")
+    np.testing.assert_allclose(mr_p, [np.mean(mr_null > e * (1 + 1e-9)) if e > 0 else 1.0
+                                      for e in read("enhanced.csv")], atol=1e-12)
+    ours_p = res.edges["p_fwe"].to_numpy()
+    np.testing.assert_allclose(ours_p[in_comp], [np.mean(null >= e * (1 - 1e-9)) for e in ours_enhanced[in_comp]])
+    assert np.all(ours_p[~in_comp] == 1.0)
+
+
+@pytest.mark.skipif(shutil.which("connectomestats") is None,
+                    reason="MRtrix3 not installed: the committed outputs are compared instead")
+@pytest.mark.parametrize("algo", ["nbs", "tfnbs"])
+def test_mrtrix3_here_reproduces_the_committed_connectomestats_outputs(tmp_path, mrtrix3_golden, algo):
+    mrtrix3_golden.rerun(f"stats_{algo}_tvalue.csv", tmp_path)  # one run writes all four
+    for name in ("tvalue.csv", "enhanced.csv", "fwe_1mpvalue.csv", "null_dist.txt"):
+        delimiter = "," if name.endswith(".csv") else None
+        np.testing.assert_allclose(np.loadtxt(tmp_path / f"stats_{algo}_{name}", delimiter=delimiter),
+                                   np.loadtxt(mrtrix3_golden.path(f"stats_{algo}_{name}"), delimiter=delimiter),
+                                   rtol=1e-9, atol=1e-12, err_msg=name)
 
 
 # ------------------------------------------------------------------ ComBat
