@@ -453,4 +453,7 @@ def print_targets(rows, typical: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _results import recorded
+
+    with recorded(__file__):
+        main()

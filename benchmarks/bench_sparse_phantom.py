@@ -150,4 +150,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _results import recorded
+
+    with recorded(__file__):
+        main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import sys
 import textwrap
 
 __all__ = ["HelpFormatter", "add_subcommand", "add_standard_options", "add_force_option", "refuse_overwrite",
@@ -101,9 +102,39 @@ def configure_logging(args: argparse.Namespace) -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False  # a root handler configured elsewhere would print each line twice
-    # DIPY installs its own INFO handler (registration steps): raised to ours unless -v asks for INFO
+    # DIPY installs its own INFO handler (registration steps) and sets its level when first
+    # imported: import it now, then hold it at ours unless -v asks for INFO
+    try:
+        import dipy.utils.logging  # noqa: F401
+    except ImportError:  # pragma: no cover - DIPY is a dependency
+        pass
     logging.getLogger("dipy").setLevel(level if args.verbose else max(level, logging.WARNING))
+    _show_our_warnings_plainly(quiet=args.quiet)
     configure_threads(args.nthreads)
+
+
+def _show_our_warnings_plainly(*, quiet: bool) -> None:
+    """pigment_connect's warnings as one ``WARNING: message`` line through tqdm (no file name,
+    line number and source line, which read like a traceback; none with ``--quiet``); other
+    libraries' as Python prints them."""
+    import warnings
+
+    from pigment_connect.errors import PigmentWarning
+
+    default = getattr(warnings.showwarning, "_python_default", warnings.showwarning)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PigmentWarning):
+            if quiet:
+                return
+            from tqdm import tqdm
+
+            tqdm.write(f"WARNING: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    show._python_default = default
+    warnings.showwarning = show
 
 
 def configure_threads(n_threads: int | None) -> None:

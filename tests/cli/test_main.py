@@ -124,3 +124,40 @@ def test_help_is_wrapped(capsys):
         main(["run", "--help"])
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) < 120
+
+
+def test_dipy_info_lines_are_held_back_without_verbose():
+    """DIPY sets its own logger to INFO when first imported (registration prints ~10 lines per
+    subject); configure_logging holds it at WARNING even when DIPY is imported after it (a fresh
+    interpreter, as the command is), and lets it through with -v."""
+    import subprocess
+    import sys
+
+    script = """if True:
+        import argparse, sys
+        from pigment_connect.cli._options import configure_logging
+        configure_logging(argparse.Namespace(quiet=False, verbose=int(sys.argv[1]), nthreads=None))
+        from dipy.align.imaffine import AffineRegistration
+        from dipy.utils.logging import logger
+        logger.info("registration step")
+    """
+    for verbose, shown in ((0, False), (1, True)):
+        done = subprocess.run([sys.executable, "-c", script, str(verbose)], capture_output=True, text=True, check=True)
+        assert ("registration step" in done.stdout + done.stderr) is shown, (verbose, done.stdout, done.stderr)
+
+
+def test_our_warnings_print_as_one_line_and_not_with_quiet():
+    import subprocess
+    import sys
+
+    script = """if True:
+        import argparse, sys, warnings
+        from pigment_connect.cli._options import configure_logging
+        from pigment_connect.errors import PigmentWarning
+        configure_logging(argparse.Namespace(quiet=sys.argv[1] == "q", verbose=0, nthreads=None))
+        warnings.warn("11 of 200 labels vanished", PigmentWarning)
+    """
+    loud = subprocess.run([sys.executable, "-c", script, "-"], capture_output=True, text=True, check=True)
+    assert loud.stderr.strip() == "WARNING: 11 of 200 labels vanished"
+    quiet = subprocess.run([sys.executable, "-c", script, "q"], capture_output=True, text=True, check=True)
+    assert quiet.stderr == ""
