@@ -78,6 +78,9 @@ class _Tee(io.TextIOBase):
 def recorded(script: str, argv: list[str] | None = None):
     """Tee stdout into the results file of ``script`` (written only if the block completes)."""
     argv = sys.argv[1:] if argv is None else argv
+    if "--worker" in argv:  # a benchmark's own timed subprocess: its parent records the run
+        yield
+        return
     name = Path(script).stem
     if argv:
         name += "__" + re.sub(r"[^A-Za-z0-9.=-]+", "_", "_".join(a.lstrip("-") for a in argv)).strip("_")

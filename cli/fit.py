@@ -11,19 +11,22 @@ EXAMPLES = """examples:
     pigment-connect fit sub-01_dwi.nii.gz maps/
 
   PIGMENT tensor, kurtosis and NODDI maps with their uncertainty, from a sparse 6-direction scan:
-    pigment-connect fit sub-01_dwi.nii.gz maps/ --model pigment --mask sub-01_desc-brain_mask.nii.gz
+    pigment-connect fit sub-01_dwi.nii.gz maps/ --model pigment-zeroshot --mask sub-01_desc-brain_mask.nii.gz
 
   Then track on them:
     pigment-connect track maps/ sub-01_tractography.tck
 """
 
-MODELS = {
+MODELS = {  # the names 'run --model' takes, plus the conventional multi-shell fits
     "tensor": "DTI, weighted least squares (b <= 1500 s/mm² volumes used when higher shells exist)",
     "dki": "diffusion kurtosis (two or more non-zero shells, 15+ directions)",
     "noddi": "NODDI-Watson: NDI, ODI, FWF (two shells, b up to about 2000-3000 s/mm²)",
-    "pigment": "PIGMENT zero-shot: tensor, kurtosis and NODDI maps with uncertainty, any table with "
-               "1+ b=0 and 6+ directions",
-    "pigment-amortised": "PIGMENT's amortised network: trained on this table (about 20 s on 2 cores), then one pass",
+    "pigment": "PIGMENT's amortised network, trained on the prior's simulations for this table (about 20 s "
+               "on 2 cores), then one pass: tensor, kurtosis and NODDI maps with uncertainty from any table "
+               "with 1+ b=0 and 6+ directions",
+    "pigment-spatial": "the same network also seeing each voxel's neighbours (better on low-SNR scans)",
+    "pigment-zeroshot": "PIGMENT fitted to this scan's own signal, voxel by voxel: the most accurate, "
+                        "slower on a CPU",
 }
 
 
@@ -53,11 +56,11 @@ def register(subparsers) -> None:
 def _model(name: str, gtab, seed: int):
     from pigment_connect.fit import AmortisedPigment, DiffusionKurtosisModel, NoddiModel, PigmentModel, TensorModel
 
-    if name == "pigment-amortised":
-        model = AmortisedPigment(gtab, seed=seed)
+    if name in ("pigment", "pigment-spatial"):
+        model = AmortisedPigment(gtab, seed=seed, spatial=name == "pigment-spatial")
         model.train()
         return model
-    if name == "pigment":
+    if name == "pigment-zeroshot":
         return PigmentModel(gtab, seed=seed)
     return {"tensor": TensorModel, "dki": DiffusionKurtosisModel, "noddi": NoddiModel}[name](gtab)
 

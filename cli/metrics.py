@@ -64,9 +64,12 @@ def execute(args: argparse.Namespace) -> int:
     refuse_overwrite(outputs, args.force)
     conn = Connectome.load(path)
     weighting = _weighting(conn, path)
-    if weighting == "length":
-        raise InputError("this connectome holds mean streamline lengths (mm), not connection strengths: "
-                         "strength, clustering and path metrics would read long connections as strong.",
+    from pigment_connect.connectome import is_strength
+
+    if not is_strength(weighting):
+        raise InputError(f"this connectome ({weighting}) holds mean streamline lengths (mm) or standard errors, "
+                         "not connection strengths: strength, clustering and path metrics would read them as "
+                         "connectivity.",
                          file=path, fix="give the count, invnodevol or invlength connectome of the same tractogram.")
     row = pd.DataFrame([{"connectome": path.name, "weighting": weighting,
                          **global_metrics(conn, seed=args.seed, length=args.length).to_dict()}])

@@ -52,6 +52,9 @@ def register(subparsers) -> None:
     parser.add_argument("--harmonize", default=None, metavar="SITE_COL", help="ComBat on this site column first")
     parser.add_argument("--blocks", default=None, metavar="COL", help="exchangeability blocks for permutations")
     parser.add_argument("--participants", default=None, help="participants.tsv (default: found beside the data)")
+    parser.add_argument("--multi-series", choices=("refuse", "first", "mean"), default="refuse",
+                        help="subjects with several series (e.g. dir-AP and dir-PA): refuse (default), keep the "
+                        "first in name order, or average their connectomes")
     parser.add_argument("--method", choices=("nbs", "tfnbs", "none"), default="nbs")
     parser.add_argument("--threshold", type=float, default=3.0, help="NBS primary threshold on t (default 3.0)")
     parser.add_argument("--statistic", choices=("extent", "intensity"), default="extent")
@@ -74,6 +77,7 @@ def execute(args: argparse.Namespace) -> int:
         covariates=_csv_list(args.covariates), categorical=_csv_list(args.categorical), harmonize=args.harmonize,
         blocks=args.blocks, method=args.method, threshold=args.threshold, n_perm=args.perm, tail=args.tail,
         statistic=args.statistic, alpha=args.alpha, seed=args.seed, participants=args.participants,
+        multi_series=args.multi_series,
     )
     if not args.quiet:
         for name, path in written.items():

@@ -28,3 +28,17 @@ def test_ci_runs_the_readme_demo_command_before_the_test_command():
 def test_ci_starts_from_an_empty_home():
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'HOME="$(mktemp -d)"; export HOME' in ci
+
+
+def test_every_figure_source_the_readme_names_exists_and_the_version_is_one():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    cited = set(re.findall(r"benchmarks/results/[\w.*-]+\.md", readme))
+    assert cited, "the README quotes no benchmark results file"
+    for name in cited:
+        assert list(ROOT.glob(name)), f"{name} is quoted by the README but no such results file exists"
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert f"Version {version}" in readme
+    assert set(re.findall(r"\b[Vv](?:ersion )?\d+\.\d+(?:\.\d+)?\b", readme)) <= {f"Version {version}"}
+    assert not re.search(r"(?<![\w/])#\d+\b", readme), "the README is for users: no issue numbers"

@@ -45,9 +45,16 @@ from ..io.tractogram import Tractogram
 from ._kernels import mean_along, streamline_lengths
 from .assign import assign_endpoints
 
-__all__ = ["build_connectomes", "BASE_WEIGHTINGS", "read_streamline_weights"]
+__all__ = ["build_connectomes", "BASE_WEIGHTINGS", "read_streamline_weights", "is_strength"]
 
 BASE_WEIGHTINGS = ("count", "invnodevol", "length", "invlength")
+
+
+def is_strength(weighting: str) -> bool:
+    """Whether a weighting is a connection strength that graph metrics may read (larger = more
+    connected): not ``length`` (mm) nor ``uncertainty_<map>`` (a standard error). Takes the name or
+    its BIDS label (``uncertaintyfa``)."""
+    return weighting != "length" and not weighting.replace("_", "").startswith("uncertainty")
 
 
 def read_streamline_weights(path: PathLike) -> np.ndarray:

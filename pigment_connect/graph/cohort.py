@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .._typing import PathLike
 from ..errors import InputError
-from ..io.bids import read_participants
+from ..io.bids import read_participants, source_prefix
 from ..io.connectome import Connectome
 
 __all__ = ["read_cohort", "cohort_metrics"]
@@ -17,8 +18,11 @@ __all__ = ["read_cohort", "cohort_metrics"]
 _NAME = re.compile(r"^sub-(?P<subject>[0-9A-Za-z]+)(?:_ses-(?P<session>[0-9A-Za-z]+))?_.*connectome\.(?:npz|tsv|csv)$")
 
 
+MULTI_SERIES = ("refuse", "first", "mean")
+
+
 def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", participants: PathLike | None = None,
-                extension: str = ".npz") -> tuple[list[Connectome], pd.DataFrame]:
+                extension: str = ".npz", multi_series: str = "refuse") -> tuple[list[Connectome], pd.DataFrame]:
     """All ``sub-*[_ses-*]_…seg-<seg>_meas-<meas>_connectome<ext>`` files under ``derivatives``
     (as ``pigment-connect run`` and :func:`~pigment_connect.graph.export.export_connectome`
     write them), sorted by subject and session.
@@ -31,13 +35,20 @@ def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", partici
     participants : a BIDS ``participants.tsv`` (or the folder holding it) whose columns join the
         table; by default the one in ``derivatives`` or in the BIDS root two levels above it.
     extension : ``.npz`` (full node table) or ``.tsv``/``.csv`` (matrix with labels).
+    multi_series : what to do when a subject (and session) has several series, e.g.
+        ``sub-01_dir-AP`` and ``sub-01_dir-PA``, which a group model must not count as two
+        subjects: ``"refuse"`` (default; the error lists them), ``"first"`` (the first series in
+        name order) or ``"mean"`` (the element-wise mean of the series' connectomes).
 
     Returns
     -------
-    connectomes : list of :class:`Connectome`, one per scan.
-    table : DataFrame with ``subject``, ``session`` and the participants' columns (numeric
-        columns converted to numbers), one row per connectome, in the same order.
+    connectomes : list of :class:`Connectome`, one per subject and session.
+    table : DataFrame with ``subject``, ``session``, ``series`` (the series kept, or those
+        averaged joined by ``+``) and the participants' columns (numeric columns converted to
+        numbers), one row per connectome, in the same order.
     """
+    if multi_series not in MULTI_SERIES:
+        raise InputError(f"multi_series must be one of {MULTI_SERIES}, got {multi_series!r}.")
     root = Path(derivatives)
     if not root.is_dir():
         raise InputError("the derivatives folder does not exist.", file=root)
@@ -54,11 +65,12 @@ def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", partici
         if match is None:
             continue
         conns.append(Connectome.load(f, weighting=meas, atlas=seg))
-        rows.append({"subject": match["subject"], "session": match["session"]})
+        rows.append({"subject": match["subject"], "session": match["session"], "series": source_prefix(f)})
     sizes = {c.n_nodes for c in conns}
     if len(sizes) > 1:
         raise InputError(f"the cohort's connectomes differ in size {sorted(sizes)}.", file=root,
                          fix="read one atlas at a time (the seg entity).")
+    conns, rows = _one_per_scan(conns, rows, multi_series, root)
     table = pd.DataFrame(rows)
     info = _participants(root, participants)
     if info is not None:
@@ -75,6 +87,34 @@ def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", partici
     if table["session"].isna().all():
         table = table.drop(columns="session")
     return conns, table
+
+
+def _one_per_scan(conns: list[Connectome], rows: list[dict], rule: str, root: Path):
+    """One connectome per (subject, session), by ``rule`` (see :func:`read_cohort`)."""
+    groups: dict[tuple, list[int]] = {}
+    for k, row in enumerate(rows):
+        groups.setdefault((row["subject"], row["session"]), []).append(k)
+    several = {key: [rows[k]["series"] for k in ks] for key, ks in groups.items() if len(ks) > 1}
+    if not several:
+        return conns, rows
+    if rule == "refuse":
+        listed = "; ".join(" + ".join(names) for names in list(several.values())[:3])
+        raise InputError(f"{len(several)} subject(s) have several series ({listed}): a group model would count "
+                         "each as a separate subject.", file=root,
+                         fix="choose multi_series='first' or 'mean' (pigment-connect stats --multi-series), "
+                         "or keep one series per subject.")
+    out_conns, out_rows = [], []
+    for ks in groups.values():
+        if len(ks) == 1 or rule == "first":
+            out_conns.append(conns[ks[0]])
+            out_rows.append(rows[ks[0]])
+            continue
+        first = conns[ks[0]]
+        mean = np.mean([conns[k].weights for k in ks], axis=0)
+        provenance = {**first.provenance, "averaged_series": [rows[k]["series"] for k in ks]}
+        out_conns.append(Connectome(mean, first.nodes, first.weighting, first.atlas, provenance))
+        out_rows.append({**rows[ks[0]], "series": "+".join(rows[k]["series"] for k in ks)})
+    return out_conns, out_rows
 
 
 def _participants(root: Path, given: PathLike | None) -> pd.DataFrame | None:

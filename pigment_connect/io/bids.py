@@ -92,7 +92,9 @@ class SubjectScan:
 
     @property
     def prefix(self) -> str:
-        return entity_prefix(self.subject, self.session)
+        """Every raw BIDS entity of the series (``sub-01_ses-2_acq-hi_dir-AP_run-1``): the start
+        of each of its outputs, so that two series of one subject never share a file."""
+        return source_prefix(self.dwi)
 
 
 def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = None) -> list[SubjectScan]:
@@ -114,8 +116,10 @@ def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = No
         if participant_labels and subject not in participant_labels:
             continue
         base = nifti_stem(dwi).name
-        prefix = base[: -len("_dwi")]
-        mask = next(iter(sorted(dwi.parent.glob(f"{prefix}*_desc-brain_mask.nii*"))), None)
+        stem = base[: -len("_dwi")]
+        # the series' own mask only: a prefix glob would give run-1 the mask of run-10
+        mask = next((m for m in (dwi.parent / f"{stem}_desc-brain_mask{ext}" for ext in (".nii.gz", ".nii"))
+                     if m.is_file()), None)
         scans.append(
             SubjectScan(
                 subject=subject,
@@ -125,6 +129,19 @@ def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = No
                 bvec=dwi.with_name(base + ".bvec"),
                 mask=mask,
             )
+        )
+    by_prefix: dict[str, list[Path]] = {}
+    for scan in scans:
+        by_prefix.setdefault(scan.prefix, []).append(scan.dwi)
+    clashes = {prefix: paths for prefix, paths in by_prefix.items() if len(paths) > 1}
+    if clashes:
+        prefix, paths = next(iter(clashes.items()))
+        raise InputError(
+            f"{len(clashes)} series name(s) would share their outputs: {', '.join(str(p) for p in paths)} "
+            f"all map to {prefix!r}.",
+            file=paths[0],
+            fix="keep one file per series (e.g. not both .nii and .nii.gz), or tell the series apart "
+            "with a BIDS entity (acq-, dir-, run-).",
         )
     if participant_labels:
         missing = sorted(set(participant_labels) - {s.subject for s in scans})

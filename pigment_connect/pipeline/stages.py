@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..connectome import build_connectomes
+from ..connectome import build_connectomes, is_strength
 from ..connectome.atlases import TEMPLATE_SPACE, load_atlas
 from ..connectome.register import Registration, register_to_subject, warp_atlas, write_qc_png
 from ..errors import InputError, PigmentWarning
@@ -158,12 +158,17 @@ def write_connectomes(by_atlas: dict, out_dir: Path, prefix: str) -> dict[str, s
 
 
 def write_graph_metrics(by_atlas: dict, out_dir: Path, prefix: str, *, seed: int = 0) -> pd.DataFrame:
-    """Node metrics of every connectome (``<prefix>_seg-X_meas-Y_nodemetrics.tsv``) and one
-    ``<prefix>_seg-X_graphmetrics.tsv`` per atlas (a row per weighting). Returns all global rows."""
+    """Node metrics of every strength-like connectome (``<prefix>_seg-X_meas-Y_nodemetrics.tsv``)
+    and one ``<prefix>_seg-X_graphmetrics.tsv`` per atlas (a row per weighting, named in its
+    ``weighting`` column). Mean-length and uncertainty connectomes are left out
+    (:func:`~pigment_connect.connectome.build.is_strength`).
+    Returns all global rows."""
     out_dir = Path(out_dir)
     rows = []
     for atlas_name, connectomes in by_atlas.items():
         for weighting, conn in connectomes.items():
+            if not is_strength(weighting):
+                continue
             nodes = node_metrics(conn, seed=seed)
             with atomic_path(out_dir / derivative_name(prefix, "nodemetrics", ".tsv", seg=atlas_name,
                                                         meas=bids_label(weighting))) as tmp:

@@ -42,3 +42,29 @@ def test_read_cohort_errors(derivatives):
     (root / "participants.tsv").write_text("participant_id\tgroup\nsub-001\tcontrol\n")
     with pytest.raises(InputError, match="lacks subjects"):
         cohort.read_cohort(root, seg="synthetic")
+
+
+def test_subjects_with_several_series_are_refused_or_reduced_by_an_explicit_rule(tmp_path):
+    """sub-001 has dir-AP and dir-PA series: a group model must not count it twice."""
+    c = make_connectome_cohort(n_per_group=2, n_nodes=8, seed=1)
+    for k, (conn, row) in enumerate(zip(c.connectomes, c.table.itertuples())):
+        series = ["dir-AP", "dir-PA"] if k == 0 else ["dir-AP"]
+        for n, entity in enumerate(series):
+            scaled = conn.__class__(conn.weights * (1 + n), conn.nodes, "count", "synthetic")
+            scaled.save(tmp_path / f"sub-{row.subject}" / "dwi" /
+                        f"sub-{row.subject}_{entity}_seg-synthetic_meas-count_connectome.npz")
+    info = c.table.assign(participant_id="sub-" + c.table["subject"]).drop(columns="subject")
+    info.to_csv(tmp_path / "participants.tsv", sep="\t", index=False)
+    first = c.table["subject"].iloc[0]
+    with pytest.raises(InputError, match=f"sub-{first}_dir-AP \\+ sub-{first}_dir-PA"):
+        cohort.read_cohort(tmp_path, seg="synthetic")
+    conns, table = cohort.read_cohort(tmp_path, seg="synthetic", multi_series="first")
+    assert len(conns) == len(c.connectomes) and table["subject"].is_unique
+    assert table["series"].iloc[0] == f"sub-{first}_dir-AP"
+    np.testing.assert_allclose(conns[0].weights, c.stack[0])
+    conns, table = cohort.read_cohort(tmp_path, seg="synthetic", multi_series="mean")
+    np.testing.assert_allclose(conns[0].weights, 1.5 * c.stack[0])
+    assert table["series"].iloc[0] == f"sub-{first}_dir-AP+sub-{first}_dir-PA"
+    assert conns[0].provenance["averaged_series"] == [f"sub-{first}_dir-AP", f"sub-{first}_dir-PA"]
+    with pytest.raises(InputError, match="multi_series"):
+        cohort.read_cohort(tmp_path, seg="synthetic", multi_series="all")

@@ -29,7 +29,9 @@ def test_demo_writes_every_output_for_every_subject(demo):
             assert (d / f"sub-{sub}_seg-phantom_meas-{meas}_connectome.tsv").is_file()
     metrics = pd.read_csv(result.out_dir / "group_graphmetrics.tsv", sep="\t")
     assert set(metrics["group"]) == {"control", "patient"} and set(metrics["site"]) == {"A", "B"}
-    assert len(metrics) == 4 * 4 and metrics["global_efficiency"].notna().all()
+    # strengths only: mean streamline length (mm) is not a connection strength
+    assert len(metrics) == 4 * 3 and metrics["global_efficiency"].notna().all()
+    assert set(metrics["weighting"]) == {"count", "invnodevol", "mean_fa"}
     desc = json.loads((result.out_dir / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative"
 
