@@ -182,7 +182,7 @@ def run_cohort(
     rows = []
     for r in records:
         for m in r.get("metrics") or []:
-            row = {"subject": r["subject"], "session": r["session"]}
+            row = {"series": r["prefix"], "subject": r["subject"], "session": r["session"]}  # series: one subject may have several
             if participants is not None and r["subject"] in participants.index:
                 row.update(participants.loc[r["subject"]].drop(labels=["participant_id"]).to_dict())
             row.update(m)

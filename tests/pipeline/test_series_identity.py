@@ -59,6 +59,8 @@ def test_two_series_of_a_subject_keep_their_own_outputs(two_series, tmp_path, ca
 
     summary = pd.read_csv(out / "run_summary.tsv", sep="\t")
     assert sorted(summary["prefix"]) == ["sub-01_dir-AP", "sub-01_dir-PA"] and set(summary["status"]) == {"ok"}
+    metrics = pd.read_csv(out / "group_graphmetrics.tsv", sep="\t")
+    assert sorted(set(metrics["series"])) == ["sub-01_dir-AP", "sub-01_dir-PA"]  # rows told apart
     again = main(["run", str(two_series), str(out), "--quiet", "--parcellation", PARC])
     assert again == 0
     assert set(pd.read_csv(out / "run_summary.tsv", sep="\t")["status"]) == {"skipped"}
