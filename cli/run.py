@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     parser.add_argument("--atlas", action="append", default=[], metavar="NAME",
                         help="MNI atlas registered to each subject (shipped name, see 'pigment-connect atlases list', "
                         "or a label image on the template grid); repeatable")
-    parser.add_argument("--n-jobs", type=int, default=1, metavar="N", help="subjects in parallel (default 1)")
+    parser.add_argument("--n-jobs", type=int, default=1, metavar="N", help="subjects in parallel (default 1); each gets its share of --nthreads (default: all cores)")
     parser.add_argument("--tractogram-format", choices=[".tck", ".trk", ".trx"], default=".tck")
     parser.add_argument("--force", action="store_true",
                         help="recompute subjects that already finished with the same settings")
@@ -87,6 +87,7 @@ def execute(args: argparse.Namespace) -> int:
         if args.bids_dir or args.out_dir:
             raise InputError("--demo takes its own output folder; do not also give BIDS_DIR/OUT_DIR.")
         result = run_demo(args.demo, n_subjects=args.demo_subjects, seed=args.seed, n_jobs=args.n_jobs,
+                          n_threads=args.nthreads,
                           progress=not args.quiet, force=args.force)
     else:
         if not (args.bids_dir and args.out_dir):
@@ -96,7 +97,8 @@ def execute(args: argparse.Namespace) -> int:
                                 tracking_algorithm=args.tracking, gradient_check=args.gradient_check,
                                 model=args.model)
         result = run_cohort(args.bids_dir, args.out_dir, config, participant_labels=args.participant_label,
-                            n_jobs=args.n_jobs, force=args.force, progress=not args.quiet)
+                            n_jobs=args.n_jobs, n_threads=args.nthreads, force=args.force,
+                            progress=not args.quiet)
     counts = result.summary["status"].value_counts().to_dict()
     print(f"results: {result.out_dir}")
     print(f"  subjects: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}")

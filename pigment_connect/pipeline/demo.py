@@ -16,7 +16,7 @@ DEMO_SITES = {"A": {}, "B": {"signal_scale": 1300.0, "snr": 25.0}}
 
 
 def run_demo(out_dir: PathLike, *, n_subjects: int = 4, seed: int = 0, n_jobs: int = 1,
-             progress: bool = True, force: bool = False) -> CohortResult:
+             n_threads: int | None = None, progress: bool = True, force: bool = False) -> CohortResult:
     """Write the demo cohort to ``out_dir/rawdata`` and process it into
     ``out_dir/derivatives/pigment_connect``. Returns the :class:`CohortResult`."""
     out_dir = Path(out_dir)
@@ -26,4 +26,4 @@ def run_demo(out_dir: PathLike, *, n_subjects: int = 4, seed: int = 0, n_jobs: i
         write_bids(cohort, rawdata)
     config = PipelineConfig(parcellation=subject_parcellation_pattern(), seed=seed)
     return run_cohort(rawdata, out_dir / "derivatives" / "pigment_connect", config,
-                      n_jobs=n_jobs, progress=progress, force=force)
+                      n_jobs=n_jobs, n_threads=n_threads, progress=progress, force=force)

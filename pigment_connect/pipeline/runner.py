@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import time
 import traceback
 import warnings
@@ -29,7 +30,7 @@ from ..io.write import atomic_path, save_json
 from .config import PipelineConfig
 from .stages import process_subject
 
-__all__ = ["CohortResult", "run_cohort"]
+__all__ = ["CohortResult", "run_cohort", "thread_share"]
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,29 @@ def _status_path(out_dir: Path, scan: SubjectScan) -> Path:
     return out_dir / f"sub-{scan.subject}" / ses / f"{scan.prefix}_status.json"
 
 
+def thread_share(n_threads: int | None, n_workers: int) -> int:
+    """Threads each of ``n_workers`` parallel subjects may use out of a budget of ``n_threads``
+    (default: every core), at least one: 2 jobs on 2 cores get 1 thread each, not 2 each."""
+    budget = n_threads if n_threads is not None else (os.cpu_count() or 1)
+    return max(1, int(budget) // max(1, int(n_workers)))
+
+
+def _init_worker(threads: int) -> None:
+    """Process-pool initializer: cap numba's and torch's threads to this worker's share."""
+    import numba
+    import torch
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    torch.set_num_threads(threads)
+
+
 def _run_one(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig) -> dict:
+    import numba
+    import torch
+
     start = time.perf_counter()
-    record = {"prefix": scan.prefix, "subject": scan.subject, "session": scan.session, "config_hash": config.hash}
+    record = {"prefix": scan.prefix, "subject": scan.subject, "session": scan.session, "config_hash": config.hash,
+              "threads": {"numba": numba.get_num_threads(), "torch": torch.get_num_threads()}}
     with warnings.catch_warnings(record=True) as caught:  # the subject's warnings go to the run summary
         warnings.simplefilter("always", PigmentWarning)
         try:
@@ -103,6 +124,7 @@ def run_cohort(
     *,
     participant_labels: list[str] | None = None,
     n_jobs: int = 1,
+    n_threads: int | None = None,
     force: bool = False,
     progress: bool = True,
 ) -> CohortResult:
@@ -115,6 +137,9 @@ def run_cohort(
     config : PipelineConfig.
     participant_labels : subset of subjects (labels without ``sub-``).
     n_jobs : subjects processed in parallel (separate processes).
+    n_threads : thread budget of the whole run (default: every core); each of the ``n_jobs``
+        workers gets its share for numba and torch (:func:`thread_share`). Results do not depend
+        on it. With ``n_jobs=1`` the calling process's settings are used.
     force : recompute subjects that already finished with the same config.
     progress : show a progress bar.
 
@@ -154,7 +179,9 @@ def run_cohort(
             bar.update()
     else:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(n_jobs, len(todo)), mp_context=ctx) as pool:
+        workers = min(n_jobs, len(todo))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(thread_share(n_threads, workers),)) as pool:
             futures = {pool.submit(_run_one, scan, bids_dir, out_dir, config): scan for scan in todo}
             for future in as_completed(futures):
                 scan = futures[future]
@@ -175,7 +202,8 @@ def run_cohort(
         if r.get("warnings"):
             log.warning("%s: %s", r["prefix"], r["warnings"])
     summary = pd.DataFrame(
-        [{k: r.get(k, "") for k in ("prefix", "subject", "session", "status", "error", "warnings", "seconds")}
+        [{**{k: r.get(k, "") for k in ("prefix", "subject", "session", "status", "error", "warnings", "seconds")},
+          "threads": (r.get("threads") or {}).get("numba", "")}
          for r in records]
     )
     participants = read_participants(bids_dir)

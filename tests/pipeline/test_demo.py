@@ -73,7 +73,8 @@ def test_results_do_not_depend_on_parallel_subjects(demo, tmp_path):
     out, result = demo
     config = PipelineConfig(parcellation="derivatives/phantom/{prefix}/dwi/{prefix}_space-dwi_seg-phantom_dseg.nii.gz")
     parallel = run_cohort(out / "rawdata", tmp_path / "par", config, participant_labels=["01", "02"], n_jobs=2,
-                          progress=False)
+                          n_threads=2, progress=False)
+    assert parallel.summary["threads"].tolist() == [1, 1]  # two workers share a 2-thread budget
     for sub in ("01", "02"):
         name = f"sub-{sub}/dwi/sub-{sub}_seg-phantom_meas-count_connectome.npz"
         np.testing.assert_array_equal(Connectome.load(parallel.out_dir / name).weights,
