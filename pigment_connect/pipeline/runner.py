@@ -24,7 +24,7 @@ import pandas as pd
 
 from .. import __version__
 from .._typing import PathLike
-from ..errors import PigmentError, PigmentWarning
+from ..errors import InputError, PigmentError, PigmentWarning
 from ..io.bids import SubjectScan, find_dwi_scans, read_participants
 from ..io.write import atomic_path, save_json
 from .config import PipelineConfig
@@ -151,6 +151,12 @@ def run_cohort(
 
     bids_dir, out_dir = Path(bids_dir), Path(out_dir)
     scans = find_dwi_scans(bids_dir, participant_labels)
+    if config.parcellation is None and not config.atlases:  # stop before the first subject, not at each
+        raise InputError(
+            "no parcellation configured: every series would fail at its connectome.",
+            fix="give --atlas schaefer200 (registered to each subject; 'pigment-connect atlases list') or "
+            "--parcellation 'derivatives/.../{prefix}_space-dwi_seg-X_dseg.nii.gz' (already in DWI space).",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_json(
         out_dir / "dataset_description.json",

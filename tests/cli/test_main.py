@@ -161,3 +161,11 @@ def test_our_warnings_print_as_one_line_and_not_with_quiet():
     assert loud.stderr.strip() == "WARNING: 11 of 200 labels vanished"
     quiet = subprocess.run([sys.executable, "-c", script, "q"], capture_output=True, text=True, check=True)
     assert quiet.stderr == ""
+
+
+def test_run_without_any_parcellation_stops_before_the_first_subject(tmp_path, capsys):
+    assert main(["simulate", str(tmp_path / "bids"), "--n-subjects", "1", "--shape", "32", "36", "8", "--quiet"]) == 0
+    assert main(["run", str(tmp_path / "bids"), str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no parcellation configured" in err and "--atlas schaefer200" in err
+    assert not (tmp_path / "out" / "sub-01").exists()  # nothing ran
