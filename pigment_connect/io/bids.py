@@ -100,7 +100,8 @@ class SubjectScan:
 def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = None) -> list[SubjectScan]:
     """All ``sub-*/[ses-*/]dwi/*_dwi.nii[.gz]`` series in ``bids_dir``, sorted by subject and session.
 
-    A mask is used when ``<prefix>_desc-brain_mask.nii.gz`` sits beside the series.
+    A mask is used when ``<series>_desc-brain_mask.nii[.gz]`` (or ``<series>_space-dwi_desc-brain_mask``)
+    sits beside the series; only the series' own, never another's with a longer name.
     """
     root = Path(bids_dir)
     if not root.is_dir():
@@ -118,7 +119,8 @@ def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = No
         base = nifti_stem(dwi).name
         stem = base[: -len("_dwi")]
         # the series' own mask only: a prefix glob would give run-1 the mask of run-10
-        mask = next((m for m in (dwi.parent / f"{stem}_desc-brain_mask{ext}" for ext in (".nii.gz", ".nii"))
+        mask = next((m for m in (dwi.parent / f"{stem}{space}_desc-brain_mask{ext}"
+                                 for space in ("", "_space-dwi") for ext in (".nii.gz", ".nii"))
                      if m.is_file()), None)
         scans.append(
             SubjectScan(

@@ -41,6 +41,9 @@ def test_prefixes_carry_every_entity_and_masks_are_the_series_own(tmp_path):
     assert sorted(scans) == ["sub-01_ses-2_acq-hi_run-1", "sub-01_ses-2_acq-hi_run-10"]
     assert scans["sub-01_ses-2_acq-hi_run-1"].mask is None  # run-1 must not take run-10's mask
     assert scans["sub-01_ses-2_acq-hi_run-10"].mask.name == "sub-01_ses-2_acq-hi_run-10_desc-brain_mask.nii.gz"
+    (dwi_dir / "sub-01_ses-2_acq-hi_run-1_space-dwi_desc-brain_mask.nii").write_bytes(b"")
+    scans = {s.prefix: s for s in find_dwi_scans(tmp_path)}
+    assert scans["sub-01_ses-2_acq-hi_run-1"].mask.name == "sub-01_ses-2_acq-hi_run-1_space-dwi_desc-brain_mask.nii"
     (dwi_dir / "sub-01_ses-2_acq-hi_run-1_dwi.nii").write_bytes(b"")
     with pytest.raises(InputError, match="would share their outputs"):
         find_dwi_scans(tmp_path)
