@@ -141,9 +141,6 @@ def configure_threads(n_threads: int | None) -> None:
     """numba's and torch's intra-op thread counts (``None``: leave the defaults, all cores)."""
     if n_threads is None:
         return
-    import numba
-    import torch
+    from pigment_connect._threads import set_threads
 
-    n = max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(n)
-    torch.set_num_threads(n)
+    set_threads(n_threads)

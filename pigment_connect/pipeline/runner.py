@@ -23,12 +23,13 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
+from .._threads import set_threads
 from .._typing import PathLike
-from ..errors import InputError, PigmentError, PigmentWarning
+from ..errors import PigmentError, PigmentWarning
 from ..io.bids import SubjectScan, find_dwi_scans, read_participants
 from ..io.write import atomic_path, save_json
 from .config import PipelineConfig
-from .stages import process_subject
+from .stages import process_subject, require_parcellation
 
 __all__ = ["CohortResult", "run_cohort", "thread_share"]
 
@@ -66,15 +67,6 @@ def thread_share(n_threads: int | None, n_workers: int) -> int:
     (default: every core), at least one: 2 jobs on 2 cores get 1 thread each, not 2 each."""
     budget = n_threads if n_threads is not None else (os.cpu_count() or 1)
     return max(1, int(budget) // max(1, int(n_workers)))
-
-
-def _init_worker(threads: int) -> None:
-    """Process-pool initializer: cap numba's and torch's threads to this worker's share."""
-    import numba
-    import torch
-
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    torch.set_num_threads(threads)
 
 
 def _run_one(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig) -> dict:
@@ -151,12 +143,7 @@ def run_cohort(
 
     bids_dir, out_dir = Path(bids_dir), Path(out_dir)
     scans = find_dwi_scans(bids_dir, participant_labels)
-    if config.parcellation is None and not config.atlases:  # stop before the first subject, not at each
-        raise InputError(
-            "no parcellation configured: every series would fail at its connectome.",
-            fix="give --atlas schaefer200 (registered to each subject; 'pigment-connect atlases list') or "
-            "--parcellation 'derivatives/.../{prefix}_space-dwi_seg-X_dseg.nii.gz' (already in DWI space).",
-        )
+    require_parcellation(config)  # stop before the first subject, not at each
     out_dir.mkdir(parents=True, exist_ok=True)
     save_json(
         out_dir / "dataset_description.json",
@@ -186,7 +173,7 @@ def run_cohort(
     else:
         ctx = multiprocessing.get_context("spawn")
         workers = min(n_jobs, len(todo))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=set_threads,
                                  initargs=(thread_share(n_threads, workers),)) as pool:
             futures = {pool.submit(_run_one, scan, bids_dir, out_dir, config): scan for scan in todo}
             for future in as_completed(futures):

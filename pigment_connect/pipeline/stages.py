@@ -25,7 +25,7 @@ from ..track import Tracker, check_gradients
 from .config import PipelineConfig
 
 __all__ = ["SubjectOutputs", "process_subject", "atlas_parcellations", "connectome_stem", "write_connectomes",
-           "write_graph_metrics"]
+           "write_graph_metrics", "require_parcellation"]
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,16 @@ def write_graph_metrics(by_atlas: dict, out_dir: Path, prefix: str, *, seed: int
     return metrics
 
 
+def require_parcellation(config: PipelineConfig) -> None:
+    """Raise :class:`InputError` when ``config`` names neither an atlas nor a parcellation."""
+    if config.parcellation is None and not config.atlases:
+        raise InputError(
+            "no parcellation configured: every series would fail at its connectome.",
+            fix="give --atlas schaefer200 (atlases=('schaefer200',) in Python; registered to each subject) or "
+            "--parcellation 'derivatives/.../{prefix}_space-dwi_seg-X_dseg.nii.gz' (already in DWI space).",
+        )
+
+
 def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig) -> SubjectOutputs:
     """Run every stage for one DWI series and write its outputs under ``out_dir/<sub>[/<ses>]/dwi``."""
     result = SubjectOutputs()
@@ -194,12 +204,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         result.timings[stage] = round(now - clock, 3)
         clock = now
 
-    if config.parcellation is None and not config.atlases:
-        raise InputError(
-            "no parcellation configured.",
-            fix="give atlases=('schaefer200',) (registered to each subject) or "
-            "parcellation='derivatives/.../{prefix}_space-dwi_seg-X_dseg.nii.gz' (already in DWI space).",
-        )
+    require_parcellation(config)
     dwi = load_dwi(scan.dwi, bvals=scan.bval, bvecs=scan.bvec, mask=scan.mask)
     parcellations = ([Parcellation.load(_subject_path(config.parcellation, bids_dir, scan))]
                      if config.parcellation is not None else [])
