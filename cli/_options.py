@@ -46,12 +46,13 @@ def add_subcommand(subparsers, name: str, *, help: str, description: str, epilog
                                  formatter_class=HelpFormatter)
 
 
-def add_standard_options(parser: argparse.ArgumentParser) -> None:
-    """``--nthreads``, ``--seed``, ``-v``, ``--quiet``."""
+def add_standard_options(parser: argparse.ArgumentParser, *, seed_default: int | None = 0) -> None:
+    """``--nthreads``, ``--seed``, ``-v``, ``--quiet``. ``seed_default=None``: an unset seed
+    is None, so that a configuration file's seed is not overridden."""
     group = parser.add_argument_group("standard options")
     group.add_argument("--nthreads", type=int, default=None, metavar="N",
                        help="threads for the numba and torch kernels (default: all cores)")
-    group.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output; default 0)")
+    group.add_argument("--seed", type=int, default=seed_default, help="random seed (same seed, same output; default 0)")
     verbosity = group.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="errors only; no progress bars")
     verbosity.add_argument("-v", "--verbose", action="count", default=0,
@@ -99,8 +100,9 @@ def configure_logging(args: argparse.Namespace) -> None:
         logger.removeHandler(handler)
     handler = _TqdmHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(level)
     logger.addHandler(handler)
-    logger.setLevel(level)
+    logger.setLevel(min(level, logging.INFO))  # INFO still reaches each series' log file (run)
     logger.propagate = False  # a root handler configured elsewhere would print each line twice
     # DIPY installs its own INFO handler (registration steps) and sets its level when first
     # imported: import it now, then hold it at ours unless -v asks for INFO

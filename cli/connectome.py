@@ -29,7 +29,7 @@ def register(subparsers) -> None:
         subparsers, "connectome",
         help="connectomes of one tractogram: every parcellation x weighting in one pass",
         description="Assign both ends of every streamline to a region and write one connectome per "
-        "parcellation and weighting, <prefix>_seg-<atlas>_meas-<weighting>_connectome.tsv (and .npz "
+        "parcellation and weighting, <prefix>[_model-M_algo-A]_seg-<atlas>_meas-<weighting>_connectome.tsv (the model- and algo- entities of the tractogram kept; and .npz "
         "with the node table; .json with the count connectome's provenance: streamlines assigned, "
         "unassigned, self-connections), the names 'run' writes and 'stats' reads. Weightings: count, "
         "invnodevol, length, invlength, mean_<map> and uncertainty_<map> (e.g. mean_fa; need --maps). "
@@ -70,7 +70,7 @@ def execute(args: argparse.Namespace) -> int:
     from pigment_connect.connectome import build_connectomes
     from pigment_connect.connectome.atlases import load_atlas
     from pigment_connect.errors import InputError
-    from pigment_connect.io.bids import source_prefix
+    from pigment_connect.io.bids import configuration_entities, source_prefix
     from pigment_connect.io.maps import MicrostructureMaps
     from pigment_connect.io.parcellation import Parcellation
     from pigment_connect.pipeline.stages import atlas_parcellations, connectome_stem, write_connectomes
@@ -84,21 +84,23 @@ def execute(args: argparse.Namespace) -> int:
     weightings = tuple(dict.fromkeys(w for value in args.weighting for w in value.split(",") if w)) or ("count",)
     prefix = args.prefix or source_prefix(args.tractogram)
     out_dir = Path(args.out_dir)
+    entities = configuration_entities(args.tractogram)  # model-/algo- of the tractogram, kept in every name
     parcellations = [Parcellation.load(path) for path in args.parcellation]
-    names = [p.name for p in parcellations] + [load_atlas(atlas).name for atlas in args.atlas]
-    refuse_overwrite([out_dir / f"{connectome_stem(prefix, name, w)}.tsv" for name in names for w in weightings],
-                     args.force)
+    atlases = [load_atlas(atlas) for atlas in args.atlas]
+    names = [p.name for p in parcellations + atlases]
+    refuse_overwrite([out_dir / f"{connectome_stem(prefix, name, w, entities)}.tsv" for name in names
+                      for w in weightings], args.force)
     maps = MicrostructureMaps.from_index(args.maps) if args.maps else None
-    if args.atlas:
+    if atlases:
         mask = maps.mask if maps.mask is not None else np.asarray(maps["fa"]) > 0
-        parcellations += atlas_parcellations(args.atlas, maps, mask, out_dir, prefix, reuse_transform=False)[0]
+        parcellations += atlas_parcellations(atlases, maps, mask, out_dir, prefix, reuse_transform=False)[0]
     grid = parcellations[0]
     by_atlas = build_connectomes(
         args.tractogram, parcellations, weightings=weightings, maps=maps,
         streamline_weights=args.streamline_weights, assignment=args.assignment, radius=args.radius,
         self_connections=args.self_connections, reference=(grid.labels.shape, grid.affine),
     )
-    write_connectomes(by_atlas, out_dir, prefix)
+    write_connectomes(by_atlas, out_dir, prefix, entities)
     if not args.quiet:
         for name, connectomes in by_atlas.items():
             first = next(iter(connectomes.values()))

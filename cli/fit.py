@@ -69,15 +69,18 @@ def execute(args: argparse.Namespace) -> int:
     configure_logging(args)
     from pathlib import Path
 
-    from pigment_connect.io.bids import derivative_name, source_prefix
+    import dataclasses
+
+    from pigment_connect.io.bids import bids_label, derivative_name, source_prefix
     from pigment_connect.io.dwi import load_dwi
 
     prefix = args.prefix or source_prefix(args.dwi)
-    model_label = "pigment" if args.model.startswith("pigment") else args.model
+    model_label = bids_label(args.model)  # model-pigmentzeroshot ...: the same names as 'run' writes
     out_dir = Path(args.out_dir)
     refuse_overwrite([out_dir / derivative_name(prefix, "dwimap", ".json", model=model_label)], args.force)
     dwi = load_dwi(args.dwi, bvals=args.bval, bvecs=args.bvec, mask=args.mask)
     maps = _model(args.model, dwi.gtab, args.seed).fit(dwi, progress=not args.quiet).maps
+    maps = dataclasses.replace(maps, model=model_label)
     written = maps.save(out_dir, prefix=prefix)
     if not args.quiet:
         index = out_dir / derivative_name(prefix, "dwimap", ".json", model=maps.model)

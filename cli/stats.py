@@ -55,6 +55,12 @@ def register(subparsers) -> None:
     parser.add_argument("--multi-series", choices=("refuse", "first", "mean"), default="refuse",
                         help="subjects with several series (e.g. dir-AP and dir-PA): refuse (default), keep the "
                         "first in name order, or average their connectomes")
+    parser.add_argument("--model", metavar="LABEL",
+                        help="model entity of the connectomes (model-<label>: tensor, pigment, pigmentspatial, "
+                        "pigmentzeroshot), when the folder holds several")
+    parser.add_argument("--algo", metavar="LABEL",
+                        help="tracking entity (algo-<label>: tensorline, eigenvector, probabilistic), when the folder "
+                        "holds several")
     parser.add_argument("--method", choices=("nbs", "tfnbs", "none"), default="nbs")
     parser.add_argument("--threshold", type=float, default=3.0, help="NBS primary threshold on t (default 3.0)")
     parser.add_argument("--statistic", choices=("extent", "intensity"), default="extent")
@@ -78,6 +84,7 @@ def execute(args: argparse.Namespace) -> int:
         blocks=args.blocks, method=args.method, threshold=args.threshold, n_perm=args.perm, tail=args.tail,
         statistic=args.statistic, alpha=args.alpha, seed=args.seed, participants=args.participants,
         multi_series=args.multi_series,
+        configuration={k: v for k, v in (("model", args.model), ("algo", args.algo)) if v},
     )
     if not args.quiet:
         for name, path in written.items():

@@ -413,40 +413,54 @@ def make_cohort(
     return cohort
 
 
-def write_bids(cohort: list[PhantomSubject], root: PathLike, *, write_mask: bool = False) -> Path:
+def write_bids(cohort: list[PhantomSubject], root: PathLike, *, write_mask: bool = False,
+               series: list[str] | None = None) -> Path:
     """Write a cohort as a BIDS dataset, with its parcellations and ground truth as derivatives.
 
-    Layout::
+    Layout (``<folder>`` is ``sub-01`` or ``sub-01/ses-2``, ``<series>`` the file-name prefix)::
 
         root/dataset_description.json, participants.tsv
-        root/sub-01/dwi/sub-01_dwi.nii.gz|.bval|.bvec         (FSL convention for the affine)
-        root/derivatives/phantom/sub-01/dwi/sub-01_space-dwi_seg-phantom_dseg.nii.gz|.tsv
-        root/derivatives/phantom/sub-01/dwi/sub-01_space-dwi_desc-5tt_probseg.nii.gz  (five-tissue types)
-        root/derivatives/groundtruth/sub-01/  true maps (.nii.gz) and connectome (.npz)
+        root/<folder>/dwi/<series>_dwi.nii.gz|.bval|.bvec         (FSL convention for the affine)
+        root/derivatives/phantom/<folder>/dwi/<series>_space-dwi_seg-phantom_dseg.nii.gz|.tsv
+        root/derivatives/phantom/<folder>/dwi/<series>_space-dwi_desc-5tt_probseg.nii.gz  (five-tissue types)
+        root/derivatives/groundtruth/<folder>/  true maps (.nii.gz) and connectome (.npz)
 
-    The brain mask is written beside the DWI only if ``write_mask`` (otherwise pipelines compute it).
+    Parameters
+    ----------
+    series : one BIDS series prefix per cohort member (``sub-01_ses-2_dir-AP_run-1``), so that a
+        subject can have several sessions and series; default ``sub-<subject>``. Each must start
+        with its member's ``sub-<subject>``.
+    write_mask : also write ``<series>_desc-brain_mask.nii.gz`` beside the DWI (otherwise
+        pipelines compute it).
     """
     root = Path(root)
+    series = [entity_prefix(subj.subject) for subj in cohort] if series is None else list(series)
+    if len(series) != len(cohort) or len(set(series)) != len(series):
+        raise InputError(f"series must give {len(cohort)} distinct prefixes, one per cohort member, got {series}.")
     save_json(root / "dataset_description.json",
               {"Name": "pigment_connect synthetic cohort", "BIDSVersion": "1.9.0", "DatasetType": "raw"})
-    rows = []
-    for subj in cohort:
-        prefix = entity_prefix(subj.subject)
-        dwi_dir = root / prefix / "dwi"
+    rows = {}
+    for subj, prefix in zip(cohort, series):
+        entities = dict(part.split("-", 1) for part in prefix.split("_"))
+        if entities.get("sub") != subj.subject:
+            raise InputError(f"series prefix {prefix!r} does not start with sub-{subj.subject}.")
+        folder = Path(f"sub-{subj.subject}", *([f"ses-{entities['ses']}"] if "ses" in entities else []))
+        dwi_dir = root / folder / "dwi"
         save_nifti(dwi_dir / f"{prefix}_dwi.nii.gz", subj.dwi.data, subj.dwi.affine)
         subj.dwi.gtab.to_fsl(dwi_dir / f"{prefix}_dwi.bval", dwi_dir / f"{prefix}_dwi.bvec", affine=subj.dwi.affine)
         if write_mask:
             save_nifti(dwi_dir / f"{prefix}_desc-brain_mask.nii.gz", subj.dwi.mask, subj.dwi.affine)
-        seg_dir = root / "derivatives" / "phantom" / prefix / "dwi"
+        seg_dir = root / "derivatives" / "phantom" / folder / "dwi"
         subj.parcellation.save(seg_dir / f"{prefix}_space-dwi_seg-{PARCELLATION_NAME}_dseg.nii.gz")
         save_nifti(seg_dir / f"{prefix}_space-dwi_desc-5tt_probseg.nii.gz", subj.truth["tissue"], subj.dwi.affine)
-        truth_dir = root / "derivatives" / "groundtruth" / prefix
+        truth_dir = root / "derivatives" / "groundtruth" / folder
         for key in ("ndi", "odi", "fwf", "fa", "md"):
             save_nifti(truth_dir / f"{prefix}_desc-truth_param-{key}_dwimap.nii.gz",
                        subj.truth[key].astype(np.float32), subj.dwi.affine)
         subj.true_connectome.save(truth_dir / f"{prefix}_seg-{PARCELLATION_NAME}_desc-truth_connectome.npz")
-        rows.append({"participant_id": prefix, "group": subj.group, "site": subj.site, **subj.covariates})
-    save_text(root / "participants.tsv", pd.DataFrame(rows).to_csv(sep="\t", index=False))
+        rows.setdefault(subj.subject, {"participant_id": entity_prefix(subj.subject), "group": subj.group,
+                                       "site": subj.site, **subj.covariates})
+    save_text(root / "participants.tsv", pd.DataFrame(list(rows.values())).to_csv(sep="\t", index=False))
     save_json(root / "derivatives" / "phantom" / "dataset_description.json",
               {"Name": "phantom parcellations", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
                "GeneratedBy": [{"Name": "pigment_connect.datasets.phantom"}]})
@@ -456,10 +470,10 @@ def write_bids(cohort: list[PhantomSubject], root: PathLike, *, write_mask: bool
 
 def subject_parcellation_pattern() -> str:
     """Path pattern (relative to the BIDS root) of the parcellations written by :func:`write_bids`."""
-    return "derivatives/phantom/{prefix}/dwi/{prefix}_space-dwi_seg-" + PARCELLATION_NAME + "_dseg.nii.gz"
+    return "derivatives/phantom/{folder}/dwi/{prefix}_space-dwi_seg-" + PARCELLATION_NAME + "_dseg.nii.gz"
 
 
 
 def subject_tissue_pattern() -> str:
     """Path pattern (relative to the BIDS root) of the five-tissue-type images written by :func:`write_bids`."""
-    return "derivatives/phantom/{prefix}/dwi/{prefix}_space-dwi_desc-5tt_probseg.nii.gz"
+    return "derivatives/phantom/{folder}/dwi/{prefix}_space-dwi_desc-5tt_probseg.nii.gz"

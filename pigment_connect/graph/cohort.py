@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._typing import PathLike
 from ..errors import InputError
-from ..io.bids import read_participants, source_prefix
+from ..io.bids import CONFIGURATION_ENTITIES, configuration_entities, natural_key, read_participants, source_prefix
 from ..io.connectome import Connectome
 
 __all__ = ["read_cohort", "cohort_metrics"]
@@ -22,7 +22,8 @@ MULTI_SERIES = ("refuse", "first", "mean")
 
 
 def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", participants: PathLike | None = None,
-                extension: str = ".npz", multi_series: str = "refuse") -> tuple[list[Connectome], pd.DataFrame]:
+                extension: str = ".npz", multi_series: str = "refuse",
+                configuration: dict[str, str] | None = None) -> tuple[list[Connectome], pd.DataFrame]:
     """All ``sub-*[_ses-*]_…seg-<seg>_meas-<meas>_connectome<ext>`` files under ``derivatives``
     (as ``pigment-connect run`` and :func:`~pigment_connect.graph.export.export_connectome`
     write them), sorted by subject and session.
@@ -39,12 +40,16 @@ def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", partici
         ``sub-01_dir-AP`` and ``sub-01_dir-PA``, which a group model must not count as two
         subjects: ``"refuse"`` (default; the error lists them), ``"first"`` (the first series in
         name order) or ``"mean"`` (the element-wise mean of the series' connectomes).
+    configuration : the ``model``/``algo`` entities of the wanted files (e.g.
+        ``{"model": "tensor", "algo": "tensorline"}``), needed when the folder holds connectomes
+        of several configurations (the error lists them); never mixed.
 
     Returns
     -------
     connectomes : list of :class:`Connectome`, one per subject and session.
     table : DataFrame with ``subject``, ``session``, ``series`` (the series kept, or those
-        averaged joined by ``+``) and the participants' columns (numeric columns converted to
+        averaged joined by ``+``), the configuration entities of the files (``model``, ``algo``,
+        when named) and the participants' columns (numeric columns converted to
         numbers), one row per connectome, in the same order.
     """
     if multi_series not in MULTI_SERIES:
@@ -55,17 +60,19 @@ def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", partici
     # BIDS labels are alphanumeric: the pipeline writes meas-meanfa for the "mean_fa" weighting
     label = "".join(ch for ch in meas if ch.isalnum())
     pattern = f"sub-*seg-{seg}_meas-{label}_connectome{extension}"
-    files = sorted(root.rglob(pattern))
+    files = sorted(root.rglob(pattern), key=lambda f: natural_key(source_prefix(f)))
     if not files:
         raise InputError(f"no connectome files matching {pattern!r}.", file=root,
                          fix="check the seg/meas entities (e.g. ls the sub-*/dwi folders) or the extension.")
+    files = _one_configuration(files, configuration or {}, root)
     rows, conns = [], []
     for f in files:
         match = _NAME.match(f.name)
         if match is None:
             continue
         conns.append(Connectome.load(f, weighting=meas, atlas=seg))
-        rows.append({"subject": match["subject"], "session": match["session"], "series": source_prefix(f)})
+        rows.append({"subject": match["subject"], "session": match["session"], "series": source_prefix(f),
+                     **configuration_entities(f)})
     sizes = {c.n_nodes for c in conns}
     if len(sizes) > 1:
         raise InputError(f"the cohort's connectomes differ in size {sorted(sizes)}.", file=root,
@@ -87,6 +94,26 @@ def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", partici
     if table["session"].isna().all():
         table = table.drop(columns="session")
     return conns, table
+
+
+def _one_configuration(files: list[Path], wanted: dict[str, str], root: Path) -> list[Path]:
+    """The files of the ``wanted`` configuration; an error when what is left mixes several."""
+    unknown = sorted(set(wanted) - set(CONFIGURATION_ENTITIES))
+    if unknown:
+        raise InputError(f"unknown configuration entities {unknown}; known: {list(CONFIGURATION_ENTITIES)}.")
+    kept = [f for f in files if all(configuration_entities(f).get(k) == v for k, v in wanted.items())]
+    found = sorted({tuple(configuration_entities(f).items()) for f in files})
+    describe = lambda c: "_".join(f"{k}-{v}" for k, v in c) or "(none)"  # noqa: E731
+    if not kept:
+        raise InputError(f"no connectome of the configuration {wanted}; found {', '.join(map(describe, found))}.",
+                         file=root, fix="choose one of those (pigment-connect stats --model M --algo A).")
+    configurations = sorted({tuple(configuration_entities(f).items()) for f in kept})
+    if len(configurations) > 1:
+        raise InputError(f"the folder holds connectomes of {len(configurations)} configurations "
+                         f"({', '.join(map(describe, configurations))}); a group model must not mix them.",
+                         file=root, fix="choose one: configuration={'model': ..., 'algo': ...} "
+                         "(pigment-connect stats --model M --algo A).")
+    return kept
 
 
 def _one_per_scan(conns: list[Connectome], rows: list[dict], rule: str, root: Path):

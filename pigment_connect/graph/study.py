@@ -32,7 +32,8 @@ def run_group_study(derivatives: PathLike, out_dir: PathLike, *, seg: str, contr
                     covariates: Sequence[str] = (), categorical: Sequence[str] = (), harmonize: str | None = None,
                     blocks: str | None = None, method: str = "nbs", threshold: float = 3.0, n_perm: int = 5000,
                     tail: str = "right", statistic: str = "extent", alpha: float = 0.05, seed: int = 0,
-                    participants: PathLike | None = None, multi_series: str = "refuse") -> dict[str, Path]:
+                    participants: PathLike | None = None, multi_series: str = "refuse",
+                    configuration: dict[str, str] | None = None) -> dict[str, Path]:
     """Run a group study and write its tables to ``out_dir``.
 
     Parameters
@@ -48,6 +49,8 @@ def run_group_study(derivatives: PathLike, out_dir: PathLike, *, seg: str, contr
     threshold, n_perm, tail, statistic, seed : as in :func:`~pigment_connect.graph.nbs.nbs`.
     multi_series : subjects with several series: ``"refuse"``, ``"first"`` or ``"mean"``
         (see :func:`~pigment_connect.graph.cohort.read_cohort`).
+    configuration : ``model``/``algo`` entities of the connectomes to read, when the folder holds
+        several configurations (see :func:`~pigment_connect.graph.cohort.read_cohort`).
 
     Returns
     -------
@@ -58,7 +61,7 @@ def run_group_study(derivatives: PathLike, out_dir: PathLike, *, seg: str, contr
         raise InputError(f"unknown method {method!r}.", fix="use 'nbs', 'tfnbs' or 'none'.")
     contrast = tuple(contrast)
     conns, table = read_cohort(derivatives, seg=seg, meas=meas, participants=participants,
-                               multi_series=multi_series)
+                               multi_series=multi_series, configuration=configuration)
     group_col = contrast[0] if len(contrast) == 3 and contrast[0] not in covariates else None
     stack = np.stack([c.weights for c in conns])
     n = stack.shape[1]

@@ -12,7 +12,8 @@ from pathlib import Path
 from .._typing import PathLike
 from ..errors import InputError
 
-__all__ = ["SubjectScan", "nifti_stem", "entity_prefix", "bids_label", "derivative_name", "source_prefix", "find_dwi_scans", "read_participants"]
+__all__ = ["SubjectScan", "nifti_stem", "entity_prefix", "bids_label", "derivative_name", "source_prefix",
+           "parse_entities", "configuration_entities", "CONFIGURATION_ENTITIES", "INPUT_TYPES", "find_dwi_scans", "read_participants"]
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -79,9 +80,52 @@ def source_prefix(path: PathLike) -> str:
     return "_".join(kept) if kept else (bids_label(parts[0]) or "scan")
 
 
+def parse_entities(path: PathLike) -> dict[str, str]:
+    """Every ``key-value`` entity of a file name, in order.
+
+    >>> parse_entities("sub-01_space-dwi_model-tensor_algo-tensorline_tractography.tck")
+    {'sub': '01', 'space': 'dwi', 'model': 'tensor', 'algo': 'tensorline'}
+    """
+    parts = nifti_stem(Path(path).name).name.split(".")[0].split("_")
+    return dict(part.split("-", 1) for part in parts if "-" in part)
+
+
+def natural_key(name: str) -> tuple:
+    """A sort key that orders the numbers in ``name`` by value: ``run-2`` before ``run-10``,
+    ``sub-01_run-1_...`` before ``sub-01_run-10_...`` (plain string order puts ``0`` before ``_``).
+
+    >>> sorted(["sub-1_run-10", "sub-1_run-2", "sub-1_run-1"], key=natural_key)
+    ['sub-1_run-1', 'sub-1_run-2', 'sub-1_run-10']
+    """
+    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name))
+
+
+CONFIGURATION_ENTITIES = ("model", "algo")
+"""Entities naming the settings that made a tractogram (microstructure model, tracking
+algorithm), carried by everything built from it so that two configurations never share a path."""
+
+
+def configuration_entities(path: PathLike) -> dict[str, str]:
+    """The ``model-``/``algo-`` entities of a file name, in that order (empty for none).
+
+    >>> configuration_entities("sub-01_space-dwi_model-tensor_algo-tensorline_tractography.tck")
+    {'model': 'tensor', 'algo': 'tensorline'}
+    """
+    found = parse_entities(path)
+    return {key: found[key] for key in CONFIGURATION_ENTITIES if key in found}
+
+
+INPUT_TYPES = ("auto", "raw", "qsiprep")
+"""Where the DWI series come from: raw BIDS, or QSIPrep-style preprocessed derivatives
+(``sub-X/[ses-Y/]dwi/sub-X_..._space-T1w_desc-preproc_dwi.nii.gz``); ``auto`` tells them apart."""
+
+
 @dataclass(frozen=True)
 class SubjectScan:
-    """One DWI series found in a BIDS dataset."""
+    """One DWI series found in a BIDS dataset (raw, or preprocessed derivatives).
+
+    ``space``: the space label of a preprocessed series (``T1w``, ``ACPC``), None for raw data.
+    """
 
     subject: str
     session: str | None
@@ -89,26 +133,81 @@ class SubjectScan:
     bval: Path
     bvec: Path
     mask: Path | None = None
+    space: str | None = None
 
     @property
     def prefix(self) -> str:
-        """Every raw BIDS entity of the series (``sub-01_ses-2_acq-hi_dir-AP_run-1``): the start
-        of each of its outputs, so that two series of one subject never share a file."""
-        return source_prefix(self.dwi)
+        """Every raw BIDS entity of the series (``sub-01_ses-2_acq-hi_dir-AP_run-1``), and its
+        ``space-`` for preprocessed data: the start of each of its outputs, so that two series
+        (or two spaces of one series) never share a file."""
+        raw = source_prefix(self.dwi)
+        return f"{raw}_space-{self.space}" if self.space else raw
+
+    @property
+    def space_entity(self) -> str | None:
+        """The ``space-`` value derivatives add after the prefix: ``dwi`` (the series' own grid)
+        for raw data, none when the prefix names the space already."""
+        return None if self.space else "dwi"
 
 
-def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = None) -> list[SubjectScan]:
-    """All ``sub-*/[ses-*/]dwi/*_dwi.nii[.gz]`` series in ``bids_dir``, sorted by subject and session.
+def _input_type(root: Path, requested: str) -> str:
+    if requested not in INPUT_TYPES:
+        raise InputError(f"input type must be one of {INPUT_TYPES}, got {requested!r}.")
+    if requested != "auto":
+        return requested
+    import json
 
-    A mask is used when ``<series>_desc-brain_mask.nii[.gz]`` (or ``<series>_space-dwi_desc-brain_mask``)
-    sits beside the series; only the series' own, never another's with a longer name.
+    try:
+        generated = json.loads((root / "dataset_description.json").read_text()).get("GeneratedBy", [])
+        if any("qsiprep" in str(g.get("Name", "")).lower() for g in generated if isinstance(g, dict)):
+            return "qsiprep"
+    except (OSError, ValueError, AttributeError):
+        pass
+    has_raw = any(not _is_derivative(p) for p in _dwi_files(root))
+    return "raw" if has_raw or not any(_dwi_files(root)) else "qsiprep"
+
+
+def _dwi_files(root: Path):
+    for dwi in sorted(root.glob("sub-*/**/dwi/*_dwi.nii*"), key=lambda p: natural_key(str(p.relative_to(root)))):
+        if not (dwi.name.endswith("_dwi.nii.gz") or dwi.name.endswith("_dwi.nii")):
+            continue
+        if "derivatives" in dwi.relative_to(root).parts:  # never raw data, whatever lies inside
+            continue
+        yield dwi
+
+
+def _is_derivative(path: Path) -> bool:
+    entities = parse_entities(path)
+    return "desc" in entities or "space" in entities
+
+
+def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = None, *,
+                   input_type: str = "auto") -> list[SubjectScan]:
+    """All DWI series in ``bids_dir``, sorted by subject and session.
+
+    Parameters
+    ----------
+    bids_dir : a raw BIDS dataset root (``sub-*/[ses-*/]dwi/*_dwi.nii[.gz]``; anything under a
+        ``derivatives/`` folder is ignored), or a QSIPrep output folder
+        (``sub-*/[ses-*/]dwi/*_space-<label>_desc-preproc_dwi.nii[.gz]``).
+    participant_labels : subjects to keep (labels without ``sub-``).
+    input_type : ``"raw"``, ``"qsiprep"`` or ``"auto"`` (QSIPrep when the dataset description
+        says so, or when only ``desc-preproc`` series are found).
+
+    A mask is used when the series' own mask sits beside it: ``<series>_desc-brain_mask`` or
+    ``<series>_space-dwi_desc-brain_mask`` (raw), ``<series>_space-<label>_desc-brain_mask``
+    (QSIPrep); never another series' with a longer name.
     """
     root = Path(bids_dir)
     if not root.is_dir():
         raise InputError("BIDS dataset folder not found.", file=root, fix="give the dataset root (it holds sub-*/).")
+    kind = _input_type(root, input_type)
     scans: list[SubjectScan] = []
-    for dwi in sorted(root.glob("sub-*/**/dwi/*_dwi.nii*")):
-        if not (dwi.name.endswith("_dwi.nii.gz") or dwi.name.endswith("_dwi.nii")):
+    for dwi in _dwi_files(root):
+        entities = parse_entities(dwi)
+        if kind == "raw" and _is_derivative(dwi):
+            continue
+        if kind == "qsiprep" and (entities.get("desc") != "preproc" or "space" not in entities):
             continue
         m = re.match(r"^sub-([A-Za-z0-9]+)(?:_ses-([A-Za-z0-9]+))?", dwi.name)
         if m is None:
@@ -118,10 +217,12 @@ def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = No
             continue
         base = nifti_stem(dwi).name
         stem = base[: -len("_dwi")]
-        # the series' own mask only: a prefix glob would give run-1 the mask of run-10
-        mask = next((m for m in (dwi.parent / f"{stem}{space}_desc-brain_mask{ext}"
-                                 for space in ("", "_space-dwi") for ext in (".nii.gz", ".nii"))
-                     if m.is_file()), None)
+        if kind == "qsiprep":
+            candidates = [stem.replace("_desc-preproc", "_desc-brain") + "_mask"]
+        else:  # the series' own mask only: a prefix glob would give run-1 the mask of run-10
+            candidates = [f"{stem}{space}_desc-brain_mask" for space in ("", "_space-dwi")]
+        mask = next((dwi.parent / f"{c}{ext}" for c in candidates for ext in (".nii.gz", ".nii")
+                     if (dwi.parent / f"{c}{ext}").is_file()), None)
         scans.append(
             SubjectScan(
                 subject=subject,
@@ -130,6 +231,7 @@ def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = No
                 bval=dwi.with_name(base + ".bval"),
                 bvec=dwi.with_name(base + ".bvec"),
                 mask=mask,
+                space=entities.get("space") if kind == "qsiprep" else None,
             )
         )
     by_prefix: dict[str, list[Path]] = {}
@@ -154,8 +256,10 @@ def find_dwi_scans(bids_dir: PathLike, participant_labels: list[str] | None = No
                 fix="check --participant-label against the sub-* folders.",
             )
     if not scans:
+        expected = ("sub-*/[ses-*/]dwi/sub-*_space-<label>_desc-preproc_dwi.nii.gz" if kind == "qsiprep"
+                    else "sub-*/[ses-*/]dwi/sub-*_dwi.nii.gz")
         raise InputError(
-            "no DWI series found (expected sub-*/[ses-*/]dwi/sub-*_dwi.nii.gz).",
+            f"no DWI series found (expected {expected}).",
             file=root,
             fix="point to the root of a BIDS dataset.",
         )

@@ -113,7 +113,11 @@ def test_run_is_quiet_by_default_and_labels_do_not_swallow_the_folders(tmp_path,
     assert code == 0, err
     assert (tmp_path / "out" / "run_summary.tsv").is_file()
     assert "INFO" not in out + err
-    assert logging.getLogger().level == root_level and logging.getLogger("pigment_connect").level == logging.WARNING
+    assert logging.getLogger().level == root_level
+    terminal = [h for h in logging.getLogger("pigment_connect").handlers if type(h).__name__ == "_TqdmHandler"]
+    assert [h.level for h in terminal] == [logging.WARNING]
+    series_log = (tmp_path / "out" / "sub-01" / "dwi" / "sub-01_log.txt").read_text()
+    assert "INFO" in series_log and "configuration" in series_log  # the series' own log keeps the detail
     assert len((out + err).splitlines()) < 25  # one screen
 
 
@@ -165,7 +169,11 @@ def test_our_warnings_print_as_one_line_and_not_with_quiet():
 
 def test_run_without_any_parcellation_stops_before_the_first_subject(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "bids"), "--n-subjects", "1", "--shape", "32", "36", "8", "--quiet"]) == 0
-    assert main(["run", str(tmp_path / "bids"), str(tmp_path / "out"), "--quiet"]) == 2
+    # with no option the default atlas is used; a configuration that turns every atlas off and
+    # gives no parcellation cannot build a connectome, and says so before anything runs
+    config = tmp_path / "no_atlas.toml"
+    config.write_text("atlases = []\n")
+    assert main(["run", str(tmp_path / "bids"), str(tmp_path / "out"), "--config", str(config), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "no parcellation configured" in err and "--atlas schaefer200" in err
     assert not (tmp_path / "out" / "sub-01").exists()  # nothing ran

@@ -23,10 +23,10 @@ def test_demo_writes_every_output_for_every_subject(demo):
         d = result.out_dir / f"sub-{sub}" / "dwi"
         assert (d / f"sub-{sub}_model-tensor_param-fa_dwimap.nii.gz").is_file()
         assert (d / f"sub-{sub}_space-dwi_desc-brain_mask.nii.gz").is_file()
-        trk = Tractogram.load(d / f"sub-{sub}_space-dwi_model-tensor_algo-det_tractography.tck")
+        trk = Tractogram.load(d / f"sub-{sub}_space-dwi_model-tensor_algo-tensorline_tractography.tck")
         assert len(trk) > 500
         for meas in ("count", "invnodevol", "length", "meanfa"):
-            assert (d / f"sub-{sub}_seg-phantom_meas-{meas}_connectome.tsv").is_file()
+            assert (d / f"sub-{sub}_model-tensor_algo-tensorline_seg-phantom_meas-{meas}_connectome.tsv").is_file()
     metrics = pd.read_csv(result.out_dir / "group_graphmetrics.tsv", sep="\t")
     assert set(metrics["group"]) == {"control", "patient"} and set(metrics["site"]) == {"A", "B"}
     # strengths only: mean streamline length (mm) is not a connection strength
@@ -43,7 +43,7 @@ def test_demo_connectome_contains_the_true_edges(demo):
     out, result = demo
     true_pairs = {tuple(sorted(p)) for _, p, _ in BUNDLES}
     for sub in ("01", "02", "03", "04"):
-        conn = Connectome.load(result.out_dir / f"sub-{sub}" / "dwi" / f"sub-{sub}_seg-phantom_meas-count_connectome.npz")
+        conn = Connectome.load(result.out_dir / f"sub-{sub}" / "dwi" / f"sub-{sub}_model-tensor_algo-tensorline_seg-phantom_meas-count_connectome.npz")
         assert conn.labels == list(REGION_NAMES)
         w = conn.weights
         for a, b in true_pairs:
@@ -76,6 +76,6 @@ def test_results_do_not_depend_on_parallel_subjects(demo, tmp_path):
                           n_threads=2, progress=False)
     assert parallel.summary["threads"].tolist() == [1, 1]  # two workers share a 2-thread budget
     for sub in ("01", "02"):
-        name = f"sub-{sub}/dwi/sub-{sub}_seg-phantom_meas-count_connectome.npz"
+        name = f"sub-{sub}/dwi/sub-{sub}_model-tensor_algo-tensorline_seg-phantom_meas-count_connectome.npz"
         np.testing.assert_array_equal(Connectome.load(parallel.out_dir / name).weights,
                                       Connectome.load(result.out_dir / name).weights)

@@ -29,7 +29,7 @@ def test_pigment_pipeline_trains_once_per_table_and_tracks_its_maps(tmp_path):
     truth = cohort[0].truth
     wm = truth["wm"] & ~truth["crossing"]
     assert np.median(np.abs(maps["ndi"][wm] - truth["ndi"][wm])) < 0.1
-    trk = Tractogram.load(next(sub.glob("*_model-pigment_algo-prob_tractography.tck")))
+    trk = Tractogram.load(next(sub.glob("*_model-pigment_algo-probabilistic_tractography.tck")))
     assert len(trk) > 100
     assert any(sub.glob("*_meas-meanndi_connectome.tsv"))
     again = run_cohort(bids, tmp_path / "out", config, progress=False)
@@ -41,7 +41,7 @@ def test_spatial_pigment_model_is_trained_saved_and_reused_as_spatial(tmp_path, 
     from pigment_connect.errors import InputError
     from pigment_connect.fit import AmortisedPigment
     from pigment_connect.pipeline import PipelineConfig
-    from pigment_connect.pipeline.stages import _pigment_model
+    from pigment_connect.pipeline.series import _pigment_model
 
     monkeypatch.setitem(AmortisedPigment.__init__.__kwdefaults__, "n_train", 3000)  # a quick network
     monkeypatch.setitem(AmortisedPigment.__init__.__kwdefaults__, "steps", 20)
@@ -75,7 +75,7 @@ def test_zero_shot_pipeline_fits_each_subject_without_a_network(tmp_path):
     assert list(result.summary["status"]) == ["ok"], result.summary["error"].tolist()
     assert not (tmp_path / "out" / "models").exists() or not any((tmp_path / "out" / "models").iterdir())
     sub = tmp_path / "out" / "sub-01" / "dwi"
-    maps = MicrostructureMaps.load(sub, prefix="sub-01", model="pigment")
+    maps = MicrostructureMaps.load(sub, prefix="sub-01", model="pigmentzeroshot")
     dwi = load_dwi(next((bids / "sub-01" / "dwi").glob("*_dwi.nii.gz")))  # what the pipeline read
     direct = PigmentModel(dwi.gtab, seed=5).fit(dwi)
     mask = dwi.mask
@@ -85,4 +85,4 @@ def test_zero_shot_pipeline_fits_each_subject_without_a_network(tmp_path):
     wm = truth["wm"] & ~truth["crossing"] & mask
     assert np.median(np.abs(maps["ndi"][wm] - truth["ndi"][wm])) < 0.1
     # BIDS entity labels are alphanumeric: the model's hyphen is dropped from the file name
-    assert any(sub.glob("*_space-dwi_model-pigmentzeroshot_algo-det_tractography.tck"))
+    assert any(sub.glob("*_space-dwi_model-pigmentzeroshot_algo-tensorline_tractography.tck"))

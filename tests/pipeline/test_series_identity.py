@@ -55,8 +55,8 @@ def test_two_series_of_a_subject_keep_their_own_outputs(two_series, tmp_path, ca
     assert code == 0, capsys.readouterr()
     dwi = out / "sub-01" / "dwi"
     for series in ("sub-01_dir-AP", "sub-01_dir-PA"):
-        assert (out / "sub-01" / f"{series}_status.json").is_file()
-        assert (dwi / f"{series}_seg-phantom_meas-count_connectome.tsv").is_file()
+        assert (dwi / f"{series}_status.json").is_file() and (dwi / f"{series}_stages.json").is_file()
+        assert (dwi / f"{series}_model-tensor_algo-tensorline_seg-phantom_meas-count_connectome.tsv").is_file()
         assert (dwi / f"{series}_model-tensor_param-fa_dwimap.nii.gz").is_file()
     import pandas as pd
 
@@ -67,3 +67,44 @@ def test_two_series_of_a_subject_keep_their_own_outputs(two_series, tmp_path, ca
     again = main(["run", str(two_series), str(out), "--quiet", "--parcellation", PARC])
     assert again == 0
     assert set(pd.read_csv(out / "run_summary.tsv", sep="\t")["status"]) == {"skipped"}
+
+
+def test_qsiprep_derivatives_are_found_with_their_space_and_mask(two_series, tmp_path, capsys):
+    """QSIPrep output (space-T1w desc-preproc series, desc-brain masks, a GeneratedBy naming
+    qsiprep) is read as preprocessed input; a derivatives/ folder inside a raw root never is."""
+    import json
+
+    source = two_series / "sub-01" / "dwi" / "sub-01_dir-AP_dwi.nii.gz"
+    qsiprep = tmp_path / "qsiprep"
+    dwi_dir = qsiprep / "sub-01" / "ses-1" / "dwi"
+    dwi_dir.mkdir(parents=True)
+    stem = "sub-01_ses-1_space-T1w_desc-preproc_dwi"
+    for ext in (".nii.gz", ".bval", ".bvec"):
+        shutil.copy(source.with_name("sub-01_dir-AP_dwi" + ext), dwi_dir / f"{stem}{ext}")
+    (qsiprep / "dataset_description.json").write_text(json.dumps(
+        {"Name": "qsiprep output", "DatasetType": "derivative", "GeneratedBy": [{"Name": "qsiprep"}]}))
+    scans = find_dwi_scans(qsiprep)
+    assert [s.prefix for s in scans] == ["sub-01_ses-1_space-T1w"] and scans[0].mask is None
+    import nibabel as nib
+    import numpy as np
+
+    img = nib.load(str(dwi_dir / f"{stem}.nii.gz"))
+    mask = np.asarray(img.dataobj)[..., 0] > 0
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), img.affine), str(dwi_dir / "sub-01_ses-1_space-T1w_desc-brain_mask.nii.gz"))
+    assert find_dwi_scans(qsiprep)[0].mask.name == "sub-01_ses-1_space-T1w_desc-brain_mask.nii.gz"
+    # auto-detection needs no dataset description: only desc-preproc series are found
+    (qsiprep / "dataset_description.json").unlink()
+    assert [s.prefix for s in find_dwi_scans(qsiprep)] == ["sub-01_ses-1_space-T1w"]
+    # inside a raw root: derivatives/ is never read, and raw discovery skips desc-/space- files
+    raw = tmp_path / "raw"
+    shutil.copytree(two_series, raw)
+    shutil.copytree(qsiprep, raw / "derivatives" / "qsiprep")
+    assert sorted(s.prefix for s in find_dwi_scans(raw)) == ["sub-01_dir-AP", "sub-01_dir-PA"]
+    parc = two_series / PARC
+    code = main(["run", str(qsiprep), str(tmp_path / "out"), "--quiet", "--input-type", "qsiprep",
+                 "--parcellation", str(parc), "--weighting", "count"])
+    assert code == 0, capsys.readouterr()
+    out = tmp_path / "out" / "sub-01" / "ses-1" / "dwi"
+    assert (out / "sub-01_ses-1_space-T1w_model-tensor_algo-tensorline_tractography.tck").is_file()
+    assert (out / "sub-01_ses-1_space-T1w_model-tensor_algo-tensorline_seg-phantom_meas-count_connectome.tsv").is_file()
+    assert (out / "sub-01_ses-1_space-T1w_log.txt").is_file()

@@ -112,8 +112,8 @@ def test_pipeline_tracks_with_the_subject_s_tissue_image(tmp_path, phantom):
                             tracking_algorithm="probabilistic", gradient_check="off")
     result = run_cohort(bids, tmp_path / "out", config, progress=False)
     assert result.summary.loc[0, "status"] == "ok", result.summary.loc[0, "error"]
-    path = next((tmp_path / "out").rglob("*_algo-prob_tractography.tck"))
+    path = next((tmp_path / "out").rglob("*_algo-probabilistic_tractography.tck"))
     trk = Tractogram.load(path)
-    tissue = as_tissue_image(bids / subject_tissue_pattern().format(prefix="sub-01"))
+    tissue = as_tissue_image(bids / subject_tissue_pattern().format(prefix="sub-01", folder="sub-01"))
     pv = tissue.sample(trk.to_voxel(trk.endpoints().reshape(-1, 3)), trk.affine)
     assert len(trk) > 100 and np.all(pv[:, CGM] + pv[:, SGM] >= 0.5)

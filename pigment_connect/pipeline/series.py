@@ -1,0 +1,370 @@
+"""One series through the stages: load → fit → gradient check → register → track → connectome →
+metrics, each skipped when its record still holds (:mod:`.records`), each one API call.
+
+Stage names (their records' keys in ``<prefix>_stages.json``) and what their files are called:
+
+==========================  ==================================================================
+``load``                    the brain mask, when computed (``space-dwi_desc-brain_mask``)
+``fit-tensor``              tensor maps (``model-tensor``), always: the gradient check and the
+                            registration use them, whatever the model
+``gradcheck``               the b-vector check table (``gradcheck.tsv``)
+``fit-<model>``             the PIGMENT maps (``model-pigment``, ``model-pigmentspatial``,
+                            ``model-pigmentzeroshot``)
+``register``                the template → subject transform (on the tensor FA)
+``warp-<atlas>``            the atlas in DWI space, its coverage table and QC image
+``track_<entities>``        the tractogram, ``<prefix>_space-dwi_model-M_algo-A_tractography``
+``connectome_<entities>``   every atlas × weighting, ``<prefix>_model-M_algo-A_seg-S_meas-W``
+``metrics_<entities>``      node and graph metrics of the strength-like connectomes
+==========================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..connectome import build_connectomes, is_strength
+from ..connectome.atlases import list_atlases
+from ..connectome.register import Registration, register_to_subject
+from ..errors import InputError, PigmentWarning
+from ..fit import TensorModel
+from ..io.bids import SubjectScan, derivative_name
+from ..io.connectome import Connectome
+from ..io.dwi import load_dwi
+from ..io.maps import MicrostructureMaps
+from ..io.parcellation import Parcellation
+from ..io.write import atomic_path, save_nifti
+from ..track import Tracker, check_gradients
+from .config import PipelineConfig
+from .memory import PeakMemory
+from .records import StageRecords, file_identity
+from .stages import (
+    connectome_stem,
+    require_parcellation,
+    transform_path,
+    warp_to_subject,
+    write_connectomes,
+    write_graph_metrics,
+)
+
+__all__ = ["SubjectOutputs", "process_subject", "stage_plan", "series_dir", "records_path"]
+
+log = logging.getLogger(__name__)
+
+GRADIENT_CHECK_SEEDS = 2000  # seeds of the quick tracking behind each of the 24 b-vector candidates
+
+
+@dataclass
+class SubjectOutputs:
+    """What one series' run wrote and measured.
+
+    Attributes
+    ----------
+    files : written (or, for skipped stages, earlier written) paths by kind.
+    metrics : graph-level metrics, one row per strength-like connectome.
+    timings : seconds per stage that ran (skipped stages are absent).
+    skipped : stages whose records held.
+    peak_mb : the largest resident size of the process while a stage ran, MiB.
+    """
+
+    files: dict[str, str] = field(default_factory=dict)
+    metrics: pd.DataFrame | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    peak_mb: float = 0.0
+
+
+def series_dir(out_dir: Path, scan: SubjectScan) -> Path:
+    """``out_dir/sub-X[/ses-Y]/dwi``: where a series' derivatives go."""
+    return Path(out_dir) / f"sub-{scan.subject}" / (f"ses-{scan.session}" if scan.session else "") / "dwi"
+
+
+def records_path(out_dir: Path, scan: SubjectScan) -> Path:
+    """The series' stage records, ``<series dir>/<prefix>_stages.json``."""
+    return series_dir(out_dir, scan) / f"{scan.prefix}_stages.json"
+
+
+def stage_plan(config: PipelineConfig) -> dict[str, dict]:
+    """Every stage a series runs under ``config`` and the settings that change its files'
+    content (the model and tracking algorithm are in the stage names and file names instead)."""
+    entities = "_".join(f"{k}-{v}" for k, v in config.entities.items())
+    plan: dict[str, dict] = {"load": {}, "fit-tensor": {}}
+    if config.gradient_check != "off":
+        plan["gradcheck"] = {"seed": config.seed, "n_seeds": GRADIENT_CHECK_SEEDS}
+    if config.model != "tensor":
+        plan[f"fit-{config.entities['model']}"] = {"seed": config.seed}
+    if config.atlases:
+        plan["register"] = {}
+        plan.update({f"warp-{atlas}": {} for atlas in config.atlases})
+    plan[f"track_{entities}"] = {k: getattr(config, k) for k in (
+        "step_size", "max_angle", "fa_threshold", "min_length", "max_length", "seeds_per_voxel", "seed",
+        "tractogram_format")}
+    plan[f"connectome_{entities}"] = {"assignment": config.assignment, "radius": config.radius}
+    plan[f"metrics_{entities}"] = {"seed": config.seed}
+    return plan
+
+
+def _pigment_model(config: PipelineConfig, gtab, out_dir: Path):
+    """The PIGMENT model of this gradient table. ``pigment-zeroshot``: a seeded
+    :class:`~pigment_connect.fit.PigmentModel`, nothing to train. Otherwise the amortised network:
+    loaded from ``out_dir/models/`` when a subject with the same table already trained it, else
+    trained (seeded) and saved there, so a cohort of one protocol trains once."""
+    from ..fit import AmortisedPigment, PigmentModel
+
+    if config.model == "pigment-zeroshot":
+        return PigmentModel(gtab, seed=config.seed)
+
+    table = np.concatenate([np.round(gtab.bvals, 0), np.round(np.abs(gtab.bvecs), 4).ravel()])
+    spatial = config.model == "pigment-spatial"
+    key = hashlib.sha256(table.tobytes() + str(config.seed).encode()).hexdigest()[:12]
+    path = out_dir / "models" / f"amortised-{'spatial-' if spatial else ''}{key}"
+    if Path(f"{path}.pt").is_file():
+        try:
+            return AmortisedPigment.load(path, gtab)
+        except InputError as exc:  # trained on another prior or table: train again
+            log.warning("not reusing %s: %s", path, exc)
+    model = AmortisedPigment(gtab, seed=config.seed, spatial=spatial)
+    model.train()
+    model.save(path)
+    return model
+
+
+def _subject_path(pattern: str, bids_dir: Path, scan: SubjectScan) -> Path:
+    """``pattern`` (relative to the BIDS root) with ``{prefix}``, ``{subject}``, ``{session}`` and
+    ``{folder}`` (``sub-X[/ses-Y]``) filled in."""
+    folder = f"sub-{scan.subject}" + (f"/ses-{scan.session}" if scan.session else "")
+    return bids_dir / pattern.format(prefix=scan.prefix, subject=scan.subject, session=scan.session or "",
+                                     folder=folder)
+
+
+class _Series:
+    """The state of one series while its stages run: lazily loaded data, the records, the result."""
+
+    def __init__(self, scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig, force: bool):
+        self.scan, self.bids_dir, self.out_dir, self.config, self.force = scan, Path(bids_dir), Path(out_dir), config, force
+        self.dir = series_dir(out_dir, scan)
+        self.prefix = scan.prefix
+        self.records = StageRecords.load(records_path(out_dir, scan))
+        self.plan = stage_plan(config)
+        self.result = SubjectOutputs()
+        self.mask_file: Path | None = scan.mask
+        self.loaded: dict[str, object] = {}  # objects a stage made this run, so the next one need not read them
+
+    def stage(self, name: str, inputs: dict, run: Callable[[], tuple[dict, dict]], products=()) -> dict:
+        """Skip ``name`` if its record holds, else ``run()`` → (files, extras) and record it."""
+        settings = self.plan.get(name, {})
+        record = None if self.force else self.records.current(name, inputs=inputs, settings=settings,
+                                                              products=products)
+        if record is not None:
+            self.result.skipped.append(name)
+            log.debug("%s: %s skipped (its record holds)", self.prefix, name)
+            return record
+        start = time.perf_counter()
+        with PeakMemory() as memory:
+            files, extras = run()
+        seconds = round(time.perf_counter() - start, 3)
+        self.result.timings[name] = seconds
+        self.result.peak_mb = max(self.result.peak_mb, memory.peak_mb)
+        return self.records.save(name, inputs=inputs, settings=settings, products=products, files=files,
+                                 seconds=seconds, peak_mb=memory.peak_mb, **extras)
+
+    @cached_property
+    def dwi(self):
+        return load_dwi(self.scan.dwi, bvals=self.scan.bval, bvecs=self.scan.bvec, mask=self.mask_file)
+
+    def maps_from(self, record: dict, name: str) -> MicrostructureMaps:
+        if name not in self.loaded:
+            self.loaded[name] = MicrostructureMaps.from_index(record["files"]["index"])
+        return self.loaded[name]  # type: ignore[return-value]
+
+
+def _save_maps(series: _Series, maps: MicrostructureMaps, name: str) -> tuple[dict, dict]:
+    written = maps.save(series.dir, prefix=series.prefix)
+    series.loaded[name] = maps
+    index = series.dir / derivative_name(series.prefix, "dwimap", ".json", model=maps.model)
+    return {"index": str(index), **{k: str(v) for k, v in written.items()}}, {}
+
+
+def _load_stage(s: _Series) -> dict:
+    scan = s.scan
+
+    def run():
+        dwi = s.dwi
+        if dwi.mask_source != "computed":
+            return {}, {}
+        path = s.dir / derivative_name(s.prefix, "mask", ".nii.gz", space=scan.space_entity, desc="brain")
+        return {"mask": str(save_nifti(path, dwi.mask, dwi.affine))}, {}
+
+    inputs = {k: file_identity(getattr(scan, k)) for k in ("dwi", "bval", "bvec", "mask")}
+    record = s.stage("load", inputs, run)
+    if "mask" in record["files"]:
+        s.mask_file = Path(record["files"]["mask"])  # a later stage that reads the DWI reuses it
+        s.result.files["mask"] = record["files"]["mask"]
+    return record
+
+
+def _gradient_check(s: _Series, tensor_record: dict) -> None:
+    """Before tracking, the b-vector orientation check (on the log-linear tensor fit, whose
+    tensors permute with the table): a wrong table is a :class:`PigmentWarning`, or with
+    ``gradient_check="fail"`` an error naming the .bvec file and the fix. A skipped check
+    repeats its recorded verdict."""
+    def run():
+        check = check_gradients(s.maps_from(tensor_record, "fit-tensor"), n_seeds=GRADIENT_CHECK_SEEDS,
+                                random_state=s.config.seed)
+        path = s.dir / derivative_name(s.prefix, "gradcheck", ".tsv")
+        with atomic_path(path) as tmp:
+            check.table.to_csv(tmp, sep="\t", index=False)
+        return {"table": str(path)}, {"given_is_best": bool(check.given_is_best), "verdict": check.verdict,
+                                      "message": check.message, "fix": check.fix}
+
+    record = s.stage("gradcheck", {"fit-tensor": tensor_record["key"]}, run)
+    s.result.files["gradient_check"] = record["files"]["table"]
+    if record["given_is_best"]:
+        return
+    if s.config.gradient_check == "fail":
+        raise InputError(record["verdict"], file=s.scan.bvec,
+                         fix=f"{record['fix']} Or run with gradient_check='warn' to go on with the given table.")
+    warnings.warn(f"{s.scan.bvec}: {record['message']}", PigmentWarning, stacklevel=2)
+
+
+def _parcellations(s: _Series, tensor_record: dict) -> list[tuple[Parcellation | Callable, str, dict]]:
+    """(parcellation or loader, name, identity) per parcellation: the configured DWI-space one
+    and every atlas, registered once (on the tensor FA: the same transform for every model)."""
+    config = s.config
+    out: list = []
+    if config.parcellation is not None:
+        path = _subject_path(config.parcellation, s.bids_dir, s.scan)
+        parc = Parcellation.load(path)
+        out.append((parc, parc.name, file_identity(path)))
+    if not config.atlases:
+        return out
+    tensor = lambda: s.maps_from(tensor_record, "fit-tensor")  # noqa: E731
+    mask = lambda: tensor().mask if tensor().mask is not None else np.asarray(tensor()["fa"]) > 0  # noqa: E731
+
+    def register():
+        registration = register_to_subject(np.asarray(tensor()["fa"]), tensor().affine, mask(),
+                                           source=f"{s.prefix} FA")
+        s.loaded["registration"] = registration
+        return {"xfm": str(registration.save(transform_path(s.dir, s.prefix)))}, {}
+
+    reg_record = s.stage("register", {"fit-tensor": tensor_record["key"]}, register)
+    s.result.files["xfm"] = reg_record["files"]["xfm"]
+    shipped = set(list_atlases()["name"])
+    for atlas in config.atlases:
+        def warp(atlas=atlas):
+            registration = s.loaded.get("registration") or Registration.load(reg_record["files"]["xfm"])
+            s.loaded["registration"] = registration
+            parc, files = warp_to_subject(atlas, registration, tensor()["fa"], mask(), s.dir, s.prefix,
+                                           space=s.scan.space_entity)
+            s.loaded[f"warp-{atlas}"] = parc
+            return files, {"name": parc.name}
+
+        identity = atlas if atlas in shipped else file_identity(atlas)
+        record = s.stage(f"warp-{atlas}", {"register": reg_record["key"], "atlas": identity}, warp)
+        s.result.files[f"parcellation_{record['name']}"] = record["files"]["dseg"]
+
+        def loader(record=record, atlas=atlas):
+            return s.loaded.get(f"warp-{atlas}") or Parcellation.load(record["files"]["dseg"], name=record["name"])
+
+        out.append((loader, record["name"], record["key"]))
+    return out
+
+
+def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig, *,
+                    force: bool = False) -> SubjectOutputs:
+    """Run every stage for one DWI series and write its outputs under ``out_dir/<sub>[/<ses>]/dwi``.
+
+    A stage whose record (inputs, settings, package version) still holds is skipped and its
+    files reused; ``force`` redoes every stage.
+    """
+    require_parcellation(config)
+    s = _Series(scan, Path(bids_dir), Path(out_dir), config, force)
+    entities = config.entities
+    tag = "_".join(f"{k}-{v}" for k, v in entities.items())
+
+    load_record = _load_stage(s)
+    tensor_record = s.stage("fit-tensor", {"load": load_record["key"]},
+                            lambda: _save_maps(s, TensorModel(s.dwi.gtab).fit(s.dwi).maps, "fit-tensor"))
+    if config.gradient_check != "off":  # first: a wrong table fails early
+        _gradient_check(s, tensor_record)
+    maps_stage, maps_record = "fit-tensor", tensor_record
+    if config.model != "tensor":
+        maps_stage = f"fit-{entities['model']}"
+
+        def fit_model():
+            maps = _pigment_model(config, s.dwi.gtab, s.out_dir).fit(s.dwi).maps
+            return _save_maps(s, dataclasses.replace(maps, model=entities["model"]), maps_stage)
+
+        maps_record = s.stage(maps_stage, {"load": load_record["key"]}, fit_model)
+    s.result.files.update({f"map_{k}": v for k, v in maps_record["files"].items() if k != "index"})
+    maps = lambda: s.maps_from(maps_record, maps_stage)  # noqa: E731
+
+    parcellations = _parcellations(s, tensor_record)
+    tissue = None if config.tissue is None else _subject_path(config.tissue, s.bids_dir, scan)
+
+    def track():
+        tracker = Tracker(algorithm=config.tracking_algorithm, step_size=config.step_size,
+                          max_angle=config.max_angle, fa_threshold=config.fa_threshold,
+                          min_length=config.min_length, max_length=config.max_length)
+        path = s.dir / derivative_name(s.prefix, "tractography", config.tractogram_format,
+                                            space=scan.space_entity, **entities)
+        options = dict(seeds_per_voxel=config.seeds_per_voxel, tissue=tissue, random_state=config.seed)
+        if config.tractogram_format == ".tck":  # streamed to disk: memory bounded by one chunk of seeds
+            n = tracker.track_to_file(maps(), path, **options)["streamlines"]
+        else:
+            tractogram = tracker.track(maps(), **options)
+            tractogram.save(path)
+            n = len(tractogram)
+        return {"tractogram": str(path)}, {"streamlines": int(n)}
+
+    track_record = s.stage(f"track_{tag}", {"maps": maps_record["key"], "tissue": file_identity(tissue)}, track)
+    s.result.files["tractogram"] = track_record["files"]["tractogram"]
+
+    wanted = [f"{name}:{w}" for _, name, _ in parcellations for w in config.weightings]
+
+    def connectomes():
+        parcs = [p if isinstance(p, Parcellation) else p() for p, _, _ in parcellations]
+        by_atlas = build_connectomes(track_record["files"]["tractogram"], parcs, weightings=config.weightings,
+                                     maps=maps(), assignment=config.assignment, radius=config.radius,
+                                     reference=(parcs[0].labels.shape, parcs[0].affine))
+        s.loaded["connectomes"] = by_atlas
+        write_connectomes(by_atlas, s.dir, s.prefix, entities)
+        return {f"{a}:{w}": str(s.dir / f"{connectome_stem(s.prefix, a, w, entities)}.npz")
+                for a, conns in by_atlas.items() for w in conns}, {}
+
+    conn_inputs = {"track": track_record["key"], "maps": maps_record["key"],
+                   "parcellations": {name: identity for _, name, identity in parcellations}}
+    conn_record = s.stage(f"connectome_{tag}", conn_inputs, connectomes, products=wanted)
+    for product in wanted:
+        name, w = product.split(":", 1)
+        key = f"connectome_{w}" if len(parcellations) == 1 else f"connectome_{name}_{w}"
+        s.result.files[key] = str(Path(conn_record["files"][product]).with_suffix(".tsv"))
+
+    strengths = [f"{name}:{w}" for _, name, _ in parcellations for w in config.weightings if is_strength(w)]
+
+    def metrics():
+        by_atlas = s.loaded.get("connectomes") or {
+            name: {w: Connectome.load(conn_record["files"][f"{name}:{w}"], weighting=w, atlas=name)
+                   for w in config.weightings}
+            for _, name, _ in parcellations}
+        table = write_graph_metrics(by_atlas, s.dir, s.prefix, seed=config.seed, entities=entities)
+        return {}, {"rows": table.to_dict("records")}
+
+    metrics_record = s.stage(f"metrics_{tag}", {"connectome": conn_record["key"]}, metrics, products=strengths)
+    rows = pd.DataFrame(metrics_record["rows"])
+    if len(rows):
+        keep = [f"{a}:{w}" in strengths for a, w in zip(rows["atlas"], rows["weighting"])]
+        rows = rows[keep].reset_index(drop=True)
+    s.result.metrics = rows
+    return s.result
+
