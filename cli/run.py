@@ -98,7 +98,9 @@ def execute(args: argparse.Namespace) -> int:
                             scheduler=args.scheduler)
     counts = result.summary["status"].value_counts().to_dict()
     print(f"results: {result.out_dir}")
-    print(f"  subjects: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}")
+    n_subjects = result.summary["subject"].nunique()
+    print(f"  series: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))} "
+          f"({n_subjects} subject{'s' if n_subjects != 1 else ''})")
     print(f"  graph metrics: {result.out_dir / 'group_graphmetrics.tsv'}")
     print(f"  run summary:   {result.out_dir / 'run_summary.tsv'}")
     for prefix in result.failed:

@@ -71,11 +71,14 @@ class PeakMemory:
         self.peak_mb = round(max(self.peak_mb, resident_mb()), 1)
 
 
-BASE_MB = 900.0
-"""Resident size of a worker that has imported the package (torch, numba, dipy), MiB."""
-PER_INPUT_MB = 6.0
-"""Peak per MiB of the float32 DWI array (the data, the masked copy, fit work arrays, maps),
-measured on the shared whole-brain scan (see ``benchmarks/bench_cohort.py``)."""
+BASE_MB = 600.0
+"""Peak of a worker on a tiny series: the imported package (torch, numba, dipy) and its fixed
+costs, MiB (measured: 530 MiB for a 4 MiB phantom series, ``benchmarks/results/bench_cohort.md``)."""
+PER_INPUT_MB = 14.0
+"""Peak per MiB of the float32 DWI array (the data, its masked copy, fit work arrays, maps, the
+registration's images, streamline chunks), MiB: the shared whole-brain scan (87 MiB) peaked at
+1649 MiB with the default settings, 2437 MiB with 1.1 M streamlines
+(``benchmarks/results/bench_cohort.md``); 600 + 14 × 87 = 1818 MiB."""
 
 
 def estimate_series_mb(shape: tuple[int, ...]) -> float:

@@ -90,6 +90,22 @@ def _series_log(out_dir: Path, scan: SubjectScan) -> logging.Handler:
     return handler
 
 
+RECORDED_PACKAGES = ("pigment-connect", "numpy", "scipy", "torch", "numba", "dipy", "nibabel", "pandas", "networkx")
+
+
+def package_versions() -> dict[str, str]:
+    """The installed versions of the packages a series' results depend on (its report lists them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in RECORDED_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
 def thread_share(n_threads: int | None, n_workers: int) -> int:
     """Threads each of ``n_workers`` parallel subjects may use out of a budget of ``n_threads``
     (default: every core), at least one: 2 jobs on 2 cores get 1 thread each, not 2 each."""
@@ -106,10 +122,14 @@ def _run_one(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineC
         set_threads(n_threads)
     start = time.perf_counter()
     record = {"prefix": scan.prefix, "subject": scan.subject, "session": scan.session, "config_hash": config.hash,
-              "version": __version__, "threads": {"numba": numba.get_num_threads(), "torch": torch.get_num_threads()}}
+              "version": __version__, "versions": package_versions(),
+              "threads": {"numba": numba.get_num_threads(), "torch": torch.get_num_threads()}}
     package_log = logging.getLogger("pigment_connect")
     handler = _series_log(out_dir, scan)
     package_log.addHandler(handler)
+    level = package_log.level
+    if package_log.getEffectiveLevel() > logging.INFO:  # a spawned worker: its log file still gets each stage
+        package_log.setLevel(logging.INFO)
     log.info("%s: pigment_connect %s, configuration %s %s", scan.prefix, __version__, config.hash,
              json.dumps(config.to_dict(), sort_keys=True))
     with warnings.catch_warnings(record=True) as caught:  # the subject's warnings go to the run summary
@@ -136,6 +156,7 @@ def _run_one(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineC
     record["seconds"] = round(time.perf_counter() - start, 2)
     log.info("%s: %s in %.1f s", scan.prefix, record["status"], record["seconds"])
     package_log.removeHandler(handler)
+    package_log.setLevel(level)
     handler.close()
     runs = _read_status(out_dir, scan)
     runs[config.hash] = record

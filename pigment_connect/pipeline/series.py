@@ -47,6 +47,7 @@ from ..io.write import atomic_path, save_nifti
 from ..track import Tracker, check_gradients
 from .config import PipelineConfig
 from .memory import PeakMemory
+from .qc_facts import noise_facts, protocol_facts
 from .records import StageRecords, file_identity
 from .stages import (
     connectome_stem,
@@ -167,14 +168,22 @@ class _Series:
                                                               products=products)
         if record is not None:
             self.result.skipped.append(name)
-            log.debug("%s: %s skipped (its record holds)", self.prefix, name)
+            log.info("%s: %s skipped (its record holds)", self.prefix, name)
+            for message in record.get("warnings", []):  # a skipped stage still says what it found
+                warnings.warn(message, PigmentWarning, stacklevel=2)
             return record
         start = time.perf_counter()
-        with PeakMemory() as memory:
+        with warnings.catch_warnings(record=True) as caught, PeakMemory() as memory:
+            warnings.simplefilter("always", PigmentWarning)
             files, extras = run()
         seconds = round(time.perf_counter() - start, 3)
+        for w in caught:  # on to the caller (the run summary), and kept in the record
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        extras = {**extras, "warnings": list(dict.fromkeys(str(w.message) for w in caught
+                                                           if issubclass(w.category, PigmentWarning)))}
         self.result.timings[name] = seconds
         self.result.peak_mb = max(self.result.peak_mb, memory.peak_mb)
+        log.info("%s: %s done in %.1f s (peak %.0f MiB)", self.prefix, name, seconds, memory.peak_mb)
         return self.records.save(name, inputs=inputs, settings=settings, products=products, files=files,
                                  seconds=seconds, peak_mb=memory.peak_mb, **extras)
 
@@ -200,10 +209,11 @@ def _load_stage(s: _Series) -> dict:
 
     def run():
         dwi = s.dwi
+        facts = {"protocol": protocol_facts(dwi)}
         if dwi.mask_source != "computed":
-            return {}, {}
+            return {}, facts
         path = s.dir / derivative_name(s.prefix, "mask", ".nii.gz", space=scan.space_entity, desc="brain")
-        return {"mask": str(save_nifti(path, dwi.mask, dwi.affine))}, {}
+        return {"mask": str(save_nifti(path, dwi.mask, dwi.affine))}, facts
 
     inputs = {k: file_identity(getattr(scan, k)) for k in ("dwi", "bval", "bvec", "mask")}
     record = s.stage("load", inputs, run)
@@ -293,8 +303,11 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     tag = "_".join(f"{k}-{v}" for k, v in entities.items())
 
     load_record = _load_stage(s)
-    tensor_record = s.stage("fit-tensor", {"load": load_record["key"]},
-                            lambda: _save_maps(s, TensorModel(s.dwi.gtab).fit(s.dwi).maps, "fit-tensor"))
+    def fit_tensor():
+        files, _ = _save_maps(s, TensorModel(s.dwi.gtab).fit(s.dwi).maps, "fit-tensor")
+        return files, {"noise": noise_facts(s.dwi)}
+
+    tensor_record = s.stage("fit-tensor", {"load": load_record["key"]}, fit_tensor)
     if config.gradient_check != "off":  # first: a wrong table fails early
         _gradient_check(s, tensor_record)
     maps_stage, maps_record = "fit-tensor", tensor_record
@@ -320,12 +333,14 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
                                             space=scan.space_entity, **entities)
         options = dict(seeds_per_voxel=config.seeds_per_voxel, tissue=tissue, random_state=config.seed)
         if config.tractogram_format == ".tck":  # streamed to disk: memory bounded by one chunk of seeds
-            n = tracker.track_to_file(maps(), path, **options)["streamlines"]
+            stats = tracker.track_to_file(maps(), path, **options)
+            n = stats["streamlines"]
         else:
             tractogram = tracker.track(maps(), **options)
             tractogram.save(path)
-            n = len(tractogram)
-        return {"tractogram": str(path)}, {"streamlines": int(n)}
+            n, stats = len(tractogram), {}
+        return {"tractogram": str(path)}, {"streamlines": int(n), "seeds": stats.get("seeds"),
+                                           "stops": stats.get("stops")}
 
     track_record = s.stage(f"track_{tag}", {"maps": maps_record["key"], "tissue": file_identity(tissue)}, track)
     s.result.files["tractogram"] = track_record["files"]["tractogram"]

@@ -149,3 +149,27 @@ def test_a_series_killed_mid_way_resumes_at_the_stage_it_was_in(bids, tmp_path):
     fresh = run_cohort(bids, tmp_path / "fresh", config, progress=False)
     name = "sub-01/dwi/sub-01_model-tensor_algo-tensorline_seg-phantom_meas-count_connectome.npz"
     np.testing.assert_array_equal(Connectome.load(out / name).weights, Connectome.load(fresh.out_dir / name).weights)
+
+
+def test_a_skipped_stage_repeats_the_warnings_it_recorded(bids, tmp_path, monkeypatch):
+    import warnings
+
+    from pigment_connect.errors import PigmentWarning
+    from pigment_connect.pipeline import series
+
+    real = series.build_connectomes
+
+    def warning_build(*args, **kwargs):
+        warnings.warn("only 3% of streamlines reached a node pair", PigmentWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(series, "build_connectomes", warning_build)
+    out = tmp_path / "out"
+    first = run_cohort(bids, out, _config(), progress=False)
+    assert "only 3% of streamlines" in first.summary.loc[0, "warnings"]
+    monkeypatch.setattr(series, "build_connectomes", real)
+    again = run_cohort(bids, out, _config(), progress=False)  # every stage skipped: the finding stays
+    assert again.summary.loc[0, "status"] == "skipped"
+    assert "only 3% of streamlines" in again.summary.loc[0, "warnings"]
+    assert _stages(out)["connectome_model-tensor_algo-tensorline"]["warnings"] == [
+        "only 3% of streamlines reached a node pair"]
