@@ -103,6 +103,8 @@ def execute(args: argparse.Namespace) -> int:
           f"({n_subjects} subject{'s' if n_subjects != 1 else ''})")
     print(f"  graph metrics: {result.out_dir / 'group_graphmetrics.tsv'}")
     print(f"  run summary:   {result.out_dir / 'run_summary.tsv'}")
+    if (result.out_dir / "report.html").is_file():
+        print(f"  QC report:     {result.out_dir / 'report.html'}")
     for prefix in result.failed:
         row = result.summary.set_index("prefix").loc[prefix]
         print(f"  FAILED {prefix}: {row['error']}")

@@ -10,9 +10,7 @@ mutual information; SyN uses local cross-correlation on the FA-like pair.
 
 from __future__ import annotations
 
-import struct
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from ..io.parcellation import Parcellation
 from ..io.write import atomic_path
 from .atlases import Template, load_template
 
-__all__ = ["Registration", "register_to_subject", "warp_atlas", "write_qc_png", "MIN_MASK_DICE"]
+__all__ = ["Registration", "register_to_subject", "warp_atlas", "MIN_MASK_DICE"]
 
 MIN_MASK_DICE = 0.75
 """A registration whose warped template brain overlaps the subject's brain mask less than this
@@ -237,47 +235,3 @@ def warp_atlas(atlas: Parcellation, registration: Registration, *, subject_mask:
             f"{' ...' if len(bad) > 8 else ''} (see the coverage table).", PigmentWarning, stacklevel=2)
     nodes = atlas.nodes.drop(columns=["x", "y", "z"], errors="ignore")
     return Parcellation(labels, registration.subject_affine, nodes, atlas.name, "subject"), coverage
-
-
-def write_qc_png(path: PathLike, image: np.ndarray, labels: np.ndarray, *, scale: int = 3) -> Path:
-    """A QC picture: the mid axial, coronal and sagittal slices of ``image`` (grey) with the
-    boundaries of ``labels`` in colour, side by side, each voxel ``scale`` pixels wide. PNG
-    written with zlib only, atomically."""
-    image = np.asarray(image, dtype=np.float64)
-    labels = np.asarray(labels)
-    if image.shape != labels.shape:
-        raise InputError(f"image {image.shape} and labels {labels.shape} must share a grid.")
-    top = np.percentile(image[image > 0], 99) if np.any(image > 0) else 1.0
-    panels = []
-    cx, cy, cz = (s // 2 for s in image.shape)
-    for img2d, lab2d in ((image[:, :, cz], labels[:, :, cz]), (image[:, cy, :], labels[:, cy, :]),
-                         (image[cx, :, :], labels[cx, :, :])):
-        grey = np.clip(img2d / top, 0, 1)
-        rgb = np.repeat(grey[..., None], 3, axis=2)
-        edge = np.zeros(lab2d.shape, bool)
-        edge[1:, :] |= lab2d[1:, :] != lab2d[:-1, :]
-        edge[:, 1:] |= lab2d[:, 1:] != lab2d[:, :-1]
-        edge &= lab2d > 0
-        hue = (lab2d * 0.618034) % 1.0
-        colour = np.stack([np.abs(hue * 6 - 3) - 1, 2 - np.abs(hue * 6 - 2), 2 - np.abs(hue * 6 - 4)], -1).clip(0, 1)
-        rgb[edge] = colour[edge]
-        rgb = np.rot90(rgb)  # display with anterior/superior up
-        panels.append(np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1))
-    height = max(p.shape[0] for p in panels)
-    padded = [np.pad(p, ((0, height - p.shape[0]), (0, 2), (0, 0))) for p in panels]
-    picture = (np.concatenate(padded, axis=1) * 255).astype(np.uint8)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(_png_bytes(picture))
-    return path
-
-
-def _png_bytes(rgb: np.ndarray) -> bytes:
-    h, w, _ = rgb.shape
-    raw = b"".join(b"\x00" + rgb[row].tobytes() for row in range(h))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))

@@ -29,6 +29,12 @@ def _suffixes(path: Path) -> str:
     return path.suffix
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+"""The mode of a new file under this process's umask (what ``open(path, "w")`` gives)."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``.
@@ -44,6 +50,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _FILE_MODE)  # mkstemp makes it private (0600): give it the mode open() would
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

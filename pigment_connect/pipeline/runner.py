@@ -34,6 +34,7 @@ from ..errors import InputError, PigmentError, PigmentWarning
 from ..io.bids import SubjectScan, find_dwi_scans, read_participants
 from ..io.write import atomic_path, save_json
 from .config import PipelineConfig
+from ..report import write_reports
 from .memory import estimate_series_mb, memory_job_limit
 from .records import StageRecords
 from .series import process_subject, records_path, series_dir, stage_plan
@@ -214,6 +215,7 @@ def run_cohort(
     progress: bool = True,
     input_type: str = "auto",
     scheduler: str | None = None,
+    report: bool = True,
 ) -> CohortResult:
     """Process every DWI series of ``bids_dir`` into ``out_dir`` (a BIDS-derivatives folder).
 
@@ -235,6 +237,9 @@ def run_cohort(
         LocalCluster of N workers) or a scheduler address; ``n_jobs`` is then unused.
     input_type : ``"raw"`` BIDS, ``"qsiprep"`` preprocessed derivatives, or ``"auto"`` (see
         :func:`~pigment_connect.io.bids.find_dwi_scans`).
+    report : write the QC pages last (:func:`pigment_connect.report.write_reports`: one per
+        series, ``group_qc.tsv`` and ``report.html``); a page that cannot be drawn is logged, and
+        never fails the run.
 
     Returns
     -------
@@ -311,6 +316,12 @@ def run_cohort(
         metrics.to_csv(tmp, sep="\t", index=False)
     with atomic_path(out_dir / "run_summary.tsv") as tmp:
         summary.to_csv(tmp, sep="\t", index=False)
+    if report:
+        try:
+            log.info("QC report: %s", write_reports(out_dir))
+        except Exception as exc:  # noqa: BLE001 - the results stand without their pictures
+            log.error("the QC report could not be written: %s: %s (rebuild it with pigment-connect report %s)",
+                      type(exc).__name__, exc, out_dir)
     return CohortResult(out_dir, summary, metrics)
 
 

@@ -11,12 +11,13 @@ import pandas as pd
 
 from ..connectome import is_strength
 from ..connectome.atlases import TEMPLATE_SPACE, load_atlas
-from ..connectome.register import Registration, register_to_subject, warp_atlas, write_qc_png
+from ..connectome.register import Registration, register_to_subject, warp_atlas
 from ..errors import InputError
 from ..graph import global_metrics, node_metrics
 from ..io.bids import bids_label, derivative_name
 from ..io.parcellation import Parcellation
 from ..io.write import atomic_path, save_json
+from ..report import figures
 from .config import PipelineConfig
 
 __all__ = ["atlas_parcellations", "warp_to_subject", "transform_path", "connectome_stem",
@@ -39,7 +40,11 @@ def warp_to_subject(atlas: str | Parcellation, registration: Registration, fa: n
         coverage.to_csv(tmp, sep="\t", index=False)
     files["coverage"] = str(coverage_path)
     qc_path = out_dir / derivative_name(prefix, "qc", ".png", space=space, seg=parc.name)
-    files["qc"] = str(write_qc_png(qc_path, np.asarray(fa), parc.labels))
+    picture = figures.planes(np.asarray(fa), registration.subject_affine, labels=parc.labels, centre_on=mask,
+                             title=f"{prefix}: {parc.name} borders on FA")
+    with atomic_path(qc_path) as tmp:
+        Path(tmp).write_bytes(picture)
+    files["qc"] = str(qc_path)
     return parc, files
 
 

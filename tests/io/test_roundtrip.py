@@ -124,3 +124,14 @@ def test_atomic_write_leaves_target_untouched_on_failure(tmp_path):
             raise RuntimeError("killed")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_write_gives_the_mode_a_plain_write_would(tmp_path):
+    import os
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    target = tmp_path / "atomic.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("x")
+    assert os.stat(target).st_mode & 0o777 == os.stat(plain).st_mode & 0o777  # not mkstemp's private 0600
