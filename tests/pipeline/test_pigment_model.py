@@ -86,3 +86,7 @@ def test_zero_shot_pipeline_fits_each_subject_without_a_network(tmp_path):
     assert np.median(np.abs(maps["ndi"][wm] - truth["ndi"][wm])) < 0.1
     # BIDS entity labels are alphanumeric: the model's hyphen is dropped from the file name
     assert any(sub.glob("*_space-dwi_model-pigmentzeroshot_algo-tensorline_tractography.tck"))
+    # its QC page shows each main map beside its error bar
+    page = (sub / "sub-01_report.html").read_text()
+    for name in ("fa", "md", "ndi", "odi"):
+        assert f'alt="pigmentzeroshot {name}"' in page and f'alt="pigmentzeroshot {name} error bar"' in page
