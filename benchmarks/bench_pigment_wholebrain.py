@@ -67,7 +67,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     warnings.simplefilter("ignore")
-    from pigment_connect.fit import AmortisedPigment, PigmentModel
+    from pigment_connect.pigment import AmortisedPigment, PigmentModel
 
     data, gtab, mask, what = load(args.phantom_voxels)
     n = int(mask.sum())

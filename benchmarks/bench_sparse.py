@@ -4,7 +4,7 @@
 
 Data: the real 3-shell slab ../shared/data/dwi_mdt_b1k_b2k (13 b0 + 30 × b=1000 + 60 × b=2000);
 ``--scan msmt``: the MRtrix3 multi-shell crop instead (another scanner, b up to 2800; :data:`SCANS`).
-The shipped prior never saw either scan (see pigment_connect/prior/weights/MODEL_CARD.md), so the
+The shipped prior never saw either scan (see pigment_connect/pigment/weights/MODEL_CARD.md), so the
 scores are out of sample.
 
 Reference: the dense conventional fits on all 103 volumes — DKI (WLS) for FA, MD and MK (the
@@ -154,7 +154,7 @@ def fit_conventional(data, gtab, mask):
 
 
 def fit_pigment(data, gtab, mask, sigma, prior=None):
-    from pigment_connect.fit import PigmentModel
+    from pigment_connect.pigment import PigmentModel
 
     fit = PigmentModel(gtab, prior=prior, sigma=sigma, uncertainty=False, device="cpu").fit(data, mask=mask)
     return {m: getattr(fit, m) for m in MAPS}
@@ -165,7 +165,7 @@ def fit_amortised(data, gtab, mask, sigma, prior=None, *, spatial_mask=None):
     voxels have their neighbours) the spatial model is fitted there with in-plane neighbourhoods:
     the slab's two slices are not contiguous (their b=0 images correlate 0.55, against 0.88 for
     voxels one apart in-plane)."""
-    from pigment_connect.fit import AmortisedPigment
+    from pigment_connect.pigment import AmortisedPigment
 
     spatial = spatial_mask is not None
     model = AmortisedPigment(gtab, prior=prior, spatial=spatial, device="cpu")

@@ -9,7 +9,7 @@ estimator shares. Here the reference is the truth.
 
 Phantom: voxels drawn from DIPY's multi-tensor simulator (``dipy.sims.voxel.multi_tensor``: sums of
 Gaussian compartments, signal exact, not a cumulant expansion) — a family the shipped prior was not
-trained on (it saw Watson-dispersed sticks and zeppelins, :mod:`pigment_connect.prior.simulate`).
+trained on (it saw Watson-dispersed sticks and zeppelins, :mod:`pigment_connect.pigment.simulate`).
 White matter: one fascicle (45%) or two crossing at 45–90° (20%), each an intra-axonal tensor
 (λ∥ 1.8–2.4, λ⊥ 0.02–0.15 µm²/ms) and an extra-axonal one (λ∥ 1.2–2.0, λ⊥ 0.4–0.9), intra share
 0.35–0.7; grey-matter-like (35%): a fast (0.7–1.4) and a slow (0.15–0.6 µm²/ms) near-isotropic

@@ -54,7 +54,8 @@ def register(subparsers) -> None:
 
 
 def _model(name: str, gtab, seed: int):
-    from pigment_connect.fit import AmortisedPigment, DiffusionKurtosisModel, NoddiModel, PigmentModel, TensorModel
+    from pigment_connect.fit import DiffusionKurtosisModel, NoddiModel, TensorModel
+    from pigment_connect.pigment import AmortisedPigment, PigmentModel
 
     if name in ("pigment", "pigment-spatial"):
         model = AmortisedPigment(gtab, seed=seed, spatial=name == "pigment-spatial")

@@ -45,7 +45,7 @@ def execute(args: argparse.Namespace) -> int:
     configure_logging(args)
     from pigment_connect.errors import InputError
     from pigment_connect.io import load_dwi
-    from pigment_connect.prior.train import build_prior
+    from pigment_connect.pigment.train import build_prior
 
     if args.mask and len(args.mask) != len(args.scan):
         raise InputError(f"{len(args.mask)} --mask for {len(args.scan)} --scan: give one mask per scan or none.")

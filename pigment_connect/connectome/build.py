@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._typing import PathLike
 from ..errors import ConnectomeError, InputError, PigmentWarning
 from ..io.connectome import Connectome

@@ -32,6 +32,7 @@ from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..io.parcellation import Parcellation
 from ..io.write import save_json, save_nifti, save_text
+from ..physics.protocol import hemisphere_directions
 from .signal import kappa_from_odi, noddi_signal, noddi_tensor
 
 __all__ = [
@@ -114,18 +115,10 @@ def make_protocol(name: str = "dense") -> GradientTable:
     bvals = [0.0] * n_b0
     bvecs = [np.zeros(3)] * n_b0
     for k, (b, n) in enumerate(shells):
-        dirs = _hemisphere_directions(n, twist=0.5 * k)
+        dirs = hemisphere_directions(n, twist=0.5 * k)
         bvals += [b] * n
         bvecs += list(dirs)
     return GradientTable(np.array(bvals), np.array(bvecs))
-
-
-def _hemisphere_directions(n: int, twist: float = 0.0) -> np.ndarray:
-    i = np.arange(n) + 0.5
-    z = 1.0 - i / n  # (0, 1]: upper half sphere, antipodal symmetry covers the rest
-    phi = np.pi * (3.0 - np.sqrt(5.0)) * i + twist
-    r = np.sqrt(1.0 - z * z)
-    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
 
 
 @dataclass(frozen=True, eq=False)

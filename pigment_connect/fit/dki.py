@@ -24,9 +24,10 @@ from ..io.maps import MicrostructureMaps
 from ..physics.dki import dki_signal, hemisphere_quadrature, kurtosis_maps
 from ..physics.dti import cholesky_to_tensor, tensor_to_cholesky
 from ..physics.protocol import kurtosis_design, tensor_design
-from ._lm import levenberg_marquardt
-from .dti import LogLinearModel, _need_affine, weighted_log_linear
-from .voxelwise import run_chunked
+from .lm import levenberg_marquardt
+from .dti import LogLinearModel, tensor_map_dict
+from .loglinear import weighted_log_linear
+from .voxelwise import need_affine, run_chunked
 
 __all__ = ["DiffusionKurtosisModel", "DiffusionKurtosisFit", "check_kurtosis_protocol"]
 
@@ -184,11 +185,10 @@ class DiffusionKurtosisFit:
     @property
     def maps(self) -> MicrostructureMaps:
         """Tensor maps (fa, md, ad, rd, evec1, tensor, s0) plus mk, ak, rk, kfa, mkt and the 15-element ``kurtosis``."""
-        from .dti import tensor_map_dict
 
         m = self.mask
         maps = tensor_map_dict(self)
         for name in ("mk", "ak", "rk", "kfa", "mkt"):
             maps[name] = np.where(m, self._map(name), 0.0).astype(np.float32)
         maps["kurtosis"] = np.where(m[..., None], self.kurtosis_tensor, 0.0).astype(np.float32)
-        return MicrostructureMaps(maps, _need_affine(self.affine), "dki", mask=m)
+        return MicrostructureMaps(maps, need_affine(self.affine), "dki", mask=m)

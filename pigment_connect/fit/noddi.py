@@ -30,11 +30,11 @@ from ..physics.noddi import (
     D_ISO, D_PAR, KAPPA_MAX, _watson_stick, kappa_from_odi, legendre_order, noddi_compartments, noddi_signal,
     odi_from_kappa, stick_coefficients, watson_tau, zeppelin_log_terms,
 )
-from ._lm import levenberg_marquardt
-from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
+from .lm import levenberg_marquardt
+from .loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
-from .voxelwise import (check_chunk_size, check_fit_method, default_chunk_size, extract_voxels, gradient_tensors, resolve_device,
-                        run_chunked, signal_floor)
+from .voxelwise import (check_chunk_size, check_fit_method, default_chunk_size, extract_voxels, gradient_tensors,
+                        need_affine, resolve_device, run_chunked, signal_floor)
 
 __all__ = ["NoddiModel", "NoddiFit", "check_noddi_protocol"]
 
@@ -311,4 +311,4 @@ class NoddiFit:
         maps = {name: np.where(m, self.params[name], 0.0).astype(np.float32)
                 for name in ("ndi", "odi", "fwf", "s0", "nrmse")}
         maps["evec1"] = np.where(m[..., None], self.mu, 0.0).astype(np.float32)
-        return MicrostructureMaps(maps, _need_affine(self.affine), "noddi", mask=m)
+        return MicrostructureMaps(maps, need_affine(self.affine), "noddi", mask=m)

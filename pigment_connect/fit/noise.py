@@ -11,6 +11,7 @@ import torch
 from ..errors import InputError
 from ..io.gradients import GradientTable
 from ..physics.noise import estimate_sigma_b0, rician_expected_residual, rician_nll
+from .loglinear import TENSOR_MAX_B, design_matrix, weighted_log_linear
 
 __all__ = ["LikelihoodTerms", "likelihood_terms", "residual_sigma"]
 
@@ -70,7 +71,7 @@ def residual_sigma(signal: np.ndarray, gtab: GradientTable, *, min_dof: int = 2)
     volumes; None where the fit leaves fewer than ``min_dof`` degrees of freedom (1 b0 + 6).
 
     A weighted log-linear tensor fit (two WLS iterations) of the volumes with b ≤
-    :data:`~.dti.TENSOR_MAX_B` in the brighter half of the voxels (by b=0 signal: Rician noise is
+    :data:`~.loglinear.TENSOR_MAX_B` in the brighter half of the voxels (by b=0 signal: Rician noise is
     close to Gaussian there), residuals in signal units. Each voxel's RSS/σ² is χ² with
     n − 7 degrees of freedom, so σ² = median(RSS / dof) divided by the median of χ²_dof / dof,
     robust to the voxels (crossings, artefacts) the tensor does not fit. Measured: within 1% of
@@ -83,8 +84,6 @@ def residual_sigma(signal: np.ndarray, gtab: GradientTable, *, min_dof: int = 2)
     signal : (V, N) brain voxels' measurements. gtab : their table (N volumes).
     """
     from scipy.stats import chi2
-
-    from .dti import TENSOR_MAX_B, design_matrix, weighted_log_linear
 
     rows = np.flatnonzero(gtab.bvals <= TENSOR_MAX_B)
     dof = len(rows) - 7

@@ -147,3 +147,10 @@ def run_chunked(fn: Callable[[torch.Tensor], dict[str, torch.Tensor]], signal: n
     if not parts:
         return {}
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
+def need_affine(affine: np.ndarray | None) -> np.ndarray:
+    """``affine`` (4×4), or :class:`FitError` when a fit of a bare array is asked for maps."""
+    if affine is None:
+        raise FitError("maps need an affine: fit a DiffusionData, not a bare array.")
+    return affine

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .._version import __version__
 from .._typing import PathLike
 from ..errors import InputError
 from ..io.write import atomic_path, save_json

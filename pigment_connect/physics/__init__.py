@@ -12,10 +12,10 @@ from .dki import dki_signal, kurtosis_maps
 from .dti import cholesky_to_tensor, dti_signal, tensor_maps, tensor_to_cholesky
 from .noddi import kappa_from_odi, noddi_signal, odi_from_kappa, watson_stick_signal, watson_tau
 from .noise import gaussian_nll, rician_nll
-from .protocol import Protocol
+from .protocol import hemisphere_directions
 
 __all__ = [
-    "Protocol",
+    "hemisphere_directions",
     "dti_signal",
     "cholesky_to_tensor",
     "tensor_to_cholesky",

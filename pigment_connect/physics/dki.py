@@ -80,7 +80,7 @@ def hemisphere_quadrature(n_polar: int = 20, n_azimuth: int = 40, *, dtype: torc
     return as_t(dirs), as_t(weights)
 
 
-def _perpendicular_circle(evec1: torch.Tensor, n: int) -> torch.Tensor:
+def perpendicular_circle(evec1: torch.Tensor, n: int) -> torch.Tensor:
     """(V, n, 3) unit directions evenly spaced on the half circle perpendicular to evec1."""
     helper = torch.zeros_like(evec1)
     helper[..., 0] = 1.0
@@ -107,7 +107,7 @@ def kurtosis_maps(tensor: torch.Tensor, kurtosis: torch.Tensor, *, n_polar: int 
     sphere, weights = hemisphere_quadrature(n_polar, n_azimuth, dtype=tensor.dtype, device=tensor.device)
     mk = apparent_kurtosis(tensor, kurtosis, sphere) @ weights
     ak = apparent_kurtosis(tensor, kurtosis, out["evec1"][:, None, :])[:, 0]
-    rk = apparent_kurtosis(tensor, kurtosis, _perpendicular_circle(out["evec1"], n_circle)).mean(-1)
+    rk = apparent_kurtosis(tensor, kurtosis, perpendicular_circle(out["evec1"], n_circle)).mean(-1)
     valid = (out["evals"] > 0).all(-1)
     for name, value in (("mk", mk), ("ak", ak), ("rk", rk)):
         out[name] = torch.where(valid, value.clamp(MIN_KURTOSIS, MAX_KURTOSIS), torch.zeros_like(value))

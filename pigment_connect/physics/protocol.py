@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from ..io.gradients import GradientTable
 
-__all__ = ["Protocol", "default_device", "tensor_design", "kurtosis_design", "TENSOR_ORDER", "KURTOSIS_ORDER"]
+__all__ = ["default_device", "tensor_design", "kurtosis_design", "hemisphere_directions", "TENSOR_ORDER", "KURTOSIS_ORDER"]
 
 TENSOR_ORDER = ("xx", "yy", "zz", "xy", "xz", "yz")
 """Order of the six unique diffusion tensor elements (mm²/s) everywhere in the package."""
@@ -43,37 +40,13 @@ def kurtosis_design(bvecs: torch.Tensor) -> torch.Tensor:
     return torch.stack(cols, dim=-1)
 
 
-@dataclass(frozen=True, eq=False)
-class Protocol:
-    """b-values (s/mm²) and unit b-vectors of a gradient table as tensors on one device/dtype.
 
-    Attributes
-    ----------
-    bvals : (N,) tensor, s/mm²
-    bvecs : (N, 3) tensor, unit (zero for b=0), image-axis frame
-    b0s : (N,) bool tensor
-    """
-
-    bvals: torch.Tensor
-    bvecs: torch.Tensor
-    b0s: torch.Tensor
-
-    @classmethod
-    def from_gtab(cls, gtab: GradientTable, *, device: torch.device | str | None = None,
-                  dtype: torch.dtype = torch.float32) -> Protocol:
-        device = torch.device(device) if device is not None else default_device()
-        bvals = torch.as_tensor(np.asarray(gtab.bvals, dtype=np.float64), dtype=dtype, device=device)
-        bvecs = torch.as_tensor(np.asarray(gtab.bvecs, dtype=np.float64), dtype=dtype, device=device)
-        b0s = torch.as_tensor(np.asarray(gtab.b0s_mask), device=device)
-        return cls(bvals, bvecs, b0s)
-
-    @property
-    def device(self) -> torch.device:
-        return self.bvals.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.bvals.dtype
-
-    def __len__(self) -> int:
-        return int(self.bvals.shape[0])
+def hemisphere_directions(n: int, twist: float = 0.0) -> np.ndarray:
+    """``n`` unit vectors spread evenly over the upper half sphere (a Fibonacci spiral; with
+    antipodal symmetry they cover the whole sphere), rotated by ``twist`` radians about z so that
+    two sets interleave. Returns (n, 3)."""
+    i = np.arange(n) + 0.5
+    z = 1.0 - i / n  # (0, 1]: upper half sphere, antipodal symmetry covers the rest
+    phi = np.pi * (3.0 - np.sqrt(5.0)) * i + twist
+    r = np.sqrt(1.0 - z * z)
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)

@@ -56,10 +56,10 @@ class PipelineConfig:
     Parameters
     ----------
     model : ``"tensor"`` (conventional WLS DTI), ``"pigment"`` (amortised PIGMENT,
-        :class:`~pigment_connect.fit.AmortisedPigment`: tensor, kurtosis and NODDI maps with
+        :class:`~pigment_connect.pigment.AmortisedPigment`: tensor, kurtosis and NODDI maps with
         uncertainty from any table; trained once per gradient table into ``<out_dir>/models/``,
         ≈ 20 s on 2 cores), ``"pigment-spatial"`` (the same with 3-D neighbourhoods, better at
-        b=0 SNR ≈ 10) or ``"pigment-zeroshot"`` (:class:`~pigment_connect.fit.PigmentModel`
+        b=0 SNR ≈ 10) or ``"pigment-zeroshot"`` (:class:`~pigment_connect.pigment.PigmentModel`
         fitted to each subject's own signal; the most accurate on real sparse scans, ≈ 85 s per
         2 mm whole brain on 2 cores). Tracking uses the model's tensor; probabilistic draws its ODI.
     tracking_algorithm : ``"tensorline"``, ``"eigenvector"`` or ``"probabilistic"``

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .._threads import thread_share
 from ..errors import InputError
 from ..io.bids import SubjectScan
 from .config import PipelineConfig
@@ -38,8 +39,6 @@ def dask_client(scheduler: str, n_threads: int | None) -> Iterator[tuple[object,
             n_workers = 0
         if n_workers < 1:
             raise InputError(f"--scheduler {scheduler!r}: give local:N with N ≥ 1 workers, or a scheduler address.")
-        from .runner import thread_share
-
         with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster) as client:
             yield client, thread_share(n_threads, n_workers)

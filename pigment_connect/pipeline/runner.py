@@ -27,20 +27,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import __version__
-from .._threads import set_threads
+from .._threads import set_threads, thread_share
 from .._typing import PathLike
+from .._version import __version__
 from ..errors import InputError, PigmentError, PigmentWarning
 from ..io.bids import SubjectScan, find_dwi_scans, read_participants
 from ..io.write import atomic_path, save_json
-from .config import PipelineConfig
 from ..report import write_reports
+from .config import PipelineConfig
+from .dask_backend import run_on_dask
 from .memory import estimate_series_mb, memory_job_limit
 from .records import StageRecords
 from .series import process_subject, records_path, series_dir, stage_plan
 from .stages import require_parcellation
 
-__all__ = ["CohortResult", "run_cohort", "thread_share"]
+__all__ = ["CohortResult", "run_cohort"]
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +106,6 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             found[name] = "not installed"
     return found
-
-
-def thread_share(n_threads: int | None, n_workers: int) -> int:
-    """Threads each of ``n_workers`` parallel subjects may use out of a budget of ``n_threads``
-    (default: every core), at least one: 2 jobs on 2 cores get 1 thread each, not 2 each."""
-    budget = n_threads if n_threads is not None else (os.cpu_count() or 1)
-    return max(1, int(budget) // max(1, int(n_workers)))
 
 
 def _run_one(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig, force: bool = False,
@@ -276,8 +270,6 @@ def run_cohort(
             workers = fitting
     bar = tqdm(total=len(scans), desc="series", unit="series", disable=not progress)
     if scheduler is not None:
-        from .dask_backend import run_on_dask
-
         records = run_on_dask(_run_one, todo, bids_dir, out_dir, config, force=force, scheduler=scheduler,
                               n_threads=n_threads, on_done=bar.update)
     elif workers <= 1:

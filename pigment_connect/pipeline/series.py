@@ -44,6 +44,7 @@ from ..io.dwi import load_dwi
 from ..io.maps import MicrostructureMaps
 from ..io.parcellation import Parcellation
 from ..io.write import atomic_path, save_nifti
+from ..pigment import AmortisedPigment, PigmentModel
 from ..track import Tracker, check_gradients
 from .config import PipelineConfig
 from .memory import PeakMemory
@@ -117,11 +118,9 @@ def stage_plan(config: PipelineConfig) -> dict[str, dict]:
 
 def _pigment_model(config: PipelineConfig, gtab, out_dir: Path):
     """The PIGMENT model of this gradient table. ``pigment-zeroshot``: a seeded
-    :class:`~pigment_connect.fit.PigmentModel`, nothing to train. Otherwise the amortised network:
+    :class:`~pigment_connect.pigment.PigmentModel`, nothing to train. Otherwise the amortised network:
     loaded from ``out_dir/models/`` when a subject with the same table already trained it, else
     trained (seeded) and saved there, so a cohort of one protocol trains once."""
-    from ..fit import AmortisedPigment, PigmentModel
-
     if config.model == "pigment-zeroshot":
         return PigmentModel(gtab, seed=config.seed)
 

@@ -1,7 +1,11 @@
-"""PIGMENT's generative tissue prior: tissue features (:mod:`.tissue`), the VAE (:mod:`.network`),
-the simulated training data (:mod:`.simulate`) and training (:mod:`.train`)."""
+"""Deprecated: PIGMENT's prior moved to :mod:`pigment_connect.pigment` (this alias goes in the
+next release)."""
 
-from .network import SHIPPED_PRIOR, TissuePrior, load_prior
-from .tissue import FEATURES, MAP_NAMES
+import warnings
+
+from ..pigment import FEATURES, MAP_NAMES, SHIPPED_PRIOR, TissuePrior, load_prior
+
+warnings.warn("pigment_connect.prior is deprecated: import from pigment_connect.pigment.", DeprecationWarning,
+              stacklevel=2)
 
 __all__ = ["FEATURES", "MAP_NAMES", "SHIPPED_PRIOR", "TissuePrior", "load_prior"]

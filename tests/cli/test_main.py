@@ -22,7 +22,7 @@ def test_simulate_then_run_a_subject(tmp_path, capsys):
 
 
 def test_train_prior_writes_weights_card_and_loads(tmp_path, capsys):
-    from pigment_connect.prior import load_prior
+    from pigment_connect.pigment import load_prior
 
     code = main(["train-prior", str(tmp_path / "priors" / "tiny"), "--simulated", "600", "--steps", "20", "--quiet"])
     assert code == 0, capsys.readouterr()

@@ -39,7 +39,7 @@ def test_pigment_pipeline_trains_once_per_table_and_tracks_its_maps(tmp_path):
 def test_spatial_pigment_model_is_trained_saved_and_reused_as_spatial(tmp_path, monkeypatch):
     from pigment_connect.datasets import make_subject
     from pigment_connect.errors import InputError
-    from pigment_connect.fit import AmortisedPigment
+    from pigment_connect.pigment import AmortisedPigment
     from pigment_connect.pipeline import PipelineConfig
     from pigment_connect.pipeline.series import _pigment_model
 
@@ -63,7 +63,7 @@ def test_zero_shot_pipeline_fits_each_subject_without_a_network(tmp_path):
     its maps are the zero-shot fit's, and the subject's NDI is close to the phantom's truth."""
     from pigment_connect.datasets import make_subject
     from pigment_connect.datasets.phantom import subject_parcellation_pattern, write_bids
-    from pigment_connect.fit import PigmentModel
+    from pigment_connect.pigment import PigmentModel
     from pigment_connect.io import MicrostructureMaps, load_dwi
     from pigment_connect.pipeline import PipelineConfig, run_cohort
 

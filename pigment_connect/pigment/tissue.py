@@ -13,7 +13,7 @@ A voxel's tissue is described, in its own fibre frame, by nine rotation-invarian
   the three invariants keep their meaning): real white matter is not axially symmetric (W(e2) ≈ 0.9
   against W(e3) ≈ 0.3 in the dense fits of a real scan), and where a table determines the kurtosis
   tensor, forcing the symmetry moves the misfit into λ2 and λ3. The prior does not generate W∆
-  (the zero-shot fit frees it where the table determines W, :mod:`pigment_connect.fit.zero_shot`);
+  (the zero-shot fit frees it where the table determines W, :mod:`pigment_connect.pigment.zero_shot`);
 * NODDI's neurite density, dispersion and free-water fraction (``logit_ndi`` …), with mean
   orientation e1.
 
@@ -29,8 +29,10 @@ import math
 import numpy as np
 import torch
 
+from ..physics.dki import perpendicular_circle
 from ..physics.dti import tensor_maps
 from ..physics.noddi import D_ISO, D_PAR, noddi_signal
+from ..physics.protocol import kurtosis_design
 
 __all__ = ["FEATURES", "MAP_NAMES", "cayley_rotation", "kurtosis_asymmetry", "eigenframe", "tissue_tensor", "dki_tissue_signal", "noddi_tissue_signal",
            "tissue_maps", "features_from_fits"]
@@ -167,10 +169,7 @@ def tissue_maps(features: torch.Tensor, *, quadrature: tuple[int, int] = (16, 32
 def _w_on_perpendicular_circle(kurtosis: torch.Tensor, e1: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` directions (V, n, 3) evenly spaced on the half circle perpendicular to ``e1`` (V, 3)
     and W (V, n) of ``kurtosis`` (V, 15) along them."""
-    from ..physics.dki import _perpendicular_circle
-    from ..physics.protocol import kurtosis_design
-
-    circle = _perpendicular_circle(e1, n)
+    circle = perpendicular_circle(e1, n)
     return circle, (kurtosis_design(circle) @ kurtosis[..., None])[..., 0]
 
 
@@ -189,8 +188,6 @@ def features_from_fits(tensor: torch.Tensor, kurtosis: torch.Tensor, ndi: torch.
     DTI part of a DKI fit ``tensor`` (V, 6), its ``kurtosis`` (V, 15) (projected onto axial
     symmetry about e1: W∥ = W(e1), W⊥ = mean of W on the perpendicular circle, W̄ = MKT) and a
     NODDI fit's ``ndi``, ``odi``, ``fwf`` (V,). Eigenvalues are floored at 1e-6 mm²/s."""
-    from ..physics.protocol import kurtosis_design
-
     evals, evecs = eigenframe(tensor)
     e1 = evecs[:, :, 0]
     w_par = (kurtosis_design(e1) * kurtosis).sum(-1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pigment_connect.errors import InputError
-from pigment_connect.fit._spatial import MAX_TURN_DEG, neighbour_index, neighbour_tissue, rotation_about
+from pigment_connect.pigment.spatial import MAX_TURN_DEG, neighbour_index, neighbour_tissue, rotation_about
 
 
 def test_neighbour_index_matches_a_brute_force_search():

@@ -5,6 +5,7 @@ is refused on loading."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -19,11 +20,13 @@ __all__ = ["save_weights", "load_weights"]
 
 def save_weights(prefix: PathLike, state: dict, header: dict) -> Path:
     """Write ``state`` to ``<prefix>.pt`` and ``header`` plus the weights' ``sha256`` to
-    ``<prefix>.json``, both atomically. Returns the weights' path."""
+    ``<prefix>.json``, both atomically; the same state gives the same bytes. Returns the weights' path."""
     prefix = Path(prefix)
     weights = prefix.with_suffix(".pt")
+    buffer = io.BytesIO()  # saved from memory: the archive inside does not carry the temporary file's random name
+    torch.save(state, buffer)
     with atomic_path(weights) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getvalue())
     save_json(prefix.with_suffix(".json"), {**header, "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()})
     return weights
 

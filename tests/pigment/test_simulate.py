@@ -5,7 +5,7 @@ import torch
 from scipy import integrate, stats
 
 from pigment_connect.physics.noddi import D_ISO
-from pigment_connect.prior.simulate import _DA_STEP, _da_weights, _fascicle_signal, simulate_tissue, canonical_protocol
+from pigment_connect.pigment.simulate import _DA_STEP, _da_weights, _fascicle_signal, simulate_tissue, canonical_protocol
 
 T = lambda a: torch.as_tensor(np.atleast_1d(np.asarray(a, dtype=np.float64)))  # noqa: E731
 AXIS = T([[0.0, 0.0, 1.0]])

@@ -11,7 +11,7 @@ diffusivities along the WLS eigenvectors — plus log(σ/S0), and predicts each 
 feature's posterior mean and variance (Gaussian likelihood). Minimising squared error over prior
 draws makes it an estimate of the posterior mean, which, where the data leave the tissue open
 (one shell, few directions), is a better point estimate than the posterior mode the zero-shot
-fit (:class:`~pigment_connect.fit.PigmentModel`) finds; the predicted variance is its
+fit (:class:`~pigment_connect.pigment.PigmentModel`) finds; the predicted variance is its
 uncertainty. Unlike a self-supervised encoder trained on one scan, it needs no scan to train and
 never sees the scans it is applied to.
 
@@ -37,15 +37,15 @@ from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..physics.dti import six_from_tensor
 from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
-from ..prior.files import load_weights, save_weights
-from ..prior.network import TissuePrior, load_prior
-from ..prior.tissue import (
+from .files import load_weights, save_weights
+from .network import TissuePrior, load_prior
+from .tissue import (
     FEATURES, dki_tissue_signal, eigenframe, noddi_tissue_signal, tissue_maps, tissue_tensor,
 )
-from ._lm import _jacobian
-from ._spatial import MAX_NEIGHBOURS, NEIGHBOURHOODS, SpatialNetwork, neighbour_index, neighbour_tissue
-from .dti import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
-from .voxelwise import extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
+from ..fit.lm import jacobian_autograd
+from .spatial import MAX_NEIGHBOURS, NEIGHBOURHOODS, SpatialNetwork, neighbour_index, neighbour_tissue
+from ..fit.loglinear import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
+from ..fit.voxelwise import extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 from .zero_shot import DKI_MAX_B, UNCERTAIN_MAPS, UNCERTAINTY_QUADRATURE, PigmentFit, noise_sigma
 
 __all__ = ["AmortisedPigment"]
@@ -118,7 +118,7 @@ class AmortisedPigment:
     Parameters
     ----------
     gtab : the table (≥ 1 b=0, ≥ 6 non-collinear directions).
-    prior : a :class:`~pigment_connect.prior.TissuePrior`, a path, or None for the shipped prior.
+    prior : a :class:`~pigment_connect.pigment.TissuePrior`, a path, or None for the shipped prior.
     n_train : simulated training voxels. steps : Adam steps. hidden : width of the three hidden layers.
     snr_range : b=0 SNRs of the training signals. seed : makes training reproducible.
     spatial : also use each voxel's neighbours (:mod:`._spatial`): the network is trained on
@@ -258,9 +258,9 @@ class AmortisedPigment:
     # ------------------------------------------------------------------------------------- fitting
     def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None, sigma: float | None = None,
             neighbourhood: str = "3d", progress: bool = False) -> PigmentFit:
-        """Maps of the voxels of ``mask`` (a :class:`~pigment_connect.fit.zero_shot.PigmentFit`:
+        """Maps of the voxels of ``mask`` (a :class:`~pigment_connect.pigment.zero_shot.PigmentFit`:
         every map, ``evec1``, ``tensor``, ``s0``, ``nrmse``, ``features`` and ``<map>_std``).
-        ``sigma``: noise σ in signal units (default: as :func:`~pigment_connect.fit.zero_shot.noise_sigma`
+        ``sigma``: noise σ in signal units (default: as :func:`~pigment_connect.pigment.zero_shot.noise_sigma`
         — repeated b=0 volumes, else tensor-fit residuals, else SNR 30 assumed with a warning). ``neighbourhood`` (spatial models only): ``"3d"`` or
         ``"in-plane"`` (:data:`._spatial.NEIGHBOURHOODS`; the latter for slabs whose slices are
         not contiguous); neighbours outside the mask are left out."""
@@ -322,7 +322,7 @@ class AmortisedPigment:
                 return torch.stack([values[k] for k in UNCERTAIN_MAPS], -1)
 
             with torch.enable_grad():
-                J = _jacobian(maps_of_std_features, mean)  # (V, 9, n_maps)
+                J = jacobian_autograd(maps_of_std_features, mean)  # (V, 9, n_maps)
             var = (J * J * torch.exp(logvar)[..., None]).sum(1)
             out.update({f"{k}_std": torch.sqrt(var[:, i]) for i, k in enumerate(UNCERTAIN_MAPS)})
             return out

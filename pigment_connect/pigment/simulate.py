@@ -35,9 +35,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..datasets.phantom import _hemisphere_directions
+from ..fit.dki import DiffusionKurtosisModel
+from ..fit.noddi import NoddiModel
 from ..io.gradients import GradientTable
 from ..physics.noddi import D_ISO, kappa_from_odi, watson_stick_signal, watson_tau
+from ..physics.protocol import hemisphere_directions
 from .tissue import features_from_fits
 
 __all__ = ["TISSUE_CLASSES", "SNR_RANGE", "canonical_protocol", "simulate_tissue", "simulate_features"]
@@ -66,7 +68,7 @@ def canonical_protocol() -> GradientTable:
     """Dense protocol of the training fits: 6 b0 + 30 at b=1000 + 60 at b=2000 s/mm² (the shells of
     a typical dense NODDI/DKI acquisition)."""
     bvals = [0.0] * 6 + [1000.0] * 30 + [2000.0] * 60
-    bvecs = [np.zeros(3)] * 6 + list(_hemisphere_directions(30)) + list(_hemisphere_directions(60, twist=0.5))
+    bvecs = [np.zeros(3)] * 6 + list(hemisphere_directions(30)) + list(hemisphere_directions(60, twist=0.5))
     return GradientTable(np.array(bvals), np.array(bvecs))
 
 
@@ -178,9 +180,6 @@ def simulate_features(n: int, *, seed: int = 0, snr: tuple[float, float] | None 
     """(n', 9) training features: conventional DKI (WLS) and NODDI (NLLS) fits of :func:`simulate_tissue`
     (Rician noise at ``snr``) on :func:`canonical_protocol` (n' ≤ n: voxels whose fits are not finite
     are dropped)."""
-    from ..fit.dki import DiffusionKurtosisModel
-    from ..fit.noddi import NoddiModel
-
     gtab = canonical_protocol()
     signal, _ = simulate_tissue(n, gtab, seed=seed, snr=snr)
     vol = signal[:, None, None, :].astype(np.float32)

@@ -1,6 +1,6 @@
 """PIGMENT zero-shot fit: the tissue prior adapted to one subject's own measurements.
 
-Per voxel the unknowns are the nine tissue features f (:mod:`pigment_connect.prior.tissue`), a
+Per voxel the unknowns are the nine tissue features f (:mod:`pigment_connect.pigment.tissue`), a
 latent code z of the prior (``latent_dim``), a rotation (the fibre frame: 3 numbers through a
 Cayley map around the WLS tensor's eigenvectors) and S0. The tissue predicts the signal of the
 voxel's *own* gradient table through two physics models — the kurtosis model for b ≤ 3000 s/mm²
@@ -43,17 +43,17 @@ from ..io.maps import MicrostructureMaps
 from ..physics.dti import six_from_tensor
 from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
 from ..physics.noise import rician_expected_residual, rician_nll
-from ..prior.network import TissuePrior, load_prior
-from ..prior.tissue import (
+from .network import TissuePrior, load_prior
+from .tissue import (
     FEATURES, MAP_NAMES, eigenframe, tissue_maps, tissue_tensor,
 )
-from ._lm import _jacobian_fd, levenberg_marquardt
-from ._tissue_model import N_KURTOSIS_FEATURES, TissueSignalModel
-from .dki import check_kurtosis_protocol
-from .dti import _need_affine, check_tensor_protocol, design_matrix, weighted_log_linear
-from .noise import likelihood_terms, residual_sigma
-from .voxelwise import (check_chunk_size, check_fit_method, default_chunk_size, extract_voxels, gradient_tensors, resolve_device,
-                        run_chunked, signal_floor)
+from ..fit.lm import jacobian_fd, levenberg_marquardt
+from .forward import N_KURTOSIS_FEATURES, TissueSignalModel
+from ..fit.dki import check_kurtosis_protocol
+from ..fit.loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
+from ..fit.noise import likelihood_terms, residual_sigma
+from ..fit.voxelwise import (check_chunk_size, check_fit_method, default_chunk_size, extract_voxels, gradient_tensors,
+                             need_affine, resolve_device, run_chunked, signal_floor)
 
 __all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS", "noise_sigma"]
 
@@ -100,7 +100,7 @@ class PigmentModel:
     Parameters
     ----------
     gtab : any table that determines a diffusion tensor (≥ 1 b=0, ≥ 6 non-collinear directions).
-    prior : a :class:`~pigment_connect.prior.TissuePrior`, a path to one, or None for the shipped prior.
+    prior : a :class:`~pigment_connect.pigment.TissuePrior`, a path to one, or None for the shipped prior.
     fit_method : ``"RNLLS"`` (Rician likelihood, default) or ``"NLLS"`` (Gaussian).
     sigma : noise σ in signal units; default estimated from repeated b=0 volumes, else from the
         residuals of a tensor fit (one b0 and ≥ 8 directions, :func:`noise_sigma`), else assumed from
@@ -323,15 +323,15 @@ def _laplace_std(model: TissueSignalModel, x, constants, sig, sqrt_w) -> dict[st
         unit = torch.zeros(len(x), model.n_var, 1, dtype=x.dtype, device=x.device)
         unit[:, model.i_s0 + 1] = 1.0
         Jf = torch.cat([Jf, unit], -1)
-    Jm = Jf @ _jacobian_fd(maps_of, v, maps_of(v))  # (V, P, n_maps)
+    Jm = Jf @ jacobian_fd(maps_of, v, maps_of(v))  # (V, P, n_maps)
     var = torch.einsum("vpm,vpq,vqm->vm", Jm, cov, Jm)
     return {f"{n}_std": torch.sqrt(var[:, i].clamp_min(0)) for i, n in enumerate(UNCERTAIN_MAPS)}
 
 
 class PigmentFit:
-    """Result of :meth:`PigmentModel.fit`: every map of :data:`~pigment_connect.prior.MAP_NAMES`
+    """Result of :meth:`PigmentModel.fit`: every map of :data:`~pigment_connect.pigment.MAP_NAMES`
     (``fa``, ``md`` … ``ndi``, ``odi``, ``fwf``), ``evec1``, ``tensor`` (…, 6), ``s0``, ``nrmse``,
-    ``latent`` (…, latent_dim), ``features`` (…, 9) (:data:`~pigment_connect.prior.FEATURES`), ``w_asym``
+    ``latent`` (…, latent_dim), ``features`` (…, 9) (:data:`~pigment_connect.pigment.FEATURES`), ``w_asym``
     (the kurtosis's departure from axial symmetry, W∆ = (W(e2) − W(e3))/2 with λ2 ≥ λ3; 0 where the
     table does not determine the kurtosis tensor) and ``<map>_std`` posterior standard deviations."""
 
@@ -357,5 +357,5 @@ class PigmentFit:
         maps["tensor"] = np.where(m[..., None], self.params["tensor"], 0.0).astype(np.float32)
         unc = {n: np.where(m, self.params[f"{n}_std"], 0.0).astype(np.float32)
                for n in UNCERTAIN_MAPS if f"{n}_std" in self.params}
-        return MicrostructureMaps(maps, _need_affine(self.affine), "pigment", mask=m, uncertainty=unc)
+        return MicrostructureMaps(maps, need_affine(self.affine), "pigment", mask=m, uncertainty=unc)
 

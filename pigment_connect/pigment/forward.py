@@ -1,9 +1,9 @@
 """The zero-shot PIGMENT model as the least-squares solver sees it, with its structured Jacobian.
 
-Kernel code only (tensors in, tensors out); :mod:`pigment_connect.fit.zero_shot` orchestrates.
+Kernel code only (tensors in, tensors out); :mod:`pigment_connect.pigment.zero_shot` orchestrates.
 
 Per voxel the variables are x = (δ (9), z (d), ω (3), log S0[, W∆]) and the features are
-f = (G(z) + spread·δ)·std + mean (:mod:`pigment_connect.prior.tissue`). The prediction is
+f = (G(z) + spread·δ)·std + mean (:mod:`pigment_connect.pigment.tissue`). The prediction is
 [kurtosis-model signal, NODDI signal, δ, L_k⁻¹(z − m_k)[, W∆/ASYM_SIGMA]] (the last ones are the
 prior's pseudo-observations). W∆, the kurtosis's departure from axial symmetry, is a variable only
 where the model is built with ``asymmetric=True`` (the table determines the kurtosis tensor); the
@@ -18,15 +18,15 @@ assembled by the chain rule instead of perturbing all of x through the whole mod
   is differenced in W∆ (one more evaluation).
 
 Forward differences use MINPACK's step √ε·max(1, |·|) in each differenced variable, as
-:func:`~pigment_connect.fit._lm._jacobian_fd` does for a whole model.
+:func:`~pigment_connect.fit.lm.jacobian_fd` does for a whole model.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..prior.network import TissuePrior
-from ..prior.tissue import FEATURES, cayley_rotation, dki_tissue_signal, noddi_tissue_signal
+from .network import TissuePrior
+from .tissue import FEATURES, cayley_rotation, dki_tissue_signal, noddi_tissue_signal
 
 __all__ = ["TissueSignalModel"]
 

@@ -30,7 +30,7 @@ from .tissue import FEATURES
 __all__ = ["TissuePrior", "load_prior", "SHIPPED_PRIOR"]
 
 SHIPPED_PRIOR = "pigment_prior_v1"
-"""Name of the prior shipped in ``pigment_connect/prior/weights/``."""
+"""Name of the prior shipped in ``pigment_connect/pigment/weights/``."""
 
 
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
@@ -119,7 +119,7 @@ def load_prior(path: PathLike | None = None, *, device: torch.device | str = "cp
     """Load a prior written by :meth:`TissuePrior.save` (default: the shipped one), in eval mode,
     float32, its parameters frozen. The weights' sha256 is checked against the header."""
     if path is None:
-        base = resources.files("pigment_connect.prior") / "weights" / SHIPPED_PRIOR
+        base = resources.files("pigment_connect.pigment") / "weights" / SHIPPED_PRIOR
         path = Path(str(base))
     state, header, weights = load_weights(
         path, what="prior", sha_required=False, corrupt_fix="re-train or re-install the prior.",

@@ -13,7 +13,7 @@ from torch.func import jvp
 __all__ = ["levenberg_marquardt"]
 
 
-def _jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor, *constants: torch.Tensor) -> torch.Tensor:
+def jacobian_autograd(model: Callable[..., torch.Tensor], x: torch.Tensor, *constants: torch.Tensor) -> torch.Tensor:
     """(V, P, M): one forward-mode pass per parameter. Voxels are independent, so a unit tangent on
     parameter p of every voxel at once yields column p of every voxel's Jacobian. ``constants``
     are passed to ``model`` after x and not differentiated."""
@@ -25,7 +25,7 @@ def _jacobian(model: Callable[..., torch.Tensor], x: torch.Tensor, *constants: t
     return torch.stack(cols, 1)
 
 
-def _jacobian_fd(model: Callable[..., torch.Tensor], x: torch.Tensor, f0: torch.Tensor,
+def jacobian_fd(model: Callable[..., torch.Tensor], x: torch.Tensor, f0: torch.Tensor,
                  constants: tuple[torch.Tensor, ...] = ()) -> torch.Tensor:
     """(V, P, M) by forward differences, step √ε·max(1, |x|) (MINPACK's ``lmdif`` choice), all P
     perturbed points evaluated in one batched call of ``model`` (rows voxel-major; ``constants``
@@ -119,9 +119,9 @@ def levenberg_marquardt(
             if callable(jacobian):
                 Ja = jacobian(xa, pred[idx], *ca)  # (A, P, M)
             elif jacobian == "forward":
-                Ja = _jacobian(model, xa, *ca)
+                Ja = jacobian_autograd(model, xa, *ca)
             else:
-                Ja = _jacobian_fd(model, xa, pred[idx], ca)
+                Ja = jacobian_fd(model, xa, pred[idx], ca)
             JtJa, ga = _normal_equations(Ja, r[idx])
         diag = torch.diagonal(JtJa, dim1=1, dim2=2).clamp_min(1e-12)
         A = JtJa + lam[idx, None, None] * torch.diag_embed(diag) + 1e-12 * eye

@@ -13,10 +13,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .._typing import PathLike
+from .._version import __version__
 from ..errors import InputError
+from ..fit.dki import DiffusionKurtosisModel
+from ..fit.noddi import NoddiModel
 from ..io.write import atomic_path
-from .network import TissuePrior
-from .tissue import FEATURES
+from .network import SHIPPED_PRIOR, TissuePrior
+from .simulate import TISSUE_CLASSES, simulate_features
+from .tissue import FEATURES, features_from_fits
 
 __all__ = ["train_prior", "fit_latent_mixture", "scan_features", "build_prior", "write_model_card", "build_shipped_prior"]
 
@@ -177,7 +181,7 @@ def write_model_card(path: PathLike, prior: TissuePrior, history: dict, *, data:
 - **Architecture:** VAE, latent dimension {prior.latent_dim}, two hidden layers of {prior.hidden} (SiLU),
   {sum(p.numel() for p in prior.parameters())} parameters; decoder noise {DECODER_SIGMA} (standardised units).
 - **Generates:** the nine tissue features {', '.join(FEATURES)} — one description from which the DTI tensor,
-  an axially symmetric kurtosis tensor and NODDI-Watson parameters all follow (`pigment_connect.prior.tissue`).
+  an axially symmetric kurtosis tensor and NODDI-Watson parameters all follow (`pigment_connect.pigment.tissue`).
 - **Training data:** {data}
 - **Training:** {history.get('steps')} Adam steps, {history.get('n_train')} training / {history.get('n_val')} validation
   voxels; final validation loss (negative ELBO per voxel) {final_val:.3f}.
@@ -202,10 +206,6 @@ def scan_features(dwi, *, max_b: float = 3000.0, progress: bool = False) -> np.n
     ``dwi`` is a :class:`~pigment_connect.io.DiffusionData`. It must determine both models: two
     non-zero shells and at least 15 directions up to ``max_b``.
     """
-    from ..fit.dki import DiffusionKurtosisModel
-    from ..fit.noddi import NoddiModel
-    from .tissue import features_from_fits
-
     gtab = dwi.gtab
     keep = np.flatnonzero(gtab.bvals <= max_b)
     shells = np.unique(np.round(gtab.bvals[~gtab.b0s_mask] / 100.0))
@@ -243,14 +243,11 @@ def build_prior(prefix: PathLike, *, scans: Sequence = (), n_simulated: int = 40
     -------
     Path of the weights.
     """
-    from .. import __version__
-    from .simulate import TISSUE_CLASSES, simulate_features
-
     prefix = Path(prefix)
     parts, described, scan_files = [], [], []
     if n_simulated > 0:
         parts.append(simulate_features(n_simulated, seed=seed + 1, progress=progress))
-        described.append(f"{n_simulated} simulated voxels (`pigment_connect.prior.simulate`, seed {seed + 1}): classes "
+        described.append(f"{n_simulated} simulated voxels (`pigment_connect.pigment.simulate`, seed {seed + 1}): classes "
                          f"{', '.join(TISSUE_CLASSES)}; features from conventional DKI (WLS) and NODDI (NLLS) fits "
                          "of their signal with Rician noise (b=0 SNR 15–80) on the canonical protocol "
                          "(6 b0 + 30 × b=1000 + 60 × b=2000 s/mm²).")
@@ -279,7 +276,5 @@ def build_shipped_prior(directory: PathLike, *, n_voxels: int = 40000, steps: in
                         progress: bool = False) -> Path:
     """Rebuild the shipped prior from scratch (simulated tissue only) into ``directory``: weights,
     JSON header and MODEL_CARD.md. Deterministic for a given seed on one machine."""
-    from .network import SHIPPED_PRIOR
-
     return build_prior(Path(directory) / SHIPPED_PRIOR, n_simulated=n_voxels, steps=steps, seed=seed, device="cpu",
                        progress=progress)

@@ -6,9 +6,10 @@ import torch
 
 from pigment_connect.datasets import make_protocol
 from pigment_connect.errors import InputError
-from pigment_connect.fit import AmortisedPigment, TensorModel
-from pigment_connect.prior import load_prior
-from pigment_connect.prior.tissue import cayley_rotation, dki_tissue_signal, noddi_tissue_signal, tissue_maps
+from pigment_connect.fit import TensorModel
+from pigment_connect.pigment import AmortisedPigment
+from pigment_connect.pigment import load_prior
+from pigment_connect.pigment.tissue import cayley_rotation, dki_tissue_signal, noddi_tissue_signal, tissue_maps
 
 SIGMA = 0.03
 

@@ -5,8 +5,8 @@ import torch
 
 from pigment_connect.fit import DiffusionKurtosisModel, NoddiModel
 from pigment_connect.physics import noddi_signal
-from pigment_connect.prior.simulate import canonical_protocol
-from pigment_connect.prior.tissue import (
+from pigment_connect.pigment.simulate import canonical_protocol
+from pigment_connect.pigment.tissue import (
     cayley_rotation, dki_tissue_signal, features_from_fits, kurtosis_asymmetry, noddi_tissue_signal, tissue_maps,
 )
 

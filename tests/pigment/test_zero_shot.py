@@ -10,11 +10,11 @@ from pigment_connect.datasets import make_protocol
 from pigment_connect.errors import InputError, InputWarning, ProtocolError
 from pigment_connect.fit import TensorModel
 from pigment_connect.fit.voxelwise import default_chunk_size
-from pigment_connect.fit.zero_shot import PigmentModel
+from pigment_connect.pigment.zero_shot import PigmentModel
 from pigment_connect.io.dwi import DiffusionData
 from pigment_connect.io.gradients import GradientTable
-from pigment_connect.prior import load_prior
-from pigment_connect.prior.tissue import cayley_rotation, dki_tissue_signal, noddi_tissue_signal, tissue_maps
+from pigment_connect.pigment import load_prior
+from pigment_connect.pigment.tissue import cayley_rotation, dki_tissue_signal, noddi_tissue_signal, tissue_maps
 
 SIGMA = 0.03  # SNR 33 on b=0
 
@@ -133,8 +133,8 @@ def test_structured_jacobian_matches_differencing_the_whole_model(protocol, asym
     """The chain-rule Jacobian of the zero-shot model (each signal model differenced only in what it
     depends on, the decoder's Jacobian, ∂S/∂log S0 = S, linear prior rows; W∆ where the model has
     it) equals forward differences of the whole prediction, in float64."""
-    from pigment_connect.fit._lm import _jacobian_fd
-    from pigment_connect.fit._tissue_model import TissueSignalModel
+    from pigment_connect.fit.lm import jacobian_fd
+    from pigment_connect.pigment.forward import TissueSignalModel
     from pigment_connect.physics.noddi import D_PAR, legendre_order, stick_coefficients
 
     dt = torch.float64
@@ -150,7 +150,7 @@ def test_structured_jacobian_matches_differencing_the_whole_model(protocol, asym
     constants = (base, torch.randint(0, prior.n_components, (V,), generator=gen), torch.full((V, 1), 0.3, dtype=dt))
     pred = model.predict(x, *constants)
     ours = model.jacobian(x, pred, *constants)
-    whole = _jacobian_fd(model.predict, x, pred, constants)
+    whole = jacobian_fd(model.predict, x, pred, constants)
     assert ours.shape == whole.shape == (V, model.n_var, pred.shape[1])
     assert float((ours - whole).abs().max()) < 1e-6 * float(whole.abs().max())
 
@@ -160,8 +160,8 @@ def test_solver_step_uses_the_gradient_of_the_cost_it_minimises(rician, asymmetr
     """The Gauss–Newton gradient Jᵀr the solver builds from the scaled Jacobian equals the gradient
     of the cost it accepts steps on (Gaussian and Rician likelihoods, likelihood weights ≠ 1,
     prior pseudo-observations scaled by σ): the step points downhill on the true objective."""
-    from pigment_connect.fit._tissue_model import TissueSignalModel
-    from pigment_connect.fit.zero_shot import _fit_cost, _fit_residual, _residual_scaled
+    from pigment_connect.pigment.forward import TissueSignalModel
+    from pigment_connect.pigment.zero_shot import _fit_cost, _fit_residual, _residual_scaled
     from pigment_connect.physics.noddi import D_PAR, legendre_order, stick_coefficients
 
     dt = torch.float64

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from pigment_connect.errors import InputError
-from pigment_connect.prior import FEATURES, load_prior
-from pigment_connect.prior.simulate import simulate_features
-from pigment_connect.prior.tissue import tissue_maps
-from pigment_connect.prior.train import train_prior
+from pigment_connect.pigment import FEATURES, load_prior
+from pigment_connect.pigment.simulate import simulate_features
+from pigment_connect.pigment.tissue import tissue_maps
+from pigment_connect.pigment.train import train_prior
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,8 @@ def test_latent_mixture_matches_scikit_learn_and_scipy():
     sklearn_mixture = pytest.importorskip("sklearn.mixture")
     from scipy.stats import multivariate_normal
 
-    from pigment_connect.prior.network import TissuePrior
-    from pigment_connect.prior.train import fit_latent_mixture
+    from pigment_connect.pigment.network import TissuePrior
+    from pigment_connect.pigment.train import fit_latent_mixture
 
     rng = np.random.default_rng(0)
     z = np.concatenate([rng.normal([-3, 0, 1], [0.5, 1.0, 0.3], (3000, 3)), rng.normal([2, 1, -1], 0.7, (2000, 3))])
@@ -123,3 +123,14 @@ def test_a_prior_from_before_the_latent_mixture_still_loads(features, tmp_path):
     weights.with_suffix(".json").write_text(json.dumps(header))
     with pytest.raises(InputError, match="architecture"):
         load_prior(tmp_path / "old")
+
+
+def test_saved_weights_are_the_same_bytes_for_the_same_state(tmp_path):
+    import torch
+
+    from pigment_connect.pigment.files import save_weights
+
+    state = {"w": torch.arange(6, dtype=torch.float32)}
+    a = save_weights(tmp_path / "a" / "net", state, {"name": "x"}).read_bytes()
+    b = save_weights(tmp_path / "b" / "net", state, {"name": "x"}).read_bytes()
+    assert a == b  # nothing of the temporary file's random name inside
