@@ -34,7 +34,7 @@ from ..physics.protocol import TENSOR_ORDER, tensor_design
 from .lm import levenberg_marquardt
 from .loglinear import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
-from .voxelwise import (check_fit_method, extract_voxels, gradient_tensors, need_affine, resolve_device, run_chunked,
+from .voxelwise import (check_chunk_size, check_fit_method, extract_voxels, gradient_tensors, need_affine, resolve_device, run_chunked,
                         signal_floor)
 
 __all__ = ["TensorModel", "TensorFit", "LogLinearModel", "tensor_map_dict", "TENSOR_ORDER", "TENSOR_MAX_B"]
@@ -59,7 +59,7 @@ class LogLinearModel:
         self.sigma = sigma
         self.min_signal = min_signal
         self.device = device
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = check_chunk_size(chunk_size)
         self.design_matrix = self.build_design(gtab)
 
     def _prepare(self, dwi: DiffusionData | np.ndarray, mask: np.ndarray | None):
