@@ -2,6 +2,7 @@
 downstream) when it does not; another configuration never replaces the first one's files; a
 series killed with SIGKILL resumes at the stage it was in."""
 
+import functools
 import hashlib
 import json
 import os
@@ -19,6 +20,8 @@ from pigment_connect.datasets.phantom import subject_parcellation_pattern, write
 from pigment_connect.errors import InputError
 from pigment_connect.io import Connectome
 from pigment_connect.pipeline import PipelineConfig, run_cohort
+
+_run = functools.partial(run_cohort, report=False)  # the QC pages are tested in tests/report
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +47,11 @@ def _stages(out: Path) -> dict:
 
 def test_changing_the_weightings_redoes_connectome_and_metrics_only(bids, tmp_path):
     out = tmp_path / "out"
-    first = run_cohort(bids, out, _config(), progress=False)
+    first = _run(bids, out, _config(), progress=False)
     assert first.summary.loc[0, "status"] == "ok"
     assert first.summary.loc[0, "peak_mb"] > 100 and first.summary.loc[0, "seconds_track"] > 0
     before = _stages(out)
-    second = run_cohort(bids, out, _config(weightings=("count", "mean_fa", "invlength")), progress=False)
+    second = _run(bids, out, _config(weightings=("count", "mean_fa", "invlength")), progress=False)
     row = second.summary.iloc[0]
     assert row["status"] == "ok"
     ran = set(_stages(out)) - set(row["skipped_stages"].split(","))
@@ -58,7 +61,7 @@ def test_changing_the_weightings_redoes_connectome_and_metrics_only(bids, tmp_pa
     for stage in ("load", "fit-tensor", "gradcheck", "track_model-tensor_algo-tensorline"):
         assert after[stage] == before[stage]  # untouched records: those stages did not run
     assert set(second.metrics["weighting"]) == {"count", "mean_fa", "invlength"}
-    third = run_cohort(bids, out, _config(weightings=("count",)), progress=False)  # fewer: nothing to do
+    third = _run(bids, out, _config(weightings=("count",)), progress=False)  # fewer: nothing to do
     assert third.summary.loc[0, "status"] == "skipped"
     assert set(third.metrics["weighting"]) == {"count"}
 
@@ -69,21 +72,21 @@ def test_a_new_input_redoes_everything_downstream(bids, tmp_path):
     raw = tmp_path / "bids"
     shutil.copytree(bids, raw)
     out = tmp_path / "out"
-    run_cohort(raw, out, _config(), progress=False)
+    _run(raw, out, _config(), progress=False)
     bvec = raw / "sub-01" / "dwi" / "sub-01_dwi.bvec"
     bvec.write_text(bvec.read_text())  # same content, new modification time: a changed input
     os.utime(bvec, ns=(time.time_ns(), time.time_ns() + 10**9))
-    again = run_cohort(raw, out, _config(), progress=False)
+    again = _run(raw, out, _config(), progress=False)
     assert again.summary.loc[0, "status"] == "ok" and not again.summary.loc[0, "skipped_stages"]
 
 
 def test_another_model_and_tracking_leave_the_first_configuration_byte_identical(bids, tmp_path):
     out = tmp_path / "out"
-    run_cohort(bids, out, _config(), progress=False)
+    _run(bids, out, _config(), progress=False)
     first = {k: v for k, v in _digests(out).items()
              if "model-tensor_algo-tensorline" in k or "model-tensor_param" in k or k.endswith("_dseg.nii.gz")}
     assert any("tractography" in k for k in first) and any("connectome" in k for k in first)
-    second = run_cohort(bids, out, _config(model="pigment-zeroshot", tracking_algorithm="eigenvector"), progress=False)
+    second = _run(bids, out, _config(model="pigment-zeroshot", tracking_algorithm="eigenvector"), progress=False)
     assert second.summary.loc[0, "status"] == "ok", second.summary.loc[0, "error"]
     after = _digests(out)
     assert {k: after[k] for k in first} == first
@@ -94,15 +97,15 @@ def test_another_model_and_tracking_leave_the_first_configuration_byte_identical
 
 def test_other_settings_under_the_same_names_are_refused_before_anything_runs(bids, tmp_path):
     out = tmp_path / "out"
-    run_cohort(bids, out, _config(), progress=False)
+    _run(bids, out, _config(), progress=False)
     before = _digests(out)
     with pytest.raises(InputError, match=r"step_size=0\.5 → 1\.0") as info:
-        run_cohort(bids, out, _config(step_size=1.0), progress=False)
+        _run(bids, out, _config(step_size=1.0), progress=False)
     assert "--force" in str(info.value)
     assert {k: v for k, v in _digests(out).items() if k in before and "dataset_description" not in k
             and not k.startswith("config-")} == {k: v for k, v in before.items() if "dataset_description" not in k
                                                  and not k.startswith("config-")}
-    forced = run_cohort(bids, out, _config(step_size=1.0), force=True, progress=False)
+    forced = _run(bids, out, _config(step_size=1.0), force=True, progress=False)
     assert forced.summary.loc[0, "status"] == "ok"
     assert _stages(out)["track_model-tensor_algo-tensorline"]["settings"]["step_size"] == 1.0
 
@@ -112,7 +115,7 @@ import sys
 from pigment_connect.pipeline import PipelineConfig, run_cohort
 from pigment_connect.datasets.phantom import subject_parcellation_pattern
 config = PipelineConfig(parcellation=subject_parcellation_pattern(), weightings=("count",), seeds_per_voxel=60)
-run_cohort(sys.argv[1], sys.argv[2], config, progress=False)
+run_cohort(sys.argv[1], sys.argv[2], config, progress=False, report=False)
 """
 
 
@@ -142,11 +145,11 @@ def test_a_series_killed_mid_way_resumes_at_the_stage_it_was_in(bids, tmp_path):
     assert {"load", "fit-tensor", "gradcheck"} <= done and "connectome_model-tensor_algo-tensorline" not in done
     assert not list(out.rglob("*_tractography.tck"))  # a killed stage leaves no half file under its name
     config = PipelineConfig(parcellation=subject_parcellation_pattern(), weightings=("count",), seeds_per_voxel=60)
-    resumed = run_cohort(bids, out, config, progress=False)
+    resumed = _run(bids, out, config, progress=False)
     row = resumed.summary.iloc[0]
     assert row["status"] == "ok"
     assert set(row["skipped_stages"].split(",")) == done
-    fresh = run_cohort(bids, tmp_path / "fresh", config, progress=False)
+    fresh = _run(bids, tmp_path / "fresh", config, progress=False)
     name = "sub-01/dwi/sub-01_model-tensor_algo-tensorline_seg-phantom_meas-count_connectome.npz"
     np.testing.assert_array_equal(Connectome.load(out / name).weights, Connectome.load(fresh.out_dir / name).weights)
 
@@ -165,10 +168,10 @@ def test_a_skipped_stage_repeats_the_warnings_it_recorded(bids, tmp_path, monkey
 
     monkeypatch.setattr(series, "build_connectomes", warning_build)
     out = tmp_path / "out"
-    first = run_cohort(bids, out, _config(), progress=False)
+    first = _run(bids, out, _config(), progress=False)
     assert "only 3% of streamlines" in first.summary.loc[0, "warnings"]
     monkeypatch.setattr(series, "build_connectomes", real)
-    again = run_cohort(bids, out, _config(), progress=False)  # every stage skipped: the finding stays
+    again = _run(bids, out, _config(), progress=False)  # every stage skipped: the finding stays
     assert again.summary.loc[0, "status"] == "skipped"
     assert "only 3% of streamlines" in again.summary.loc[0, "warnings"]
     assert _stages(out)["connectome_model-tensor_algo-tensorline"]["warnings"] == [
