@@ -33,19 +33,17 @@ from tqdm.auto import tqdm
 
 from .._typing import PathLike
 from ..errors import InputError
+from ..fit.lm import jacobian_autograd
+from ..fit.loglinear import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
+from ..fit.voxelwise import extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..physics.dti import six_from_tensor
 from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
 from .files import load_weights, save_weights
 from .network import TissuePrior, load_prior
-from .tissue import (
-    FEATURES, dki_tissue_signal, eigenframe, noddi_tissue_signal, tissue_maps, tissue_tensor,
-)
-from ..fit.lm import jacobian_autograd
 from .spatial import MAX_NEIGHBOURS, NEIGHBOURHOODS, SpatialNetwork, neighbour_index, neighbour_tissue
-from ..fit.loglinear import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
-from ..fit.voxelwise import extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
+from .tissue import FEATURES, dki_tissue_signal, eigenframe, noddi_tissue_signal, tissue_maps, tissue_tensor
 from .zero_shot import DKI_MAX_B, UNCERTAIN_MAPS, UNCERTAINTY_QUADRATURE, PigmentFit, noise_sigma
 
 __all__ = ["AmortisedPigment"]

@@ -37,23 +37,21 @@ import torch
 
 from .._typing import PathLike
 from ..errors import InputError, InputWarning, ProtocolError
+from ..fit.dki import check_kurtosis_protocol
+from ..fit.lm import jacobian_fd, levenberg_marquardt
+from ..fit.loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
+from ..fit.noise import likelihood_terms, residual_sigma
+from ..fit.voxelwise import (check_chunk_size, check_fit_method, default_chunk_size, extract_voxels, gradient_tensors,
+                             need_affine, resolve_device, run_chunked, signal_floor)
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
 from ..physics.dti import six_from_tensor
 from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
 from ..physics.noise import rician_expected_residual, rician_nll
-from .network import TissuePrior, load_prior
-from .tissue import (
-    FEATURES, MAP_NAMES, eigenframe, tissue_maps, tissue_tensor,
-)
-from ..fit.lm import jacobian_fd, levenberg_marquardt
 from .forward import N_KURTOSIS_FEATURES, TissueSignalModel
-from ..fit.dki import check_kurtosis_protocol
-from ..fit.loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
-from ..fit.noise import likelihood_terms, residual_sigma
-from ..fit.voxelwise import (check_chunk_size, check_fit_method, default_chunk_size, extract_voxels, gradient_tensors,
-                             need_affine, resolve_device, run_chunked, signal_floor)
+from .network import TissuePrior, load_prior
+from .tissue import FEATURES, MAP_NAMES, eigenframe, tissue_maps, tissue_tensor
 
 __all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS", "noise_sigma"]
 
