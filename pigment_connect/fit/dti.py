@@ -30,7 +30,7 @@ from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
 from ..physics.dti import cholesky_to_tensor, dti_signal, tensor_maps, tensor_to_cholesky
-from ..physics.protocol import TENSOR_ORDER, tensor_design
+from ..physics.protocol import TENSOR_ORDER
 from .lm import levenberg_marquardt
 from .loglinear import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, InputWarning
 from ..io.gradients import GradientTable
 from ..physics.noise import estimate_sigma_b0, rician_expected_residual, rician_nll
 from .loglinear import TENSOR_MAX_B, design_matrix, weighted_log_linear
 
-__all__ = ["LikelihoodTerms", "likelihood_terms", "residual_sigma"]
+__all__ = ["LikelihoodTerms", "likelihood_terms", "residual_sigma", "noise_sigma", "DEFAULT_SNR"]
 
 @dataclass(frozen=True)
 class LikelihoodTerms:
@@ -100,3 +101,25 @@ def residual_sigma(signal: np.ndarray, gtab: GradientTable, *, min_dof: int = 2)
     rss = ((S - torch.exp(beta @ X.T)) ** 2).sum(1).numpy()
     sigma2 = np.median(rss / dof) / (chi2.ppf(0.5, dof) / dof)
     return float(np.sqrt(sigma2)) if np.isfinite(sigma2) and sigma2 > 0 else None
+
+
+DEFAULT_SNR = 30.0
+"""b=0 SNR assumed when σ can be neither given nor estimated (one b=0 volume)."""
+
+
+def noise_sigma(gtab: GradientTable, sigma: float | None, signal: np.ndarray, *, stacklevel: int = 2) -> float:
+    """Noise σ (signal units): ``sigma`` if given, else estimated from repeated b=0 volumes of
+    ``signal`` (V, N), else from the residuals of a tensor fit where one b=0 volume leaves it
+    degrees of freedom (:func:`~pigment_connect.fit.noise.residual_sigma`, e.g. 1 b0 + 12), else
+    assumed from an SNR of :data:`DEFAULT_SNR` on b=0 (with a warning; 1 b0 + 6)."""
+    if sigma is not None or gtab.n_b0 >= 2:
+        return likelihood_terms(True, sigma, signal, gtab).sigma
+    estimated = residual_sigma(signal, gtab)
+    if estimated is not None:
+        return estimated
+    b0 = signal[:, gtab.b0s_mask]
+    s0 = float(np.median(b0)) if b0.size else 1.0
+    warnings.warn(f"one b=0 volume and no spare directions: the noise σ cannot be estimated; assuming SNR "
+                  f"{DEFAULT_SNR:g} on b=0 (σ = {s0 / DEFAULT_SNR:.4g}). Pass sigma= for a calibrated balance of "
+                  "data and prior.", InputWarning, stacklevel=stacklevel + 1)
+    return s0 / DEFAULT_SNR

@@ -35,16 +35,17 @@ from .._typing import PathLike
 from ..errors import InputError
 from ..fit.lm import jacobian_autograd
 from ..fit.loglinear import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
+from ..fit.noise import noise_sigma
 from ..fit.voxelwise import extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..physics.dti import six_from_tensor
-from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
 from .files import load_weights, save_weights
 from .network import TissuePrior, load_prior
-from .spatial import MAX_NEIGHBOURS, NEIGHBOURHOODS, SpatialNetwork, neighbour_index, neighbour_tissue
-from .tissue import FEATURES, dki_tissue_signal, eigenframe, noddi_tissue_signal, tissue_maps, tissue_tensor
-from .zero_shot import DKI_MAX_B, UNCERTAIN_MAPS, UNCERTAINTY_QUADRATURE, PigmentFit, noise_sigma
+from .spatial import NEIGHBOURHOODS, SpatialNetwork, neighbour_index
+from .simulate import PriorSimulator
+from .tissue import FEATURES, eigenframe, tissue_maps, tissue_signal, tissue_tensor
+from .zero_shot import UNCERTAIN_MAPS, UNCERTAINTY_QUADRATURE, PigmentFit
 
 __all__ = ["AmortisedPigment"]
 
@@ -83,31 +84,9 @@ class _Summary:
         return torch.cat(parts, -1), frame, s0
 
 
-def _tissue_signal(feats: torch.Tensor, rotation: torch.Tensor, bvals: torch.Tensor, bvecs: torch.Tensor, *,
-                   stick: torch.Tensor | None = None, kurtosis_ceiling: float | None = None) -> torch.Tensor:
-    """(V, N) signal (S0 = 1) of tissue features (V, 9) in frames ``rotation`` (V, 3, 3): the kurtosis
-    and NODDI descriptions averaged for b ≤ DKI_MAX_B, NODDI alone beyond. ``kurtosis_ceiling``
-    clips the kurtosis description (its exponent grows without bound for implausible features)."""
-    one = torch.ones(len(feats), dtype=feats.dtype, device=feats.device)
-    signal = noddi_tissue_signal(one, feats, rotation, bvals, bvecs, stick=stick)
-    low = bvals <= DKI_MAX_B
-    dki = dki_tissue_signal(one, feats, rotation, bvals[low], bvecs[low])
-    if kurtosis_ceiling is not None:
-        dki = dki.clamp(0.0, kurtosis_ceiling)
-    signal[:, low] = 0.5 * (signal[:, low] + dki)
-    return signal
-
-
 def _network(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                          nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
-
-
-def _random_rotations(n: int, gen: torch.Generator, dtype) -> torch.Tensor:
-    q, r = torch.linalg.qr(torch.randn(n, 3, 3, generator=gen, dtype=torch.float64))
-    q = q * torch.sign(torch.diagonal(r, dim1=1, dim2=2))[:, None, :]
-    q = q * torch.where(torch.linalg.det(q) < 0, -1.0, 1.0)[:, None, None]
-    return q.to(dtype)
 
 
 class AmortisedPigment:
@@ -147,57 +126,9 @@ class AmortisedPigment:
         self.history: dict = {}
 
     # ----------------------------------------------------------------------------------- training
-    def _draw_tissue(self, n: int, gen: torch.Generator, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """Standardised features (n, 9) — prior draws plus the decoder's own noise — and frames (n, 3, 3)."""
-        prior = self.prior.to(device=device, dtype=dtype)
-        z = prior.sample_latent(n, gen).to(device, dtype)
-        with torch.no_grad():
-            target = prior.decoder(z) + 0.1 * torch.randn(n, len(FEATURES), generator=gen).to(device, dtype)
-        return target, _random_rotations(n, gen, dtype).to(device)
-
-    def _draw_sigma(self, n: int, gen: torch.Generator, device, dtype) -> torch.Tensor:
-        """(n,) noise σ (S0 = 1), b=0 SNR log-uniform in ``snr_range``."""
-        lo, hi = (math.log(s) for s in self.snr_range)
-        return torch.exp(lo + (hi - lo) * torch.rand(n, generator=gen)).reciprocal().to(device, dtype)
-
-    def _clean_signals(self, target: torch.Tensor, rotation: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
-        """Noise-free signals (M, N) (S0 = 1) of standardised features (M, 9) in frames (M, 3, 3)."""
-        device, dtype = target.device, target.dtype
-        prior = self.prior.to(device=device, dtype=dtype)
-        bvals, bvecs = gradient_tensors(self.gtab, device, dtype)
-        stick = stick_coefficients(bvals * D_PAR, legendre_order(float(bvals.max()) * D_PAR, tol=1e-7))
-        with torch.no_grad():
-            return torch.cat([_tissue_signal(target[sl] * prior.std + prior.mean, rotation[sl], bvals, bvecs,
-                                             stick=stick, kurtosis_ceiling=1.5)
-                              for sl in (slice(i, i + chunk) for i in range(0, len(target), chunk))])
-
-    @staticmethod
-    def _rician(clean: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Rician magnitude of ``clean`` (M, N) at noise σ (M,)."""
-        noise = lambda: torch.randn(clean.shape, generator=gen).to(clean) * sigma[:, None]  # noqa: E731
-        return torch.sqrt((clean + noise()) ** 2 + noise() ** 2)
-
-    def _simulate(self, n: int, gen: torch.Generator, device, dtype=torch.float32):
-        """Signals (n, N) (S0 = 1, Rician), σ (n,), standardised features (n, 9)."""
-        target, rot = self._draw_tissue(n, gen, device, dtype)
-        sigma = self._draw_sigma(n, gen, device, dtype)
-        return self._rician(self._clean_signals(target, rot), sigma, gen), sigma, target
-
-    def _simulate_patches(self, n: int, gen: torch.Generator, device, dtype=torch.float32):
-        """Patches of a centre and :data:`MAX_NEIGHBOURS` neighbour slots (:func:`._spatial.neighbour_tissue`;
-        a slot's signal mixes its same-tissue and unrelated signals by its unrelated share):
-        signals (n, 1 + K, N), σ (n,) (one per patch), the centres' features (n, 9), validity (n, K)."""
-        k = MAX_NEIGHBOURS
-        centre, rot = self._draw_tissue(n, gen, device, dtype)
-        others, other_rot = self._draw_tissue(n * k, gen, device, dtype)
-        same, same_rot, other_share, valid = neighbour_tissue(centre, rot, k, gen)
-        sigma = self._draw_sigma(n, gen, device, dtype)
-        share = other_share.reshape(-1, 1)
-        neighbours = ((1 - share) * self._clean_signals(same.flatten(0, 1), same_rot.flatten(0, 1))
-                      + share * self._clean_signals(others, other_rot))
-        clean = torch.cat([self._clean_signals(centre, rot)[:, None], neighbours.view(n, k, -1)], 1).flatten(0, 1)
-        signal = self._rician(clean, sigma.repeat_interleave(k + 1), gen)
-        return signal.view(n, k + 1, -1), sigma, centre, valid
+    def _simulator(self) -> PriorSimulator:
+        """The training data: tissue drawn from the prior, on this table, at ``snr_range``."""
+        return PriorSimulator(self.prior, self.gtab, self.snr_range)
 
     def _new_network(self, n_in: int) -> nn.Module:
         n_out = 2 * len(FEATURES)
@@ -207,11 +138,11 @@ class AmortisedPigment:
         """Network inputs (a tuple of tensors indexed alike: the voxel's raw summary first) and
         standardised target features (n, 9), simulated voxels or patches, non-finite ones dropped."""
         if not self.spatial:
-            signal, sigma, target = self._simulate(self.n_train, gen, device)
+            signal, sigma, target = self._simulator().voxels(self.n_train, gen, device)
             inputs, _, _ = summary(signal, sigma, 1e-3)
             keep = torch.isfinite(inputs).all(-1) & torch.isfinite(target).all(-1)
             return (inputs[keep],), target[keep]
-        signal, sigma, target, valid = self._simulate_patches(self.n_train // 3, gen, device)
+        signal, sigma, target, valid = self._simulator().patches(self.n_train // 3, gen, device)
         n, k1 = signal.shape[:2]
         inputs, frame, _ = summary(signal.flatten(0, 1), sigma.repeat_interleave(k1), 1e-3)
         inputs, axes = inputs.view(n, k1, -1), frame[:, :, 0].reshape(n, k1, 3)
@@ -258,7 +189,7 @@ class AmortisedPigment:
             neighbourhood: str = "3d", progress: bool = False) -> PigmentFit:
         """Maps of the voxels of ``mask`` (a :class:`~pigment_connect.pigment.zero_shot.PigmentFit`:
         every map, ``evec1``, ``tensor``, ``s0``, ``nrmse``, ``features`` and ``<map>_std``).
-        ``sigma``: noise σ in signal units (default: as :func:`~pigment_connect.pigment.zero_shot.noise_sigma`
+        ``sigma``: noise σ in signal units (default: as :func:`~pigment_connect.fit.noise.noise_sigma`
         — repeated b=0 volumes, else tensor-fit residuals, else SNR 30 assumed with a warning). ``neighbourhood`` (spatial models only): ``"3d"`` or
         ``"in-plane"`` (:data:`._spatial.NEIGHBOURHOODS`; the latter for slabs whose slices are
         not contiguous); neighbours outside the mask are left out."""
@@ -305,7 +236,7 @@ class AmortisedPigment:
                 out_net = net(x_all[idx], x_all[near], alignment, nb >= 0)
             mean, logvar = out_net[:, :len(FEATURES)], out_net[:, len(FEATURES):].clamp(-12, 6)
             feats = mean * prior.std + prior.mean
-            pred = _tissue_signal(feats, frame, bvals, bvecs)
+            pred = tissue_signal(feats, frame, bvals, bvecs)
             s0 = (pred * signal).sum(-1) / (pred * pred).sum(-1).clamp_min(1e-30)
             out = dict(tissue_maps(feats))
             out["evec1"] = frame[:, :, 0]

@@ -32,17 +32,23 @@ dense data of plausible tissue.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from ..fit.dki import DiffusionKurtosisModel
 from ..fit.noddi import NoddiModel
+from ..fit.voxelwise import gradient_tensors
 from ..io.gradients import GradientTable
-from ..physics.noddi import D_ISO, kappa_from_odi, watson_stick_signal, watson_tau
+from ..physics.noddi import D_ISO, D_PAR, kappa_from_odi, legendre_order, stick_coefficients, watson_stick_signal, watson_tau
 from ..physics.protocol import hemisphere_directions
-from .tissue import features_from_fits
+from .network import TissuePrior
+from .spatial import MAX_NEIGHBOURS, neighbour_tissue
+from .tissue import FEATURES, features_from_fits, tissue_signal
 
-__all__ = ["TISSUE_CLASSES", "SNR_RANGE", "canonical_protocol", "simulate_tissue", "simulate_features"]
+__all__ = ["TISSUE_CLASSES", "SNR_RANGE", "canonical_protocol", "simulate_tissue", "simulate_features",
+           "PriorSimulator", "random_rotations"]
 
 TISSUE_CLASSES = {
     # name: share, intra-axonal fraction of tissue, ODI, free water, fascicles, D_a, D_e∥, D_e⊥ (mm²/s, D_e⊥ ≤ D_e∥),
@@ -191,3 +197,77 @@ def simulate_features(n: int, *, seed: int = 0, snr: tuple[float, float] | None 
                                   t(noddi.fwf)[:, 0])
     feats = feats.numpy()
     return feats[np.isfinite(feats).all(1)]
+
+
+def random_rotations(n: int, gen: torch.Generator, dtype) -> torch.Tensor:
+    """``n`` rotations (n, 3, 3) uniform on SO(3) (QR of Gaussian matrices, signs fixed)."""
+    q, r = torch.linalg.qr(torch.randn(n, 3, 3, generator=gen, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r, dim1=1, dim2=2))[:, None, :]
+    q = q * torch.where(torch.linalg.det(q) < 0, -1.0, 1.0)[:, None, None]
+    return q.to(dtype)
+
+
+class PriorSimulator:
+    """Signals of tissue drawn from the prior on one table, with Rician noise: the amortised
+    model's training data (voxels, or patches of a centre and its neighbours).
+
+    Parameters
+    ----------
+    prior : the tissue prior. gtab : the table. snr_range : b=0 SNRs, drawn log-uniformly.
+    """
+
+    def __init__(self, prior: TissuePrior, gtab: GradientTable, snr_range: tuple[float, float]) -> None:
+        self.prior, self.gtab = prior, gtab
+        self.snr_range = (float(snr_range[0]), float(snr_range[1]))
+
+    def draw_tissue(self, n: int, gen: torch.Generator, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised features (n, 9) — prior draws plus the decoder's own noise — and frames (n, 3, 3)."""
+        prior = self.prior.to(device=device, dtype=dtype)
+        z = prior.sample_latent(n, gen).to(device, dtype)
+        with torch.no_grad():
+            target = prior.decoder(z) + 0.1 * torch.randn(n, len(FEATURES), generator=gen).to(device, dtype)
+        return target, random_rotations(n, gen, dtype).to(device)
+
+    def draw_sigma(self, n: int, gen: torch.Generator, device, dtype) -> torch.Tensor:
+        """(n,) noise σ (S0 = 1), b=0 SNR log-uniform in ``snr_range``."""
+        lo, hi = (math.log(s) for s in self.snr_range)
+        return torch.exp(lo + (hi - lo) * torch.rand(n, generator=gen)).reciprocal().to(device, dtype)
+
+    def clean_signals(self, target: torch.Tensor, rotation: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+        """Noise-free signals (M, N) (S0 = 1) of standardised features (M, 9) in frames (M, 3, 3)."""
+        device, dtype = target.device, target.dtype
+        prior = self.prior.to(device=device, dtype=dtype)
+        bvals, bvecs = gradient_tensors(self.gtab, device, dtype)
+        stick = stick_coefficients(bvals * D_PAR, legendre_order(float(bvals.max()) * D_PAR, tol=1e-7))
+        with torch.no_grad():
+            return torch.cat([tissue_signal(target[sl] * prior.std + prior.mean, rotation[sl], bvals, bvecs,
+                                             stick=stick, kurtosis_ceiling=1.5)
+                              for sl in (slice(i, i + chunk) for i in range(0, len(target), chunk))])
+
+    @staticmethod
+    def rician(clean: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Rician magnitude of ``clean`` (M, N) at noise σ (M,)."""
+        noise = lambda: torch.randn(clean.shape, generator=gen).to(clean) * sigma[:, None]  # noqa: E731
+        return torch.sqrt((clean + noise()) ** 2 + noise() ** 2)
+
+    def voxels(self, n: int, gen: torch.Generator, device, dtype=torch.float32):
+        """Signals (n, N) (S0 = 1, Rician), σ (n,), standardised features (n, 9)."""
+        target, rot = self.draw_tissue(n, gen, device, dtype)
+        sigma = self.draw_sigma(n, gen, device, dtype)
+        return self.rician(self.clean_signals(target, rot), sigma, gen), sigma, target
+
+    def patches(self, n: int, gen: torch.Generator, device, dtype=torch.float32):
+        """Patches of a centre and :data:`MAX_NEIGHBOURS` neighbour slots (:func:`.spatial.neighbour_tissue`;
+        a slot's signal mixes its same-tissue and unrelated signals by its unrelated share):
+        signals (n, 1 + K, N), σ (n,) (one per patch), the centres' features (n, 9), validity (n, K)."""
+        k = MAX_NEIGHBOURS
+        centre, rot = self.draw_tissue(n, gen, device, dtype)
+        others, other_rot = self.draw_tissue(n * k, gen, device, dtype)
+        same, same_rot, other_share, valid = neighbour_tissue(centre, rot, k, gen)
+        sigma = self.draw_sigma(n, gen, device, dtype)
+        share = other_share.reshape(-1, 1)
+        neighbours = ((1 - share) * self.clean_signals(same.flatten(0, 1), same_rot.flatten(0, 1))
+                      + share * self.clean_signals(others, other_rot))
+        clean = torch.cat([self.clean_signals(centre, rot)[:, None], neighbours.view(n, k, -1)], 1).flatten(0, 1)
+        signal = self.rician(clean, sigma.repeat_interleave(k + 1), gen)
+        return signal.view(n, k + 1, -1), sigma, centre, valid

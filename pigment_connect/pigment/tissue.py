@@ -35,12 +35,15 @@ from ..physics.noddi import D_ISO, D_PAR, noddi_signal
 from ..physics.protocol import kurtosis_design
 
 __all__ = ["FEATURES", "MAP_NAMES", "cayley_rotation", "kurtosis_asymmetry", "eigenframe", "tissue_tensor", "dki_tissue_signal", "noddi_tissue_signal",
-           "tissue_maps", "features_from_fits"]
+           "tissue_maps", "features_from_fits", "tissue_signal", "DKI_MAX_B"]
 
 FEATURES = ("log_l1", "log_l2", "log_l3", "w_par", "w_perp", "w_mean", "logit_ndi", "logit_odi", "logit_fwf")
 """The nine invariant features, in the order the prior generates them."""
 MAP_NAMES = ("fa", "md", "ad", "rd", "mk", "ak", "rk", "mkt", "ndi", "odi", "fwf")
 """Scalar maps :func:`tissue_maps` returns (diffusivities in mm²/s)."""
+
+DKI_MAX_B = 3000.0
+"""Largest b-value (s/mm²) the kurtosis description of tissue is asked to explain."""
 
 _FRACTION_EPS = 1e-4
 
@@ -197,3 +200,20 @@ def features_from_fits(tensor: torch.Tensor, kurtosis: torch.Tensor, ndi: torch.
     feats = torch.stack([*torch.log(evals.clamp_min(1e-6)).unbind(-1), w_par, w_perp, w_mean,
                          _logit(ndi), _logit(odi), _logit(fwf)], -1)
     return feats, evecs
+
+
+def tissue_signal(feats: torch.Tensor, rotation: torch.Tensor, bvals: torch.Tensor, bvecs: torch.Tensor, *,
+                   stick: torch.Tensor | None = None, kurtosis_ceiling: float | None = None) -> torch.Tensor:
+    """(V, N) signal (S0 = 1) of tissue features (V, 9) in frames ``rotation`` (V, 3, 3) on any table
+    (``bvals`` (N,) s/mm², ``bvecs`` (N, 3)): the kurtosis and NODDI descriptions averaged for
+    b ≤ :data:`DKI_MAX_B`, NODDI alone beyond (the same two descriptions, each counted half where
+    both hold, as the zero-shot fit's likelihood weighs them). ``kurtosis_ceiling``
+    clips the kurtosis description (its exponent grows without bound for implausible features)."""
+    one = torch.ones(len(feats), dtype=feats.dtype, device=feats.device)
+    signal = noddi_tissue_signal(one, feats, rotation, bvals, bvecs, stick=stick)
+    low = bvals <= DKI_MAX_B
+    dki = dki_tissue_signal(one, feats, rotation, bvals[low], bvecs[low])
+    if kurtosis_ceiling is not None:
+        dki = dki.clamp(0.0, kurtosis_ceiling)
+    signal[:, low] = 0.5 * (signal[:, low] + dki)
+    return signal

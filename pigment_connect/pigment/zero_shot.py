@@ -29,18 +29,17 @@ variables is the inverse Gauss–Newton Hessian, pushed through the maps' Jacobi
 
 from __future__ import annotations
 
-import warnings
 from functools import partial
 
 import numpy as np
 import torch
 
 from .._typing import PathLike
-from ..errors import InputError, InputWarning, ProtocolError
+from ..errors import InputError, ProtocolError
 from ..fit.dki import check_kurtosis_protocol
 from ..fit.lm import jacobian_fd, levenberg_marquardt
 from ..fit.loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
-from ..fit.noise import likelihood_terms, residual_sigma
+from ..fit.noise import noise_sigma
 from ..fit.voxelwise import (check_chunk_size, check_fit_method, default_chunk_size, extract_voxels, gradient_tensors,
                              need_affine, resolve_device, run_chunked, signal_floor)
 from ..io.dwi import DiffusionData
@@ -51,15 +50,11 @@ from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
 from ..physics.noise import rician_expected_residual, rician_nll
 from .forward import N_KURTOSIS_FEATURES, TissueSignalModel
 from .network import TissuePrior, load_prior
-from .tissue import FEATURES, MAP_NAMES, eigenframe, tissue_maps, tissue_tensor
+from .tissue import DKI_MAX_B, FEATURES, MAP_NAMES, eigenframe, tissue_maps, tissue_tensor
 
-__all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS", "noise_sigma"]
+__all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS"]
 
 FIT_METHODS = ("NLLS", "RNLLS")
-DKI_MAX_B = 3000.0
-"""Largest b-value (s/mm²) the kurtosis model is asked to explain."""
-DEFAULT_SNR = 30.0
-"""b=0 SNR assumed when σ can be neither given nor estimated (one b=0 volume)."""
 LOOSE_TIE = 100.0
 """Stage 1 of the fit widens feature_sigma by this factor (a data-led start; see ``fit``)."""
 DETERMINED_TIE = 10.0
@@ -74,24 +69,6 @@ UNCERTAINTY_QUADRATURE = (8, 16)
 """MK quadrature for the maps' derivatives in the error bars (MK within 2e-3 of the full one)."""
 
 
-def noise_sigma(gtab: GradientTable, sigma: float | None, signal: np.ndarray, *, stacklevel: int = 2) -> float:
-    """Noise σ (signal units): ``sigma`` if given, else estimated from repeated b=0 volumes of
-    ``signal`` (V, N), else from the residuals of a tensor fit where one b=0 volume leaves it
-    degrees of freedom (:func:`~pigment_connect.fit.noise.residual_sigma`, e.g. 1 b0 + 12), else
-    assumed from an SNR of :data:`DEFAULT_SNR` on b=0 (with a warning; 1 b0 + 6)."""
-    if sigma is not None or gtab.n_b0 >= 2:
-        return likelihood_terms(True, sigma, signal, gtab).sigma
-    estimated = residual_sigma(signal, gtab)
-    if estimated is not None:
-        return estimated
-    b0 = signal[:, gtab.b0s_mask]
-    s0 = float(np.median(b0)) if b0.size else 1.0
-    warnings.warn(f"one b=0 volume and no spare directions: the noise σ cannot be estimated; assuming SNR "
-                  f"{DEFAULT_SNR:g} on b=0 (σ = {s0 / DEFAULT_SNR:.4g}). Pass sigma= for a calibrated balance of "
-                  "data and prior.", InputWarning, stacklevel=stacklevel + 1)
-    return s0 / DEFAULT_SNR
-
-
 class PigmentModel:
     """PIGMENT for one gradient table.
 
@@ -101,7 +78,7 @@ class PigmentModel:
     prior : a :class:`~pigment_connect.pigment.TissuePrior`, a path to one, or None for the shipped prior.
     fit_method : ``"RNLLS"`` (Rician likelihood, default) or ``"NLLS"`` (Gaussian).
     sigma : noise σ in signal units; default estimated from repeated b=0 volumes, else from the
-        residuals of a tensor fit (one b0 and ≥ 8 directions, :func:`noise_sigma`), else assumed from
+        residuals of a tensor fit (one b0 and ≥ 8 directions, :func:`~pigment_connect.fit.noise.noise_sigma`), else assumed from
         an SNR of 30 on b=0 (with a warning: pass ``sigma`` for a calibrated prior weight).
     feature_sigma : how far (in standardised feature units) a voxel's tissue may leave the prior's
         manifold: the features are free variables with the penalty ‖(f − G(z))/feature_sigma‖²/2,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import os
 import time
 import traceback
 import warnings

@@ -8,7 +8,7 @@ import pytest
 from pigment_connect.datasets import make_protocol, make_subject
 from pigment_connect.errors import InputWarning
 from pigment_connect.fit.noise import residual_sigma
-from pigment_connect.pigment.zero_shot import DEFAULT_SNR, noise_sigma
+from pigment_connect.fit.noise import DEFAULT_SNR, noise_sigma
 
 
 @pytest.mark.parametrize(("snr", "tolerance"), [(30.0, 0.05), (10.0, 0.15)])
