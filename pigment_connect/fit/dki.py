@@ -172,11 +172,13 @@ class DiffusionKurtosisFit:
     kfa = property(lambda self: self._map("kfa"), doc="Kurtosis fractional anisotropy.")
     mkt = property(lambda self: self._map("mkt"), doc="Mean of the kurtosis tensor.")
 
-    def predict(self, gtab: GradientTable | None = None) -> np.ndarray:
-        """(..., N) predicted signal for ``gtab`` (default: the model's)."""
+    def predict(self, gtab: GradientTable | None = None, S0: float | np.ndarray | None = None) -> np.ndarray:
+        """(..., N) predicted signal for ``gtab`` (default: the model's), with ``S0`` (a number or
+        a map; default the fitted S0)."""
         gtab = gtab or self.model.gtab
         flat = self.model_params[self.mask]
-        sig = dki_signal(torch.as_tensor(np.exp(flat[:, 21])), torch.as_tensor(flat[:, :6]),
+        s0 = np.exp(flat[:, 21]) if S0 is None else np.broadcast_to(np.asarray(S0, float), self.mask.shape)[self.mask]
+        sig = dki_signal(torch.as_tensor(s0), torch.as_tensor(flat[:, :6]),
                          torch.as_tensor(flat[:, 6:21]), torch.tensor(gtab.bvals), torch.tensor(gtab.bvecs))
         out = np.zeros(self.mask.shape + (len(gtab),))
         out[self.mask] = sig.numpy()

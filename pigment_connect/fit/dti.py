@@ -209,10 +209,16 @@ class TensorFit:
         """(..., 3) principal eigenvector (image-axis frame), zero outside the mask."""
         return self._maps["evec1"]
 
-    def predict(self, gtab: GradientTable | None = None) -> np.ndarray:
-        """(..., N) signal predicted for ``gtab`` (default: the model's table)."""
+    def predict(self, gtab: GradientTable | None = None, S0: float | np.ndarray | None = None) -> np.ndarray:
+        """(..., N) signal predicted for ``gtab`` (default: the model's table), with ``S0`` (a
+        number or a map; default the fitted S0)."""
         X = design_matrix(gtab or self.model.gtab)
-        return np.where(self.mask[..., None], np.exp(self.model_params @ X.T), 0.0)
+        params = self.model_params
+        if S0 is not None:
+            params = params.copy()
+            params[..., 6] = np.log(np.maximum(np.broadcast_to(np.asarray(S0, dtype=np.float64), self.mask.shape),
+                                               1e-300))
+        return np.where(self.mask[..., None], np.exp(params @ X.T), 0.0)
 
     @property
     def maps(self) -> MicrostructureMaps:

@@ -293,12 +293,14 @@ class NoddiFit:
         odi = np.where(self.mask, self.odi, 1.0)
         return np.where(self.mask, 1.0 / np.tan(0.5 * math.pi * odi), 0.0)
 
-    def predict(self, gtab: GradientTable | None = None) -> np.ndarray:
-        """(..., N) predicted signal for ``gtab`` (default: the model's)."""
+    def predict(self, gtab: GradientTable | None = None, S0: float | np.ndarray | None = None) -> np.ndarray:
+        """(..., N) predicted signal for ``gtab`` (default: the model's), with ``S0`` (a number or
+        a map; default the fitted S0)."""
         gtab = gtab or self.model.gtab
         m = self.mask
         t = lambda a: torch.as_tensor(np.array(a, dtype=np.float64))  # noqa: E731
-        sig = noddi_signal(t(self.s0[m]), t(self.ndi[m]), t(self.odi[m]), t(self.fwf[m]), t(self.mu[m]),
+        s0 = self.s0 if S0 is None else np.broadcast_to(np.asarray(S0, float), m.shape)
+        sig = noddi_signal(t(s0[m]), t(self.ndi[m]), t(self.odi[m]), t(self.fwf[m]), t(self.mu[m]),
                            t(gtab.bvals), t(gtab.bvecs), d_par=self.model.d_par, d_iso=self.model.d_iso)
         out = np.zeros(m.shape + (len(gtab),))
         out[m] = sig.numpy()

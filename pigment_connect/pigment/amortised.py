@@ -244,6 +244,7 @@ class AmortisedPigment:
             out["s0"] = s0
             out["nrmse"] = torch.sqrt(((s0[:, None] * pred - signal) ** 2).mean(-1)) / signal.amax(-1).clamp_min(1e-12)
             out["features"] = feats
+            out["frame"] = frame
             out["latent"] = prior.encode(feats)[0]
 
             def maps_of_std_features(m):

@@ -203,16 +203,18 @@ def features_from_fits(tensor: torch.Tensor, kurtosis: torch.Tensor, ndi: torch.
 
 
 def tissue_signal(feats: torch.Tensor, rotation: torch.Tensor, bvals: torch.Tensor, bvecs: torch.Tensor, *,
-                   stick: torch.Tensor | None = None, kurtosis_ceiling: float | None = None) -> torch.Tensor:
+                  stick: torch.Tensor | None = None, kurtosis_ceiling: float | None = None,
+                  w_asym: torch.Tensor | None = None) -> torch.Tensor:
     """(V, N) signal (S0 = 1) of tissue features (V, 9) in frames ``rotation`` (V, 3, 3) on any table
     (``bvals`` (N,) s/mm², ``bvecs`` (N, 3)): the kurtosis and NODDI descriptions averaged for
     b ≤ :data:`DKI_MAX_B`, NODDI alone beyond (the same two descriptions, each counted half where
     both hold, as the zero-shot fit's likelihood weighs them). ``kurtosis_ceiling``
-    clips the kurtosis description (its exponent grows without bound for implausible features)."""
+    clips the kurtosis description (its exponent grows without bound for implausible features);
+    ``w_asym`` (V,) the kurtosis's W∆ in the frame (default: axially symmetric)."""
     one = torch.ones(len(feats), dtype=feats.dtype, device=feats.device)
     signal = noddi_tissue_signal(one, feats, rotation, bvals, bvecs, stick=stick)
     low = bvals <= DKI_MAX_B
-    dki = dki_tissue_signal(one, feats, rotation, bvals[low], bvecs[low])
+    dki = dki_tissue_signal(one, feats, rotation, bvals[low], bvecs[low], w_asym)
     if kurtosis_ceiling is not None:
         dki = dki.clamp(0.0, kurtosis_ceiling)
     signal[:, low] = 0.5 * (signal[:, low] + dki)

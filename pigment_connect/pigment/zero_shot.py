@@ -50,7 +50,7 @@ from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
 from ..physics.noise import rician_expected_residual, rician_nll
 from .forward import N_KURTOSIS_FEATURES, TissueSignalModel
 from .network import TissuePrior, load_prior
-from .tissue import DKI_MAX_B, FEATURES, MAP_NAMES, eigenframe, tissue_maps, tissue_tensor
+from .tissue import DKI_MAX_B, FEATURES, MAP_NAMES, eigenframe, tissue_maps, tissue_signal, tissue_tensor
 
 __all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS"]
 
@@ -236,6 +236,7 @@ class PigmentModel:
             out["nrmse"] = torch.sqrt((((pred - y) ** 2) * weights).sum(-1) / weights.sum())
             out["latent"] = x[:, nf:nf + d]
             out["features"] = feats
+            out["frame"] = rot
             if self.uncertainty:
                 out.update(_laplace_std(model, x, (evecs, comp, spread), sig, sqrt_w))
             return out
@@ -304,22 +305,47 @@ def _laplace_std(model: TissueSignalModel, x, constants, sig, sqrt_w) -> dict[st
 
 
 class PigmentFit:
-    """Result of :meth:`PigmentModel.fit`: every map of :data:`~pigment_connect.pigment.MAP_NAMES`
-    (``fa``, ``md`` … ``ndi``, ``odi``, ``fwf``), ``evec1``, ``tensor`` (…, 6), ``s0``, ``nrmse``,
-    ``latent`` (…, latent_dim), ``features`` (…, 9) (:data:`~pigment_connect.pigment.FEATURES`), ``w_asym``
-    (the kurtosis's departure from axial symmetry, W∆ = (W(e2) − W(e3))/2 with λ2 ≥ λ3; 0 where the
-    table does not determine the kurtosis tensor) and ``<map>_std`` posterior standard deviations."""
+    """Result of :meth:`PigmentModel.fit`.
+
+    Attributes
+    ----------
+    model : the :class:`PigmentModel`. mask : (X, Y, Z) bool, the fitted voxels. affine : (4, 4)
+        or None (a bare array was fitted). sigma : the noise σ used (signal units).
+    fa, md, ad, rd, mk, ak, rk, mkt, ndi, odi, fwf : (X, Y, Z) maps (:data:`~pigment_connect.pigment.MAP_NAMES`;
+        diffusivities in mm²/s). evec1 : (X, Y, Z, 3). tensor : (X, Y, Z, 6) mm²/s. s0 : (X, Y, Z).
+        nrmse : (X, Y, Z) the fit's normalised residual. latent : (X, Y, Z, latent_dim) the adapted
+        code. features : (X, Y, Z, 9) the adapted tissue (:data:`~pigment_connect.pigment.FEATURES`).
+        frame : (X, Y, Z, 3, 3) its fibre frame (columns e1, e2, e3). w_asym : (X, Y, Z) the
+        kurtosis's departure from axial symmetry, W∆ = (W(e2) − W(e3))/2 with λ2 ≥ λ3 (0 where the
+        table does not determine the kurtosis tensor).
+    fa_std, md_std, mk_std, ndi_std, odi_std, fwf_std : posterior standard deviations
+        (:data:`UNCERTAIN_MAPS`; absent when the model was asked for no uncertainty).
+    """
 
     def __init__(self, model: PigmentModel, params: dict[str, np.ndarray], mask: np.ndarray,
                  affine: np.ndarray | None, sigma: float, *, asymmetric: bool = False):
         self.model, self.params, self.mask, self.affine, self.sigma = model, params, mask, affine, sigma
         self.asymmetric = asymmetric  # W∆ was fitted (the table determines the kurtosis tensor)
 
-    def __getattr__(self, name: str) -> np.ndarray:
-        params = self.__dict__.get("params", {})
-        if name in params:
-            return params[name]
-        raise AttributeError(name)
+    def predict(self, gtab: GradientTable | None = None, S0: float | np.ndarray | None = None) -> np.ndarray:
+        """(X, Y, Z, N) signal of each voxel's adapted tissue on ``gtab`` (default: the fitted
+        table), through PIGMENT's physics: the kurtosis and NODDI descriptions of the tissue
+        averaged where b ≤ :data:`~pigment_connect.pigment.tissue.DKI_MAX_B`, NODDI alone beyond
+        (:func:`~pigment_connect.pigment.tissue.tissue_signal`), times ``S0`` (a number or a
+        (X, Y, Z) map; default the fitted S0). 0 outside the mask."""
+        gtab = gtab or self.model.gtab
+        m = self.mask
+        t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
+        feats, frame = t(self.params["features"][m]), t(self.params["frame"][m])
+        w_asym = None
+        if self.asymmetric:  # the reported W∆ follows λ2 ≥ λ3; the frame's own sign is what the signal needs
+            w = t(self.params["w_asym"][m])
+            w_asym = torch.where(feats[:, 1] >= feats[:, 2], w, -w)
+        s0 = self.params["s0"][m] if S0 is None else np.broadcast_to(np.asarray(S0, dtype=np.float64), m.shape)[m]
+        signal = tissue_signal(feats, frame, t(gtab.bvals), t(gtab.bvecs), w_asym=w_asym) * t(s0)[:, None]
+        out = np.zeros(m.shape + (len(gtab),))
+        out[m] = signal.numpy()
+        return out
 
     @property
     def maps(self) -> MicrostructureMaps:
@@ -334,3 +360,18 @@ class PigmentFit:
                for n in UNCERTAIN_MAPS if f"{n}_std" in self.params}
         return MicrostructureMaps(maps, need_affine(self.affine), "pigment", mask=m, uncertainty=unc)
 
+
+def _fitted(name: str) -> property:
+    def get(self: PigmentFit) -> np.ndarray:
+        try:
+            return self.params[name]
+        except KeyError:
+            raise AttributeError(f"this fit holds no {name!r} (uncertainty=False?)") from None
+
+    return property(get, doc=f"The fitted ``{name}`` (see the class attributes).")
+
+
+for _name in (*MAP_NAMES, "evec1", "tensor", "s0", "nrmse", "latent", "features", "frame", "w_asym",
+              *(f"{n}_std" for n in UNCERTAIN_MAPS)):
+    setattr(PigmentFit, _name, _fitted(_name))
+del _name

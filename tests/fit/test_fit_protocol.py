@@ -1,0 +1,79 @@
+"""One Fit protocol for every model: ``maps`` (MicrostructureMaps on the fit's grid), ``mask``,
+``affine``, ``predict(gtab, S0=None)`` for any table (the measured one reproduced, a new one
+predicted close to the truth), explicit attributes, and the same argument checks."""
+
+import numpy as np
+import pytest
+
+from pigment_connect.datasets import make_protocol, make_subject
+from pigment_connect.errors import InputError
+from pigment_connect.fit import DiffusionKurtosisModel, NoddiModel, TensorModel
+from pigment_connect.io import DiffusionData, MicrostructureMaps
+from pigment_connect.pigment import AmortisedPigment, PigmentModel
+
+
+@pytest.fixture(scope="module")
+def subject():
+    return make_subject(shape=(24, 28, 6), protocol="dense", seed=4, snr=60.0)
+
+
+def _models(gtab):
+    return {"tensor": TensorModel(gtab), "dki": DiffusionKurtosisModel(gtab), "noddi": NoddiModel(gtab),
+            "pigment": PigmentModel(gtab, seed=1, n_iter=20),
+            "amortised": AmortisedPigment(gtab, n_train=4000, steps=40, seed=1)}
+
+
+@pytest.mark.parametrize("name", ["tensor", "dki", "noddi", "pigment", "amortised"])
+def test_every_fit_follows_one_protocol(subject, name):
+    dwi = subject.dwi
+    model = _models(dwi.gtab)[name]
+    if name == "amortised":
+        model.train()
+    fit = model.fit(dwi)
+    assert isinstance(fit.maps, MicrostructureMaps) and fit.maps.shape == dwi.data.shape[:3]
+    np.testing.assert_array_equal(fit.mask, dwi.mask)
+    np.testing.assert_array_equal(fit.affine, dwi.affine)
+    assert "fa" in dir(fit) or "ndi" in dir(fit)  # maps are attributes an IDE sees, not __getattr__ magic
+    m = dwi.mask
+    # the measured table: the prediction follows the data
+    pred = fit.predict()
+    assert pred.shape == dwi.data.shape
+    signal = dwi.data[m]
+    rel = np.median(np.abs(pred[m] - signal)) / np.median(signal)
+    assert rel < 0.15, rel
+    # a new table (another shell, other directions), and a given S0
+    new = make_protocol("single_shell")
+    other = fit.predict(new, S0=1.0)
+    assert other.shape == m.shape + (len(new),) and np.all(other[~m] == 0)
+    b0 = other[m][:, new.b0s_mask]
+    np.testing.assert_allclose(b0, 1.0, rtol=1e-6)
+    assert np.all((other[m][:, ~new.b0s_mask] > 0) & (other[m][:, ~new.b0s_mask] < 1))
+    # S0 scales the prediction
+    np.testing.assert_allclose(fit.predict(new, S0=2.0)[m], 2.0 * other[m], rtol=1e-6)
+
+
+def test_pigment_predicts_held_back_volumes_of_a_phantom(subject):
+    """Fit on half the directions, predict the other half (the truth is the phantom's noisy
+    measurement): as close as the tensor fit of the same half."""
+    dwi = subject.dwi
+    gtab = dwi.gtab
+    dw = np.flatnonzero(~gtab.b0s_mask)
+    kept = np.sort(np.concatenate([np.flatnonzero(gtab.b0s_mask), dw[::2]]))
+    held = dw[1::2]
+    sub = DiffusionData(dwi.data[..., kept], dwi.affine, dwi.mask, gtab.subset(kept))
+    m = dwi.mask
+    errors = {}
+    for name, model in (("pigment", PigmentModel(sub.gtab, seed=1, n_iter=20)),
+                        ("dki", DiffusionKurtosisModel(sub.gtab))):
+        pred = model.fit(sub).predict(gtab.subset(held))[m]
+        errors[name] = np.median(np.abs(pred - dwi.data[..., held][m])) / np.median(dwi.data[m])
+    assert errors["pigment"] < 1.2 * errors["dki"] and errors["pigment"] < 0.1, errors
+
+
+@pytest.mark.parametrize("model", [TensorModel, DiffusionKurtosisModel, NoddiModel, PigmentModel])
+def test_arguments_are_checked_alike(model):
+    gtab = make_protocol("dense")
+    with pytest.raises(InputError, match="chunk_size"):
+        model(gtab, chunk_size=0)
+    with pytest.raises(InputError):
+        model(gtab, fit_method="nonsense")
