@@ -9,7 +9,7 @@ clinical single-shell protocol, the kind PIGMENT is for. Without ../shared the g
 
 Methods, each timed on the whole mask in this process with ``--threads`` threads:
 PIGMENT zero-shot (``PigmentModel``, with its Laplace error bars — the default), PIGMENT
-amortised (``AmortisedPigment``: training for the table, then the fit; and with ``spatial=True``,
+amortised (``AmortisedPigmentModel``: training for the table, then the fit; and with ``spatial=True``,
 18-voxel 3-D neighbourhoods), DIPY FORCE (simulation
 library generated for the table, then the fit; ``--no-force`` skips it, ≈ 5 min on 2 cores) and
 DIPY DTI (WLS), the floor any model-based fit is compared with. Targets (issue #5): zero-shot
@@ -67,7 +67,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     warnings.simplefilter("ignore")
-    from pigment_connect.pigment import AmortisedPigment, PigmentModel
+    from pigment_connect.pigment import AmortisedPigmentModel, PigmentModel
 
     data, gtab, mask, what = load(args.phantom_voxels)
     n = int(mask.sum())
@@ -85,11 +85,11 @@ def main() -> None:
     sync()
     fit, secs = timed(lambda: (model.fit(data, mask=mask), sync())[0])
     rows.append(("PIGMENT zero-shot (+ error bars)", secs, 0.0, fit.fa[mask]))
-    amortised = AmortisedPigment(gtab, device=device)
+    amortised = AmortisedPigmentModel(gtab, device=device)
     _, train = timed(lambda: (amortised.train(), sync()))
     fit, secs = timed(lambda: (amortised.fit(data, mask=mask), sync())[0])
     rows.append(("PIGMENT amortised (+ error bars)", secs, train, fit.fa[mask]))
-    spatial = AmortisedPigment(gtab, spatial=True, device=device)
+    spatial = AmortisedPigmentModel(gtab, spatial=True, device=device)
     _, train = timed(lambda: (spatial.train(), sync()))
     fit, secs = timed(lambda: (spatial.fit(data, mask=mask), sync())[0])
     rows.append(("PIGMENT amortised, spatial (3-D)", secs, train, fit.fa[mask]))

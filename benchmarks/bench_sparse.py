@@ -33,8 +33,8 @@ the reference stays the clean dense fit.
 
 Methods: the conventional fit — DKI (WLS) where the protocol determines it, else DTI (WLS) on
 its volumes with b ≤ 1500 s/mm² — and NODDI where there are two shells; PIGMENT with the shipped
-prior, zero-shot (``PigmentModel``), amortised (``AmortisedPigment``, trained for the protocol
-first: its training time is the "setup" column) and spatial (``AmortisedPigment(spatial=True)``:
+prior, zero-shot (``PigmentModel``), amortised (``AmortisedPigmentModel``, trained for the protocol
+first: its training time is the "setup" column) and spatial (``AmortisedPigmentModel(spatial=True)``:
 each voxel also sees its in-plane neighbours; fitted on the whole brain mask of the slab, so its
 "fit s" is for all brain voxels, scored on the same voxels as the others); DIPY FORCE (``dipy.reconst.force``, its
 simulation library generated for each protocol, generation timed separately); AMICO NODDI
@@ -165,10 +165,10 @@ def fit_amortised(data, gtab, mask, sigma, prior=None, *, spatial_mask=None):
     voxels have their neighbours) the spatial model is fitted there with in-plane neighbourhoods:
     the slab's two slices are not contiguous (their b=0 images correlate 0.55, against 0.88 for
     voxels one apart in-plane)."""
-    from pigment_connect.pigment import AmortisedPigment
+    from pigment_connect.pigment import AmortisedPigmentModel
 
     spatial = spatial_mask is not None
-    model = AmortisedPigment(gtab, prior=prior, spatial=spatial, device="cpu")
+    model = AmortisedPigmentModel(gtab, prior=prior, spatial=spatial, device="cpu")
     t = time.perf_counter()
     model.train()
     train = time.perf_counter() - t

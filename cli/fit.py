@@ -55,10 +55,10 @@ def register(subparsers) -> None:
 
 def _model(name: str, gtab, seed: int):
     from pigment_connect.fit import DiffusionKurtosisModel, NoddiModel, TensorModel
-    from pigment_connect.pigment import AmortisedPigment, PigmentModel
+    from pigment_connect.pigment import AmortisedPigmentModel, PigmentModel
 
     if name in ("pigment", "pigment-spatial"):
-        model = AmortisedPigment(gtab, seed=seed, spatial=name == "pigment-spatial")
+        model = AmortisedPigmentModel(gtab, seed=seed, spatial=name == "pigment-spatial")
         model.train()
         return model
     if name == "pigment-zeroshot":

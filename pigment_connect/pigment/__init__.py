@@ -14,17 +14,17 @@ Modules, from the description of tissue up to the fits:
   and its training features; :mod:`.train` — training the prior from them (or from scans);
 - :mod:`.forward` — the tissue signal model of the zero-shot fit and its Jacobians;
 - :mod:`.zero_shot` — :class:`PigmentModel`, the prior adapted to one subject's signal;
-- :mod:`.amortised` — :class:`AmortisedPigment`, a network trained once per table that reuses it;
+- :mod:`.amortised` — :class:`AmortisedPigmentModel`, a network trained once per table that reuses it;
 - :mod:`.spatial` — each voxel's neighbourhood, for the spatial amortised network.
 
 It builds on :mod:`pigment_connect.physics` (signal equations), :mod:`pigment_connect.io` and the
 conventional fits' helpers in :mod:`pigment_connect.fit`; nothing in those imports it.
 """
 
-from .amortised import AmortisedPigment
+from .amortised import AmortisedPigment, AmortisedPigmentModel
 from .network import SHIPPED_PRIOR, TissuePrior, load_prior
 from .tissue import FEATURES, MAP_NAMES
 from .zero_shot import PigmentFit, PigmentModel
 
-__all__ = ["PigmentModel", "PigmentFit", "AmortisedPigment", "TissuePrior", "load_prior", "SHIPPED_PRIOR",
-           "FEATURES", "MAP_NAMES"]
+__all__ = ["PigmentModel", "PigmentFit", "AmortisedPigmentModel", "TissuePrior", "load_prior", "SHIPPED_PRIOR",
+           "FEATURES", "MAP_NAMES", "AmortisedPigment"]

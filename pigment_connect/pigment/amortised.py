@@ -24,6 +24,7 @@ it does not help and blurs grey matter a little (``benchmarks/bench_sparse.py``)
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ from .simulate import PriorSimulator
 from .tissue import FEATURES, eigenframe, tissue_maps, tissue_signal, tissue_tensor
 from .zero_shot import UNCERTAIN_MAPS, UNCERTAINTY_QUADRATURE, PigmentFit
 
-__all__ = ["AmortisedPigment"]
+__all__ = ["AmortisedPigmentModel", "AmortisedPigment"]
 
 SNR_RANGE = (5.0, 100.0)
 """b=0 SNR range of the training signals (log-uniform)."""
@@ -89,7 +90,7 @@ def _network(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
                          nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
 
 
-class AmortisedPigment:
+class AmortisedPigmentModel:
     """Amortised PIGMENT for one gradient table.
 
     Parameters
@@ -103,8 +104,9 @@ class AmortisedPigment:
         sees the neighbourhood chosen in :meth:`fit`. Helps most where single voxels are noisy.
     device : default CUDA when available.
 
-    Use :meth:`train` (or :meth:`load` a trained one), then :meth:`fit` any number of scans of this
-    table; :meth:`save` keeps it for later sessions.
+    Use :meth:`train` (or :meth:`load` a trained one): it learns ``network_``, ``in_mean_``,
+    ``in_std_`` and ``history_`` (:attr:`is_trained`); then :meth:`fit` only estimates, on any
+    number of scans of this table; :meth:`save` keeps the learned state for later sessions.
     """
 
     def __init__(self, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None, n_train: int = 60000,
@@ -122,8 +124,16 @@ class AmortisedPigment:
         self.snr_range = (float(snr_range[0]), float(snr_range[1]))
         self.spatial = bool(spatial)
         self.device = device
-        self.network: nn.Module | None = None
-        self.history: dict = {}
+        # learned by train() (or read by load()); scikit-learn's convention: a trailing underscore
+        self.network_: nn.Module | None = None
+        self.in_mean_: torch.Tensor | None = None
+        self.in_std_: torch.Tensor | None = None
+        self.history_: dict = {}
+
+    @property
+    def is_trained(self) -> bool:
+        """Whether :meth:`train` (or :meth:`load`) has given this model its network."""
+        return self.network_ is not None
 
     # ----------------------------------------------------------------------------------- training
     def _simulator(self) -> PriorSimulator:
@@ -160,8 +170,8 @@ class AmortisedPigment:
         summary = _Summary(self.gtab, device, torch.float32)
         examples, target = self._training_examples(summary, gen, device)
         n_val = max(1, len(target) // 10)
-        self.in_mean, self.in_std = examples[0][n_val:].mean(0), examples[0][n_val:].std(0).clamp_min(1e-6)
-        examples = tuple(((t - self.in_mean) / self.in_std) if i < 2 else t for i, t in enumerate(examples))
+        self.in_mean_, self.in_std_ = examples[0][n_val:].mean(0), examples[0][n_val:].std(0).clamp_min(1e-6)
+        examples = tuple(((t - self.in_mean_) / self.in_std_) if i < 2 else t for i, t in enumerate(examples))
         net = self._new_network(summary.dim).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=2e-3 if not self.spatial else 1e-3)
         cosine = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, self.steps) / self.steps))  # noqa: E731
@@ -180,8 +190,8 @@ class AmortisedPigment:
             if (step + 1) % 250 == 0 or step + 1 == self.steps:
                 with torch.no_grad():
                     history["val_loss"].append((step + 1, float(_gaussian_nll(net(*val), target[:n_val]))))
-        self.network = net.eval().requires_grad_(False)
-        self.history = history
+        self.network_ = net.eval().requires_grad_(False)
+        self.history_ = history
         return history
 
     # ------------------------------------------------------------------------------------- fitting
@@ -193,8 +203,8 @@ class AmortisedPigment:
         — repeated b=0 volumes, else tensor-fit residuals, else SNR 30 assumed with a warning). ``neighbourhood`` (spatial models only): ``"3d"`` or
         ``"in-plane"`` (:data:`._spatial.NEIGHBOURHOODS`; the latter for slabs whose slices are
         not contiguous); neighbours outside the mask are left out."""
-        if self.network is None:
-            raise InputError("this AmortisedPigment is not trained.", fix="call .train() or AmortisedPigment.load().")
+        if self.network_ is None:
+            raise InputError("this AmortisedPigmentModel is not trained.", fix="call .train() or AmortisedPigmentModel.load().")
         if neighbourhood not in NEIGHBOURHOODS:
             raise InputError(f"neighbourhood must be one of {sorted(NEIGHBOURHOODS)}, got {neighbourhood!r}.")
         vox = extract_voxels(dwi, self.gtab, mask)
@@ -205,11 +215,11 @@ class AmortisedPigment:
         dt = torch.float32
         noise = noise_sigma(self.gtab, sigma, vox.signal, stacklevel=3)
         prior = self.prior.to(device=device, dtype=dt)
-        net = self.network.to(device)
+        net = self.network_.to(device)
         summary = _Summary(self.gtab, device, dt)
         bvals, bvecs = gradient_tensors(self.gtab, device, dt)
         floor = signal_floor(vox.signal, None)
-        in_mean, in_std = self.in_mean.to(device), self.in_std.to(device)
+        in_mean, in_std = self.in_mean_.to(device), self.in_std_.to(device)
 
         def summarise(signal: torch.Tensor) -> dict[str, torch.Tensor]:
             signal = signal.to(dt)
@@ -266,10 +276,10 @@ class AmortisedPigment:
     def save(self, path: PathLike) -> Path:
         """Write ``<path>.pt`` (network and input scaling) and ``<path>.json`` (the table, the prior's
         sha256, settings, the weights' sha256)."""
-        if self.network is None:
-            raise InputError("nothing to save: this AmortisedPigment is not trained.", fix="call .train() first.")
-        state = {"network": {k: v.cpu() for k, v in self.network.state_dict().items()},
-                 "in_mean": self.in_mean.cpu(), "in_std": self.in_std.cpu()}
+        if self.network_ is None:
+            raise InputError("nothing to save: this AmortisedPigmentModel is not trained.", fix="call .train() first.")
+        state = {"network": {k: v.cpu() for k, v in self.network_.state_dict().items()},
+                 "in_mean": self.in_mean_.cpu(), "in_std": self.in_std_.cpu()}
         header = {"bvals": self.gtab.bvals.tolist(), "bvecs": self.gtab.bvecs.tolist(), "hidden": self.hidden,
                   "n_train": self.n_train, "steps": self.steps, "snr_range": list(self.snr_range), "seed": self.seed,
                   "spatial": self.spatial, "prior_sha256": self.prior.info.get("sha256")}
@@ -277,7 +287,7 @@ class AmortisedPigment:
 
     @classmethod
     def load(cls, path: PathLike, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None,
-             device: torch.device | str | None = None) -> AmortisedPigment:
+             device: torch.device | str | None = None) -> AmortisedPigmentModel:
         """A trained model written by :meth:`save`, for scans of ``gtab`` (which must be the table
         it was trained for: same b-values within 20 s/mm², same directions up to sign within 1°)."""
         state, header, weights = load_weights(path, what="amortised model", missing_fix="train and save one first.",
@@ -289,7 +299,7 @@ class AmortisedPigment:
             same = bool(np.all(np.abs((bvecs[dw] * gtab.bvecs[dw]).sum(-1)) >= math.cos(math.radians(1.0))))
         if not same:
             raise InputError("this amortised model was trained for another gradient table.", file=weights,
-                             fix="train one for this protocol (AmortisedPigment(gtab).train()).")
+                             fix="train one for this protocol (AmortisedPigmentModel(gtab).train()).")
         model = cls(gtab, prior=prior, n_train=header["n_train"], steps=header["steps"], hidden=header["hidden"],
                     snr_range=tuple(header["snr_range"]), seed=header["seed"],
                     spatial=header.get("spatial", False), device=device)
@@ -297,10 +307,10 @@ class AmortisedPigment:
             raise InputError("this amortised model was trained on another prior.", file=weights,
                              fix="load it with the prior it was trained on, or train it again.")
         summary_dim = len(state["in_mean"])
-        model.network = model._new_network(summary_dim)
-        model.network.load_state_dict(state["network"])
-        model.network.eval().requires_grad_(False)
-        model.in_mean, model.in_std = state["in_mean"], state["in_std"]
+        model.network_ = model._new_network(summary_dim)
+        model.network_.load_state_dict(state["network"])
+        model.network_.eval().requires_grad_(False)
+        model.in_mean_, model.in_std_ = state["in_mean"], state["in_std"]
         return model
 
 
@@ -309,3 +319,10 @@ def _gaussian_nll(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     mean, logvar = out[:, :n], out[:, n:].clamp(-12, 6)
     return 0.5 * (logvar + (target - mean) ** 2 * torch.exp(-logvar)).sum(-1).mean()
 
+
+class AmortisedPigment(AmortisedPigmentModel):
+    """Deprecated name of :class:`AmortisedPigmentModel` (goes in the next release)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        warnings.warn("AmortisedPigment is deprecated: use AmortisedPigmentModel.", DeprecationWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)

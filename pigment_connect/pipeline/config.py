@@ -56,7 +56,7 @@ class PipelineConfig:
     Parameters
     ----------
     model : ``"tensor"`` (conventional WLS DTI), ``"pigment"`` (amortised PIGMENT,
-        :class:`~pigment_connect.pigment.AmortisedPigment`: tensor, kurtosis and NODDI maps with
+        :class:`~pigment_connect.pigment.AmortisedPigmentModel`: tensor, kurtosis and NODDI maps with
         uncertainty from any table; trained once per gradient table into ``<out_dir>/models/``,
         ≈ 20 s on 2 cores), ``"pigment-spatial"`` (the same with 3-D neighbourhoods, better at
         b=0 SNR ≈ 10) or ``"pigment-zeroshot"`` (:class:`~pigment_connect.pigment.PigmentModel`

@@ -44,7 +44,7 @@ from ..io.dwi import load_dwi
 from ..io.maps import MicrostructureMaps
 from ..io.parcellation import Parcellation
 from ..io.write import atomic_path, save_nifti
-from ..pigment import AmortisedPigment, PigmentModel
+from ..pigment import AmortisedPigmentModel, PigmentModel
 from ..track import Tracker, check_gradients
 from .config import PipelineConfig
 from .memory import PeakMemory
@@ -130,10 +130,10 @@ def _pigment_model(config: PipelineConfig, gtab, out_dir: Path):
     path = out_dir / "models" / f"amortised-{'spatial-' if spatial else ''}{key}"
     if Path(f"{path}.pt").is_file():
         try:
-            return AmortisedPigment.load(path, gtab)
+            return AmortisedPigmentModel.load(path, gtab)
         except InputError as exc:  # trained on another prior or table: train again
             log.warning("not reusing %s: %s", path, exc)
-    model = AmortisedPigment(gtab, seed=config.seed, spatial=spatial)
+    model = AmortisedPigmentModel(gtab, seed=config.seed, spatial=spatial)
     model.train()
     model.save(path)
     return model

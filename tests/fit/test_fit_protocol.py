@@ -9,7 +9,7 @@ from pigment_connect.datasets import make_protocol, make_subject
 from pigment_connect.errors import InputError
 from pigment_connect.fit import DiffusionKurtosisModel, NoddiModel, TensorModel
 from pigment_connect.io import DiffusionData, MicrostructureMaps
-from pigment_connect.pigment import AmortisedPigment, PigmentModel
+from pigment_connect.pigment import AmortisedPigmentModel, PigmentModel
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def subject():
 def _models(gtab):
     return {"tensor": TensorModel(gtab), "dki": DiffusionKurtosisModel(gtab), "noddi": NoddiModel(gtab),
             "pigment": PigmentModel(gtab, seed=1, n_iter=20),
-            "amortised": AmortisedPigment(gtab, n_train=4000, steps=40, seed=1)}
+            "amortised": AmortisedPigmentModel(gtab, n_train=4000, steps=40, seed=1)}
 
 
 @pytest.mark.parametrize("name", ["tensor", "dki", "noddi", "pigment", "amortised"])
@@ -28,7 +28,9 @@ def test_every_fit_follows_one_protocol(subject, name):
     dwi = subject.dwi
     model = _models(dwi.gtab)[name]
     if name == "amortised":
+        assert not model.is_trained
         model.train()
+        assert model.is_trained and model.network_ is not None and model.in_mean_ is not None
     fit = model.fit(dwi)
     assert isinstance(fit.maps, MicrostructureMaps) and fit.maps.shape == dwi.data.shape[:3]
     np.testing.assert_array_equal(fit.mask, dwi.mask)

@@ -7,7 +7,7 @@ import torch
 from pigment_connect.datasets import make_protocol
 from pigment_connect.errors import InputError
 from pigment_connect.fit import TensorModel
-from pigment_connect.pigment import AmortisedPigment
+from pigment_connect.pigment import AmortisedPigmentModel
 from pigment_connect.pigment import load_prior
 from pigment_connect.pigment.tissue import cayley_rotation, dki_tissue_signal, noddi_tissue_signal, tissue_maps
 
@@ -28,7 +28,7 @@ def scenario():
     clean = 0.5 * (dki_tissue_signal(one, feats, rot, b, g) + noddi_tissue_signal(one, feats, rot, b, g))
     rng = np.random.default_rng(0)
     data = np.abs(clean.numpy() + SIGMA * (rng.normal(size=clean.shape) + 1j * rng.normal(size=clean.shape)))
-    model = AmortisedPigment(gtab, n_train=20000, steps=600, seed=0, device="cpu")
+    model = AmortisedPigmentModel(gtab, n_train=20000, steps=600, seed=0, device="cpu")
     model.train()
     true = {k: v.numpy() for k, v in tissue_maps(feats).items()}
     return gtab, model, data[:, None, None, :], true
@@ -51,23 +51,23 @@ def test_amortised_maps_beat_the_tensor_fit_with_calibrated_uncertainty(scenario
 def test_save_load_round_trip_same_output_and_protocol_checked(scenario, tmp_path):
     gtab, model, data, _ = scenario
     model.save(tmp_path / "amortised")
-    again = AmortisedPigment.load(tmp_path / "amortised", gtab, device="cpu")
+    again = AmortisedPigmentModel.load(tmp_path / "amortised", gtab, device="cpu")
     a, b = model.fit(data, sigma=SIGMA), again.fit(data, sigma=SIGMA)
     np.testing.assert_array_equal(a.fa, b.fa)
     np.testing.assert_array_equal(a.ndi, b.ndi)
     with pytest.raises(InputError, match="another gradient table"):
-        AmortisedPigment.load(tmp_path / "amortised", make_protocol("clinical"))
+        AmortisedPigmentModel.load(tmp_path / "amortised", make_protocol("clinical"))
     with pytest.raises(InputError, match="not trained"):
-        AmortisedPigment(gtab).fit(data)
+        AmortisedPigmentModel(gtab).fit(data)
 
 
 def test_training_is_deterministic_per_seed():
     gtab = make_protocol("sparse6")
-    a, b = (AmortisedPigment(gtab, n_train=2000, steps=20, seed=4, device="cpu") for _ in range(2))
+    a, b = (AmortisedPigmentModel(gtab, n_train=2000, steps=20, seed=4, device="cpu") for _ in range(2))
     a.train()
     b.train()
-    x = torch.randn(7, a.in_mean.shape[0])
-    torch.testing.assert_close(a.network(x), b.network(x), rtol=0, atol=0)
+    x = torch.randn(7, a.in_mean_.shape[0])
+    torch.testing.assert_close(a.network_(x), b.network_(x), rtol=0, atol=0)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def noisy_subject():
     subject = make_subject(protocol="clinical", snr=10.0, seed=3)
     fits = {}
     for spatial in (False, True):
-        model = AmortisedPigment(subject.dwi.gtab, n_train=15000, steps=500, seed=0, spatial=spatial, device="cpu")
+        model = AmortisedPigmentModel(subject.dwi.gtab, n_train=15000, steps=500, seed=0, spatial=spatial, device="cpu")
         model.train()
         fits[spatial] = (model, model.fit(subject.dwi, sigma=float(subject.truth["sigma"])))
     return subject, fits
@@ -113,7 +113,7 @@ def test_spatial_model_round_trip_and_needs_an_image(noisy_subject, tmp_path):
     subject, fits = noisy_subject
     model, fit = fits[True]
     model.save(tmp_path / "spatial")
-    again = AmortisedPigment.load(tmp_path / "spatial", subject.dwi.gtab, device="cpu")
+    again = AmortisedPigmentModel.load(tmp_path / "spatial", subject.dwi.gtab, device="cpu")
     assert again.spatial
     np.testing.assert_array_equal(again.fit(subject.dwi, sigma=float(subject.truth["sigma"])).fa, fit.fa)
     flat = subject.dwi.data[subject.dwi.mask]
@@ -123,3 +123,12 @@ def test_spatial_model_round_trip_and_needs_an_image(noisy_subject, tmp_path):
         model.fit(subject.dwi, neighbourhood="5x5")
     in_plane = model.fit(subject.dwi, sigma=float(subject.truth["sigma"]), neighbourhood="in-plane")
     assert np.isfinite(in_plane.fa[subject.dwi.mask]).all()
+
+
+def test_the_old_name_still_works_for_one_release_and_says_so():
+    from pigment_connect.datasets import make_protocol
+    from pigment_connect.pigment import AmortisedPigment, AmortisedPigmentModel
+
+    with pytest.warns(DeprecationWarning, match="AmortisedPigmentModel"):
+        model = AmortisedPigment(make_protocol("dense"), n_train=1000, steps=1)
+    assert isinstance(model, AmortisedPigmentModel) and not model.is_trained and model.network_ is None

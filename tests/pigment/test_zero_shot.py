@@ -45,7 +45,7 @@ def _signal(truth, gtab, seed=0):
 # FA bound (error ratio to the tensor fit's). Issue #5's target is 0.7 on every sparse protocol; on
 # single-shell tables the zero-shot fit's FA is not yet better than the tensor fit's (kurtosis and
 # tensor share one shell there; the posterior mode lands away from the truth even where a start at
-# the truth ends at a higher objective: a limit of the MAP estimate, which AmortisedPigment's
+# the truth ends at a higher objective: a limit of the MAP estimate, which AmortisedPigmentModel's
 # posterior mean does not share — see test_amortised.py). An open gap, guarded here so that it
 # cannot grow unnoticed.
 FA_BOUND = {"sparse6": 1.2, "clinical": 1.35, "two_shell_sparse": 1.0}

@@ -39,19 +39,19 @@ def test_pigment_pipeline_trains_once_per_table_and_tracks_its_maps(tmp_path):
 def test_spatial_pigment_model_is_trained_saved_and_reused_as_spatial(tmp_path, monkeypatch):
     from pigment_connect.datasets import make_subject
     from pigment_connect.errors import InputError
-    from pigment_connect.pigment import AmortisedPigment
+    from pigment_connect.pigment import AmortisedPigmentModel
     from pigment_connect.pipeline import PipelineConfig
     from pigment_connect.pipeline.series import _pigment_model
 
-    monkeypatch.setitem(AmortisedPigment.__init__.__kwdefaults__, "n_train", 3000)  # a quick network
-    monkeypatch.setitem(AmortisedPigment.__init__.__kwdefaults__, "steps", 20)
+    monkeypatch.setitem(AmortisedPigmentModel.__init__.__kwdefaults__, "n_train", 3000)  # a quick network
+    monkeypatch.setitem(AmortisedPigmentModel.__init__.__kwdefaults__, "steps", 20)
     dwi = make_subject(seed=1).dwi
     config = PipelineConfig(model="pigment-spatial")
     model = _pigment_model(config, dwi.gtab, tmp_path)
     assert model.spatial
     assert len(list((tmp_path / "models").glob("amortised-spatial-*.pt"))) == 1
     again = _pigment_model(config, dwi.gtab, tmp_path)  # loaded, not retrained
-    assert again.spatial and again.history == {}
+    assert again.spatial and again.history_ == {}
     np.testing.assert_array_equal(again.fit(dwi).fa, model.fit(dwi).fa)
     assert not _pigment_model(PipelineConfig(model="pigment"), dwi.gtab, tmp_path).spatial
     with pytest.raises(InputError, match="pigment-spatial"):
