@@ -140,7 +140,7 @@ def fit_conventional(data, gtab, mask):
     out = {}
     try:
         dki = DiffusionKurtosisModel(gtab).fit(data, mask=mask)
-        out.update(fa=dki.fa, md=dki.md, mk=dki.mk)
+        out.update(fa=dki.fa, md=dki.md, mk=dki.mk(min_kurtosis=None, max_kurtosis=None))
     except InputError:  # under-determined: DTI at b ≤ 1500, MK reported as "n/a"
         low = np.flatnonzero(gtab.bvals <= 1500)
         dti = TensorModel(gtab.subset(low)).fit(data[..., low], mask=mask)
@@ -379,9 +379,9 @@ def reference(data, gtab, brain, mask) -> tuple[dict[str, np.ndarray], dict[str,
     noddi = NoddiModel(gtab).fit(data, mask=brain)
     low = np.flatnonzero(gtab.bvals <= 1500)
     dti = TensorModel(gtab.subset(low)).fit(data[..., low], mask=brain)
-    ref = {"fa": dki.fa, "md": dki.md, "mk": dki.mk, "ndi": noddi.ndi, "odi": noddi.odi, "fa_dti": dti.fa,
+    ref = {"fa": dki.fa, "md": dki.md, "mk": dki.mk(min_kurtosis=None, max_kurtosis=None), "ndi": noddi.ndi, "odi": noddi.odi, "fa_dti": dti.fa,
            "md_dti": dti.md}
-    ref["physical"] = brain & (dki.evals[..., 2] > 0) & (dki.mk > 0)  # where the dense DKI fit is physical
+    ref["physical"] = brain & (dki.evals[..., 2] > 0) & (dki.mk(min_kurtosis=None, max_kurtosis=None) > 0)  # where the dense DKI fit is physical
     physical = mask & ref["physical"]
     print(f"  ({(mask & ~physical).sum()} of the {mask.sum()} scored voxels left out: their dense DKI fit is not physical)")
     regions = {"WM": physical & (ref["fa"] > 0.4),

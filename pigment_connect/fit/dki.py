@@ -5,7 +5,7 @@
 * ``"WLS"`` (default): the log-linear DKI model ``log S = log S0 − b D(g) + b²/6 · X(g)`` with
   ``X = D̄² W`` solved by weighted least squares (weights: squared OLS-predicted signal), then
   ``W = X / D̄²`` (Jensen & Helpern 2010; DIPY's ``WLS``).
-* ``"NLLS"`` / ``"RNLLS"``: Levenberg–Marquardt on the signal (Gaussian / Rician), from WLS, with
+* ``"NLLS"``: Levenberg–Marquardt on the signal (``noise="gaussian"`` or ``"rician"``), from WLS, with
   the tensor kept positive semi-definite (Cholesky) and the usual constraint of non-negative
   directional kurtosis ``W(n) ≥ 0`` enforced as a penalty on 60 directions.
 
@@ -22,7 +22,7 @@ from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
 from ..physics.dki import dki_signal, hemisphere_quadrature, kurtosis_maps
-from ..physics.dti import cholesky_to_tensor, tensor_to_cholesky
+from ..physics.dti import cholesky_to_tensor, tensor_maps, tensor_to_cholesky
 from ..physics.protocol import kurtosis_design, tensor_design
 from .lm import levenberg_marquardt
 from .dti import LogLinearModel, tensor_map_dict
@@ -31,7 +31,7 @@ from .voxelwise import need_affine, run_chunked
 
 __all__ = ["DiffusionKurtosisModel", "DiffusionKurtosisFit", "check_kurtosis_protocol"]
 
-FIT_METHODS = ("WLS", "NLLS", "RNLLS")
+FIT_METHODS = ("WLS", "NLLS")
 _PENALTY = 10.0  # weight of the W(n) ≥ 0 penalty rows, in units of the normalised signal
 
 
@@ -71,8 +71,9 @@ class DiffusionKurtosisModel(LogLinearModel):
     Parameters
     ----------
     gtab : GradientTable (≥ 2 non-zero shells).
-    fit_method : {"WLS", "NLLS", "RNLLS"}, see the module docstring.
-    sigma : noise σ for ``"RNLLS"`` (default: from repeated b=0 volumes).
+    fit_method : {"WLS", "NLLS"}, see the module docstring. noise : {"gaussian", "rician"}, the
+        likelihood of ``"NLLS"`` (default gaussian).
+    sigma : noise σ for ``noise="rician"`` (default: from repeated b=0 volumes).
     min_signal : floor before the logarithm (default: smallest positive value).
     device, chunk_size : as :class:`~pigment_connect.fit.TensorModel`.
     """
@@ -125,29 +126,38 @@ class DiffusionKurtosisFit:
 
     Attributes
     ----------
-    model_params : (..., 22) float64: tensor (6, mm²/s), kurtosis tensor (15, KURTOSIS_ORDER), log S0.
+    coefficients : (..., 22) float64: tensor (6, mm²/s, TENSOR_ORDER), kurtosis tensor (15,
+        KURTOSIS_ORDER), log S0: what the fit solved for.
+    model_params : (..., 27) DIPY's layout: eigenvalues (3), eigenvectors (9, the 3×3 matrix of
+        columns, row-major) and the kurtosis tensor (15).
     mask : (...) bool
     """
 
-    def __init__(self, model, model_params: np.ndarray, mask: np.ndarray, affine: np.ndarray | None):
+    def __init__(self, model, coefficients: np.ndarray, mask: np.ndarray, affine: np.ndarray | None):
         self.model = model
-        self.model_params = model_params
+        self.coefficients = coefficients
         self.mask = mask
         self.affine = affine
         self._cache: dict[str, np.ndarray] | None = None
 
     @property
     def tensor(self) -> np.ndarray:
-        return self.model_params[..., :6]
+        return self.coefficients[..., :6]
+
+    @property
+    def model_params(self) -> np.ndarray:
+        """(..., 27) as DIPY's DKI ``model_params``: evals, evecs (row-major 3×3), kurtosis tensor."""
+        evals, evecs = _eigen(self.tensor, self.mask)
+        return np.concatenate([evals, evecs.reshape(evecs.shape[:-2] + (9,)), self.kurtosis_tensor], -1)
 
     @property
     def kurtosis_tensor(self) -> np.ndarray:
         """(..., 15) W in KURTOSIS_ORDER (dimensionless)."""
-        return self.model_params[..., 6:21]
+        return self.coefficients[..., 6:21]
 
     @property
     def s0(self) -> np.ndarray:
-        return np.where(self.mask, np.exp(self.model_params[..., 21]), 0.0)
+        return np.where(self.mask, np.exp(self.coefficients[..., 21]), 0.0)
 
     def _map(self, name: str) -> np.ndarray:
         if self._cache is None:
@@ -166,17 +176,36 @@ class DiffusionKurtosisFit:
     ad = property(lambda self: self._map("ad"), doc="AD, mm²/s.")
     rd = property(lambda self: self._map("rd"), doc="RD, mm²/s.")
     evec1 = property(lambda self: self._map("evec1"), doc="(..., 3) principal eigenvector.")
-    mk = property(lambda self: self._map("mk"), doc="Mean kurtosis (sphere mean of K(n)).")
-    ak = property(lambda self: self._map("ak"), doc="Axial kurtosis.")
-    rk = property(lambda self: self._map("rk"), doc="Radial kurtosis.")
     kfa = property(lambda self: self._map("kfa"), doc="Kurtosis fractional anisotropy.")
-    mkt = property(lambda self: self._map("mkt"), doc="Mean of the kurtosis tensor.")
+
+    def _clipped(self, name: str, min_kurtosis: float | None, max_kurtosis: float | None) -> np.ndarray:
+        value = self._map(name)
+        if min_kurtosis is None and max_kurtosis is None:
+            return value
+        return np.where(self.mask, np.clip(value, min_kurtosis, max_kurtosis), 0.0)
+
+    def mk(self, *, min_kurtosis: float | None = -3.0 / 7, max_kurtosis: float | None = 10.0) -> np.ndarray:
+        """Mean kurtosis (sphere mean of K(n)), clipped to [min_kurtosis, max_kurtosis] as DIPY's
+        ``mk()`` (None, None: unclipped, as written in :attr:`maps`)."""
+        return self._clipped("mk", min_kurtosis, max_kurtosis)
+
+    def ak(self, *, min_kurtosis: float | None = -3.0 / 7, max_kurtosis: float | None = 10.0) -> np.ndarray:
+        """Axial kurtosis, clipped as :meth:`mk`."""
+        return self._clipped("ak", min_kurtosis, max_kurtosis)
+
+    def rk(self, *, min_kurtosis: float | None = -3.0 / 7, max_kurtosis: float | None = 10.0) -> np.ndarray:
+        """Radial kurtosis, clipped as :meth:`mk`."""
+        return self._clipped("rk", min_kurtosis, max_kurtosis)
+
+    def mkt(self, *, min_kurtosis: float | None = -3.0 / 7, max_kurtosis: float | None = 10.0) -> np.ndarray:
+        """Mean of the kurtosis tensor, clipped as :meth:`mk`."""
+        return self._clipped("mkt", min_kurtosis, max_kurtosis)
 
     def predict(self, gtab: GradientTable | None = None, S0: float | np.ndarray | None = None) -> np.ndarray:
         """(..., N) predicted signal for ``gtab`` (default: the model's), with ``S0`` (a number or
         a map; default the fitted S0)."""
         gtab = gtab or self.model.gtab
-        flat = self.model_params[self.mask]
+        flat = self.coefficients[self.mask]
         s0 = np.exp(flat[:, 21]) if S0 is None else np.broadcast_to(np.asarray(S0, float), self.mask.shape)[self.mask]
         sig = dki_signal(torch.as_tensor(s0), torch.as_tensor(flat[:, :6]),
                          torch.as_tensor(flat[:, 6:21]), torch.tensor(gtab.bvals), torch.tensor(gtab.bvecs))
@@ -194,3 +223,13 @@ class DiffusionKurtosisFit:
             maps[name] = np.where(m, self._map(name), 0.0).astype(np.float32)
         maps["kurtosis"] = np.where(m[..., None], self.kurtosis_tensor, 0.0).astype(np.float32)
         return MicrostructureMaps(maps, need_affine(self.affine), "dki", mask=m)
+
+
+def _eigen(tensor: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (..., 3) descending and eigenvectors (..., 3, 3) as columns of tensors in
+    TENSOR_ORDER, 0 outside ``mask``."""
+    flat = tensor_maps(torch.as_tensor(tensor[mask]))
+    evals = np.zeros(mask.shape + (3,))
+    evecs = np.zeros(mask.shape + (3, 3))
+    evals[mask], evecs[mask] = flat["evals"].numpy(), flat["evecs"].numpy()
+    return evals, evecs

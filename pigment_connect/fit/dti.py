@@ -8,8 +8,8 @@
 * ``"OLS"``: log-linear ordinary least squares.
 * ``"NLLS"``: non-linear least squares on the signal (Gaussian noise), Levenberg–Marquardt on a
   Cholesky parameterisation (so the tensor stays positive semi-definite), started from WLS.
-* ``"RNLLS"``: the same under a Rician likelihood (Fisher scoring), σ given or estimated from
-  repeated b=0 volumes.
+* ``noise="rician"`` (with ``"NLLS"``): the same under a Rician likelihood (Fisher scoring), σ
+  given or estimated from repeated b=0 volumes (``noise="gaussian"``, the default, is least squares).
 
 Tensors are in the image-axis frame of the gradient table (see :mod:`pigment_connect.io.gradients`).
 
@@ -34,12 +34,12 @@ from ..physics.protocol import TENSOR_ORDER
 from .lm import levenberg_marquardt
 from .loglinear import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
-from .voxelwise import (check_chunk_size, check_fit_method, extract_voxels, gradient_tensors, need_affine, resolve_device, run_chunked,
+from .voxelwise import (check_chunk_size, check_noise, extract_voxels, gradient_tensors, need_affine, resolve_device, run_chunked,
                         signal_floor)
 
 __all__ = ["TensorModel", "TensorFit", "LogLinearModel", "tensor_map_dict", "TENSOR_ORDER", "TENSOR_MAX_B"]
 
-FIT_METHODS = ("WLS", "OLS", "NLLS", "RNLLS")
+FIT_METHODS = ("WLS", "OLS", "NLLS")
 class LogLinearModel:
     """What the log-linear models (DTI, DKI) share: settings, protocol check, design matrix, and
     the preparation of a fit call. Subclasses set ``FIT_METHODS``, ``check_protocol`` and
@@ -49,13 +49,14 @@ class LogLinearModel:
     check_protocol = staticmethod(lambda gtab: None)
     build_design = staticmethod(lambda gtab: np.zeros((len(gtab), 0)))
 
-    def __init__(self, gtab: GradientTable, *, fit_method: str = "WLS", sigma: float | None = None,
+    def __init__(self, gtab: GradientTable, *, fit_method: str = "WLS", noise: str | None = None,
+                 sigma: float | None = None,
                  min_signal: float | None = None, device: torch.device | str | None = None,
                  chunk_size: int = 32768) -> None:
-        check_fit_method(fit_method, self.FIT_METHODS)
+        fit_method, noise = check_noise(fit_method, noise, self.FIT_METHODS)
         self.check_protocol(gtab)
         self.gtab = gtab
-        self.fit_method = fit_method
+        self.fit_method, self.noise = fit_method, noise
         self.sigma = sigma
         self.min_signal = min_signal
         self.device = device
@@ -69,7 +70,7 @@ class LogLinearModel:
         device = resolve_device(self.device)
         X = torch.as_tensor(self.design_matrix, dtype=torch.float64, device=device)
         bvals, bvecs = gradient_tensors(self.gtab, device, torch.float64)
-        noise = likelihood_terms(self.fit_method == "RNLLS", self.sigma, vox.signal, self.gtab)
+        noise = likelihood_terms(self.noise == "rician", self.sigma, vox.signal, self.gtab)
         return vox, floor, device, X, bvals, bvecs, noise
 
 
@@ -79,9 +80,10 @@ class TensorModel(LogLinearModel):
     Parameters
     ----------
     gtab : GradientTable
-    fit_method : {"WLS", "OLS", "NLLS", "RNLLS"}, see the module docstring.
+    fit_method : {"WLS", "OLS", "NLLS"}, see the module docstring.
+    noise : {"gaussian", "rician"}, the likelihood of ``"NLLS"`` (default gaussian).
     sigma : float, optional
-        Noise σ (signal units) for ``"RNLLS"``; default: estimated from repeated b=0 volumes.
+        Noise σ (signal units) for ``noise="rician"``; default: estimated from repeated b=0 volumes.
     min_signal : float, optional
         Signal floor before the logarithm; default the smallest positive value in the data.
     device : torch device; default CUDA when available, else CPU.
@@ -115,7 +117,7 @@ class TensorModel(LogLinearModel):
 
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
             beta = weighted_log_linear(signal, X, weighted=self.fit_method != "OLS", floor=floor)
-            if self.fit_method in ("NLLS", "RNLLS"):
+            if self.fit_method == "NLLS":
                 beta = _nonlinear(signal, beta, bvals, bvecs, noise)
             return {"params": beta}
 
@@ -143,26 +145,28 @@ class TensorFit:
 
     Attributes
     ----------
-    model_params : (..., 7) float64
-        Dxx, Dyy, Dzz, Dxy, Dxz, Dyz (mm²/s), log S0.
+    coefficients : (..., 7) float64
+        Dxx, Dyy, Dzz, Dxy, Dxz, Dyz (mm²/s), log S0: what the log-linear fit solved for.
+    model_params : (..., 12) DIPY's layout: eigenvalues (3) and eigenvectors (9, the 3×3 matrix
+        of columns, row-major).
     mask : (...) bool
     """
 
-    def __init__(self, model: TensorModel, model_params: np.ndarray, mask: np.ndarray, affine: np.ndarray | None):
+    def __init__(self, model: TensorModel, coefficients: np.ndarray, mask: np.ndarray, affine: np.ndarray | None):
         self.model = model
-        self.model_params = model_params
+        self.coefficients = coefficients
         self.mask = mask
         self.affine = affine
 
     @property
     def tensor(self) -> np.ndarray:
         """(..., 6) float64, mm²/s, in :data:`TENSOR_ORDER`."""
-        return self.model_params[..., :6]
+        return self.coefficients[..., :6]
 
     @property
     def s0(self) -> np.ndarray:
         """(...) float64: fitted b=0 signal (0 outside the mask)."""
-        return np.where(self.mask, np.exp(self.model_params[..., 6]), 0.0)
+        return np.where(self.mask, np.exp(self.coefficients[..., 6]), 0.0)
 
     @cached_property
     def _maps(self) -> dict[str, np.ndarray]:
@@ -173,6 +177,11 @@ class TensorFit:
             full[self.mask] = value.numpy()
             out[name] = full
         return out
+
+    @property
+    def model_params(self) -> np.ndarray:
+        """(..., 12) as DIPY's ``TensorFit.model_params``: evals, then evecs (row-major 3×3)."""
+        return np.concatenate([self.evals, self.evecs.reshape(self.evecs.shape[:-2] + (9,))], -1)
 
     @property
     def evals(self) -> np.ndarray:
@@ -213,7 +222,7 @@ class TensorFit:
         """(..., N) signal predicted for ``gtab`` (default: the model's table), with ``S0`` (a
         number or a map; default the fitted S0)."""
         X = design_matrix(gtab or self.model.gtab)
-        params = self.model_params
+        params = self.coefficients
         if S0 is not None:
             params = params.copy()
             params[..., 6] = np.log(np.maximum(np.broadcast_to(np.asarray(S0, dtype=np.float64), self.mask.shape),

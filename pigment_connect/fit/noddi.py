@@ -8,7 +8,7 @@ Per voxel, in batches:
    (non-negative), which gives FWF and S0 without a grid of their own.
 3. Levenberg–Marquardt on all six parameters (NDI, ODI, FWF through logistic maps to their
    ranges; orientation as polar angles; log S0) from the ``n_starts`` best grid points, keeping
-   the best — Gaussian least squares (``"NLLS"``) or Rician likelihood (``"RNLLS"``).
+   the best — Gaussian least squares (``noise="gaussian"``) or Rician likelihood (``noise="rician"``).
 
 Diffusivities are fixed (``d_par`` = 1.7e-3, ``d_iso`` = 3.0e-3 mm²/s, NODDI's defaults).
 """
@@ -33,12 +33,12 @@ from ..physics.noddi import (
 from .lm import levenberg_marquardt
 from .loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
-from .voxelwise import (check_chunk_size, check_fit_method, default_chunk_size, extract_voxels, gradient_tensors,
+from .voxelwise import (check_chunk_size, check_noise, default_chunk_size, extract_voxels, gradient_tensors,
                         need_affine, resolve_device, run_chunked, signal_floor)
 
 __all__ = ["NoddiModel", "NoddiFit", "check_noddi_protocol"]
 
-FIT_METHODS = ("NLLS", "RNLLS")
+FIT_METHODS = ("NLLS",)
 NDI_GRID = tuple(np.linspace(0.05, 0.95, 10))
 ODI_GRID = (0.02, 0.05, 0.1, 0.15, 0.22, 0.3, 0.4, 0.55, 0.75, 0.95)
 _ODI_MIN = float(odi_from_kappa(torch.tensor(KAPPA_MAX, dtype=torch.float64)))
@@ -127,8 +127,8 @@ class NoddiModel:
     Parameters
     ----------
     gtab : GradientTable (≥ 2 non-zero shells).
-    fit_method : {"NLLS", "RNLLS"} Gaussian least squares or Rician likelihood.
-    sigma : noise σ for ``"RNLLS"`` (default: from repeated b=0 volumes).
+    fit_method : ``"NLLS"``. noise : ``"gaussian"`` (least squares, default) or ``"rician"`` likelihood.
+    sigma : noise σ for ``noise="rician"`` (default: from repeated b=0 volumes).
     d_par, d_iso : fixed diffusivities, mm²/s.
     n_starts : best grid points refined per voxel (the 100-point grid is the first stage of the
         multi-start; more refined starts cost proportionally more and changed no map by more than
@@ -142,16 +142,17 @@ class NoddiModel:
         67-volume scan took 9.8 s on an H100 in 8192-voxel batches and 1.8 s in 65536-voxel ones.
     """
 
-    def __init__(self, gtab: GradientTable, *, fit_method: str = "NLLS", sigma: float | None = None,
+    def __init__(self, gtab: GradientTable, *, fit_method: str = "NLLS", noise: str | None = None,
+                 sigma: float | None = None,
                  d_par: float = D_PAR, d_iso: float = D_ISO, n_starts: int = 1, n_iter: int = 15, tol: float = 1e-5,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
                  chunk_size: int | None = None) -> None:
-        check_fit_method(fit_method, FIT_METHODS)
+        fit_method, noise = check_noise(fit_method, noise, FIT_METHODS)
         if n_starts < 1:
             raise InputError(f"n_starts must be ≥ 1, got {n_starts}.")
         check_noddi_protocol(gtab)
         self.gtab = gtab
-        self.fit_method = fit_method
+        self.fit_method, self.noise = fit_method, noise
         self.sigma = sigma
         self.d_par, self.d_iso = float(d_par), float(d_iso)
         self.n_starts, self.n_iter, self.tol = int(n_starts), int(n_iter), float(tol)
@@ -171,7 +172,7 @@ class NoddiModel:
         bvals, bvecs = gradient_tensors(self.gtab, device, dt)
         stick = stick_coefficients(bvals * self.d_par, self.l_max)
         X = torch.as_tensor(design_matrix(self.gtab), dtype=torch.float64, device=device)
-        noise = likelihood_terms(self.fit_method == "RNLLS", self.sigma, vox.signal, self.gtab)
+        noise = likelihood_terms(self.noise == "rician", self.sigma, vox.signal, self.gtab)
         floor = signal_floor(vox.signal, None)
 
         problem = NoddiProblem(bvals, bvecs, stick, self.d_par, self.d_iso)

@@ -3,6 +3,7 @@ progress bar, device/dtype choice, and scattering results back onto the grid."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -100,6 +101,36 @@ def gradient_tensors(gtab: GradientTable, device: torch.device, dtype: torch.dty
 def check_fit_method(fit_method: str, allowed: tuple[str, ...]) -> None:
     if fit_method not in allowed:
         raise InputError(f"fit_method must be one of {allowed}, got {fit_method!r}.")
+
+
+NOISE_MODELS = ("gaussian", "rician")
+"""The likelihoods of the non-linear fits: least squares, or Rician (magnitude data)."""
+
+
+def check_noise(fit_method: str, noise: str | None, allowed: tuple[str, ...], *,
+                default: str = "gaussian") -> tuple[str, str]:
+    """``(fit_method, noise)`` checked the same way for every model.
+
+    ``noise`` is the likelihood of a non-linear fit: ``"gaussian"`` (least squares) or
+    ``"rician"``; the log-linear ``"WLS"``/``"OLS"`` have none (``"rician"`` with them is an
+    error). ``fit_method="RNLLS"``, this package's old spelling of a Rician fit, means
+    ``fit_method="NLLS", noise="rician"`` for one more release, with a DeprecationWarning: DIPY's
+    ``"RNLLS"`` is *robust* NLLS, another method.
+    """
+    if fit_method == "RNLLS":
+        warnings.warn("fit_method='RNLLS' is deprecated (DIPY's RNLLS is robust NLLS): use fit_method='NLLS', "
+                      "noise='rician'.", DeprecationWarning, stacklevel=3)
+        if noise not in (None, "rician"):
+            raise InputError(f"fit_method='RNLLS' is a Rician fit; it cannot take noise={noise!r}.")
+        fit_method, noise = "NLLS", "rician"
+    check_fit_method(fit_method, allowed)
+    noise = default if noise is None else noise
+    if noise not in NOISE_MODELS:
+        raise InputError(f"noise must be one of {NOISE_MODELS}, got {noise!r}.")
+    if noise == "rician" and fit_method in ("WLS", "OLS"):
+        raise InputError(f"a Rician likelihood needs a non-linear fit: fit_method='NLLS', not the log-linear "
+                         f"{fit_method!r}.")
+    return fit_method, noise
 
 
 def check_chunk_size(chunk_size: int | None) -> int | None:

@@ -192,7 +192,7 @@ def simulate_features(n: int, *, seed: int = 0, snr: tuple[float, float] | None 
     dki = DiffusionKurtosisModel(gtab, fit_method="WLS", device="cpu").fit(vol, progress=progress)
     noddi = NoddiModel(gtab, device="cpu").fit(vol, progress=progress)
     t = lambda a: torch.as_tensor(np.asarray(a).reshape(n, -1), dtype=torch.float64)  # noqa: E731
-    params = dki.model_params.reshape(n, -1)
+    params = dki.coefficients.reshape(n, -1)
     feats, _ = features_from_fits(t(params[:, :6]), t(params[:, 6:21]), t(noddi.ndi)[:, 0], t(noddi.odi)[:, 0],
                                   t(noddi.fwf)[:, 0])
     feats = feats.numpy()

@@ -219,7 +219,7 @@ def scan_features(dwi, *, max_b: float = 3000.0, progress: bool = False) -> np.n
     noddi = NoddiModel(gtab).fit(data, mask=dwi.mask, progress=progress)
     m = dwi.mask
     t = lambda a: torch.as_tensor(np.asarray(a)[m], dtype=torch.float64)  # noqa: E731
-    params = dki.model_params
+    params = dki.coefficients
     feats, _ = features_from_fits(t(params[..., :6]), t(params[..., 6:21]), t(noddi.ndi), t(noddi.odi), t(noddi.fwf))
     feats = feats.numpy()
     return feats[np.isfinite(feats).all(1)]

@@ -40,7 +40,7 @@ from ..fit.dki import check_kurtosis_protocol
 from ..fit.lm import jacobian_fd, levenberg_marquardt
 from ..fit.loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
 from ..fit.noise import noise_sigma
-from ..fit.voxelwise import (check_chunk_size, check_fit_method, default_chunk_size, extract_voxels, gradient_tensors,
+from ..fit.voxelwise import (check_chunk_size, check_noise, default_chunk_size, extract_voxels, gradient_tensors,
                              need_affine, resolve_device, run_chunked, signal_floor)
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
@@ -54,7 +54,7 @@ from .tissue import DKI_MAX_B, FEATURES, MAP_NAMES, eigenframe, tissue_maps, tis
 
 __all__ = ["PigmentModel", "PigmentFit", "UNCERTAIN_MAPS"]
 
-FIT_METHODS = ("NLLS", "RNLLS")
+FIT_METHODS = ("NLLS",)
 LOOSE_TIE = 100.0
 """Stage 1 of the fit widens feature_sigma by this factor (a data-led start; see ``fit``)."""
 DETERMINED_TIE = 10.0
@@ -76,7 +76,7 @@ class PigmentModel:
     ----------
     gtab : any table that determines a diffusion tensor (≥ 1 b=0, ≥ 6 non-collinear directions).
     prior : a :class:`~pigment_connect.pigment.TissuePrior`, a path to one, or None for the shipped prior.
-    fit_method : ``"RNLLS"`` (Rician likelihood, default) or ``"NLLS"`` (Gaussian).
+    fit_method : ``"NLLS"``. noise : ``"rician"`` likelihood (default) or ``"gaussian"`` (least squares).
     sigma : noise σ in signal units; default estimated from repeated b=0 volumes, else from the
         residuals of a tensor fit (one b0 and ≥ 8 directions, :func:`~pigment_connect.fit.noise.noise_sigma`), else assumed from
         an SNR of 30 on b=0 (with a warning: pass ``sigma`` for a calibrated prior weight).
@@ -95,11 +95,12 @@ class PigmentModel:
         batches and 3.5 s in 65536-voxel ones.
     """
 
-    def __init__(self, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None, fit_method: str = "RNLLS",
+    def __init__(self, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None, fit_method: str = "NLLS",
+                 noise: str | None = None,
                  sigma: float | None = None, n_iter: int = 30, n_init: int = 256, seed: int = 0,
                  feature_sigma: float = 0.3, uncertainty: bool = True, device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float32, chunk_size: int | None = None) -> None:
-        check_fit_method(fit_method, FIT_METHODS)
+        fit_method, noise = check_noise(fit_method, noise, FIT_METHODS, default="rician")
         check_tensor_protocol(gtab)
         if gtab.n_b0 == 0:
             raise InputError("PIGMENT needs at least one b=0 volume to anchor S0.", file=gtab.source,
@@ -110,7 +111,7 @@ class PigmentModel:
             raise InputError(f"n_iter and n_init must be ≥ 1, got {n_iter} and {n_init}.")
         self.gtab = gtab
         self.prior = prior if isinstance(prior, TissuePrior) else load_prior(prior)
-        self.fit_method, self.sigma = fit_method, sigma
+        self.fit_method, self.noise, self.sigma = fit_method, noise, sigma
         self.n_iter, self.n_init, self.seed = int(n_iter), int(n_init), int(seed)
         self.uncertainty = bool(uncertainty)
         if not feature_sigma > 0:
@@ -143,7 +144,7 @@ class PigmentModel:
         z_bank = z_bank[:self.n_init]
         with torch.no_grad():
             bank_logev = torch.sort(prior.decode(z_bank)[:, :3], -1, descending=True).values
-        rician = self.fit_method == "RNLLS"
+        rician = self.noise == "rician"
         d = prior.latent_dim
         n_sig = len(weights)
 

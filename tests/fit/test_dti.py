@@ -121,8 +121,8 @@ def test_real_scan_stored_both_ways_gives_the_same_world_orientation(shared_data
     assert np.median(np.abs(np.sum(w_las[aniso] * w_ras[aniso], axis=-1))) > 0.9999
 
 
-@pytest.mark.parametrize("method", ["NLLS", "RNLLS"])
-def test_nonlinear_fits_recover_a_noisy_tensor_better_than_or_as_well_as_wls(method, rng):
+@pytest.mark.parametrize("noise", ["gaussian", "rician"])
+def test_nonlinear_fits_recover_a_noisy_tensor_better_than_or_as_well_as_wls(noise, rng):
     """1000 noisy copies of one tensor (SNR 10 at b=0, where Rician bias matters)."""
     from dipy.core.gradients import gradient_table
     from dipy.sims.voxel import single_tensor
@@ -136,12 +136,12 @@ def test_nonlinear_fits_recover_a_noisy_tensor_better_than_or_as_well_as_wls(met
     noisy = np.sqrt((clean + sigma * rng.standard_normal((1000, len(gtab)))) ** 2
                     + (sigma * rng.standard_normal((1000, len(gtab)))) ** 2)
     wls = TensorModel(gtab).fit(noisy)
-    fit = TensorModel(gtab, fit_method=method, sigma=sigma).fit(noisy)
+    fit = TensorModel(gtab, fit_method="NLLS", noise=noise, sigma=sigma).fit(noisy)
     matrices = tensor_from_six(torch.as_tensor(fit.tensor)).numpy()
     assert np.all(np.linalg.eigvalsh(matrices) >= -1e-12)  # positive semi-definite by construction
     md_err = abs(np.median(fit.md) - evals.mean())
     assert md_err <= abs(np.median(wls.md) - evals.mean()) + 2e-5
-    if method == "RNLLS":  # the Rician likelihood removes the noise-floor bias that flattens MD
+    if noise == "rician":  # the Rician likelihood removes the noise-floor bias that flattens MD
         assert md_err / evals.mean() < 0.03
     assert np.median(np.abs(fit.evec1[:, 0])) > 0.99
 
@@ -151,4 +151,17 @@ def test_rician_fit_without_sigma_needs_two_b0(rng):
 
     gtab = GradientTable(*_protocol())
     with pytest.raises(InputError, match="sigma="):
-        TensorModel(gtab, fit_method="RNLLS").fit(rng.uniform(10, 100, (3, len(gtab))))
+        TensorModel(gtab, fit_method="NLLS", noise="rician").fit(rng.uniform(10, 100, (3, len(gtab))))
+
+
+def test_the_old_rician_spelling_still_works_and_says_what_dipy_means_by_it(rng):
+    from pigment_connect.errors import InputError
+
+    gtab = GradientTable(*_protocol())
+    with pytest.warns(DeprecationWarning, match="robust"):
+        model = TensorModel(gtab, fit_method="RNLLS", sigma=5.0)
+    assert (model.fit_method, model.noise) == ("NLLS", "rician")
+    with pytest.raises(InputError, match="non-linear"):
+        TensorModel(gtab, noise="rician")  # WLS has no likelihood to choose
+    with pytest.raises(InputError, match="noise must be"):
+        TensorModel(gtab, fit_method="NLLS", noise="poisson")

@@ -79,3 +79,29 @@ def test_arguments_are_checked_alike(model):
         model(gtab, chunk_size=0)
     with pytest.raises(InputError):
         model(gtab, fit_method="nonsense")
+
+
+def test_names_shared_with_dipy_mean_what_dipy_means(subject):
+    """model_params in DIPY's layout; DKI's mk()/ak()/rk() methods clipped as DIPY clips them."""
+    from dipy.core.gradients import gradient_table
+    from dipy.reconst.dki import DiffusionKurtosisModel as DipyDKI
+    from dipy.reconst.dti import TensorModel as DipyTensor
+
+    dwi = subject.dwi
+    m = dwi.mask
+    g = gradient_table(dwi.gtab.bvals, bvecs=dwi.gtab.bvecs)
+    low = dwi.gtab.bvals <= 1000
+    ours = TensorModel(dwi.gtab.subset(np.flatnonzero(low))).fit(dwi.data[..., low], mask=m)
+    ref = DipyTensor(gradient_table(dwi.gtab.bvals[low], bvecs=dwi.gtab.bvecs[low]), fit_method="WLS").fit(
+        dwi.data[..., low], mask=m)
+    assert ours.model_params.shape == ref.model_params.shape == m.shape + (12,)
+    np.testing.assert_allclose(ours.model_params[m][:, :3], ref.model_params[m][:, :3], rtol=1e-3, atol=2e-6)
+    e_ours, e_ref = ours.model_params[m][:, 3:].reshape(-1, 3, 3), ref.model_params[m][:, 3:].reshape(-1, 3, 3)
+    aniso = ours.fa[m] > 0.3
+    assert np.median(np.abs((e_ours[aniso, :, 0] * e_ref[aniso, :, 0]).sum(-1))) > 0.9999  # same e1, up to sign
+    dki = DiffusionKurtosisModel(dwi.gtab).fit(dwi)
+    dref = DipyDKI(g, fit_method="WLS").fit(dwi.data, mask=m)
+    assert dki.model_params.shape == dref.model_params.shape == m.shape + (27,)
+    np.testing.assert_allclose(dki.model_params[m][:, 12:], dref.model_params[m][:, 12:], atol=2e-3)
+    assert np.median(np.abs(dki.mk()[m] - dref.mk()[m])) < 0.02
+    assert dki.mk().max() <= 10 and dki.mk().min() >= -3 / 7 - 1e-12  # clipped as DIPY clips
