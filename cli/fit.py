@@ -58,11 +58,11 @@ def _model(name: str, gtab, seed: int):
     from pigment_connect.pigment import AmortisedPigmentModel, PigmentModel
 
     if name in ("pigment", "pigment-spatial"):
-        model = AmortisedPigmentModel(gtab, seed=seed, spatial=name == "pigment-spatial")
+        model = AmortisedPigmentModel(gtab, random_state=seed, spatial=name == "pigment-spatial")
         model.train()
         return model
     if name == "pigment-zeroshot":
-        return PigmentModel(gtab, seed=seed)
+        return PigmentModel(gtab, random_state=seed)
     return {"tensor": TensorModel, "dki": DiffusionKurtosisModel, "noddi": NoddiModel}[name](gtab)
 
 

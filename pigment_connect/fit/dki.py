@@ -27,7 +27,7 @@ from ..physics.protocol import kurtosis_design, tensor_design
 from .lm import levenberg_marquardt
 from .dti import LogLinearModel, tensor_map_dict
 from .loglinear import weighted_log_linear
-from .voxelwise import need_affine, run_chunked
+from .voxelwise import need_affine, run_chunked, sliced_grid
 
 __all__ = ["DiffusionKurtosisModel", "DiffusionKurtosisFit", "check_kurtosis_protocol"]
 
@@ -139,6 +139,11 @@ class DiffusionKurtosisFit:
         self.mask = mask
         self.affine = affine
         self._cache: dict[str, np.ndarray] | None = None
+
+    def __getitem__(self, index) -> DiffusionKurtosisFit:
+        """The fit of the voxels ``index`` selects (as DIPY's ``fit[index]``)."""
+        mask, affine = sliced_grid(index, self.mask, self.affine)
+        return DiffusionKurtosisFit(self.model, self.coefficients[np.index_exp[index]], mask, affine)
 
     @property
     def tensor(self) -> np.ndarray:

@@ -35,7 +35,7 @@ from .lm import levenberg_marquardt
 from .loglinear import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
 from .voxelwise import (check_chunk_size, check_noise, extract_voxels, gradient_tensors, need_affine, resolve_device, run_chunked,
-                        signal_floor)
+                        signal_floor, sliced_grid)
 
 __all__ = ["TensorModel", "TensorFit", "LogLinearModel", "tensor_map_dict", "TENSOR_ORDER", "TENSOR_MAX_B"]
 
@@ -157,6 +157,11 @@ class TensorFit:
         self.coefficients = coefficients
         self.mask = mask
         self.affine = affine
+
+    def __getitem__(self, index) -> TensorFit:
+        """The fit of the voxels ``index`` selects (as DIPY's ``fit[index]``)."""
+        mask, affine = sliced_grid(index, self.mask, self.affine)
+        return TensorFit(self.model, self.coefficients[np.index_exp[index]], mask, affine)
 
     @property
     def tensor(self) -> np.ndarray:

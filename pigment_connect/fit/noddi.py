@@ -34,7 +34,7 @@ from .lm import levenberg_marquardt
 from .loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
 from .voxelwise import (check_chunk_size, check_noise, default_chunk_size, extract_voxels, gradient_tensors,
-                        need_affine, resolve_device, run_chunked, signal_floor)
+                        need_affine, resolve_device, run_chunked, signal_floor, sliced_grid)
 
 __all__ = ["NoddiModel", "NoddiFit", "check_noddi_protocol"]
 
@@ -280,6 +280,11 @@ class NoddiFit:
         self.params = params
         self.mask = mask
         self.affine = affine
+
+    def __getitem__(self, index) -> NoddiFit:
+        """The fit of the voxels ``index`` selects (as DIPY's ``fit[index]``)."""
+        mask, affine = sliced_grid(index, self.mask, self.affine)
+        return NoddiFit(self.model, {k: v[np.index_exp[index]] for k, v in self.params.items()}, mask, affine)
 
     ndi = property(lambda self: self.params["ndi"], doc="Neurite density index (intra-neurite fraction of tissue).")
     odi = property(lambda self: self.params["odi"], doc="Orientation dispersion index, (0, 1].")

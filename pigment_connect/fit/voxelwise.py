@@ -133,6 +133,18 @@ def check_noise(fit_method: str, noise: str | None, allowed: tuple[str, ...], *,
     return fit_method, noise
 
 
+def check_random_state(random_state: int, seed: int | None = None) -> int:
+    """The integer seed of a model's random draws, ``random_state`` (scikit-learn's name, the
+    package's everywhere); the old ``seed=`` keyword still works for one release, with a
+    DeprecationWarning."""
+    if seed is not None:
+        warnings.warn("seed= is deprecated: use random_state=.", DeprecationWarning, stacklevel=3)
+        random_state = seed
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise InputError(f"random_state must be a non-negative integer, got {random_state!r}.")
+    return int(random_state)
+
+
 def check_chunk_size(chunk_size: int | None) -> int | None:
     """``chunk_size`` as an int (None: the model's default), or :class:`InputError` if below 1."""
     if chunk_size is None:
@@ -185,3 +197,19 @@ def need_affine(affine: np.ndarray | None) -> np.ndarray:
     if affine is None:
         raise FitError("maps need an affine: fit a DiffusionData, not a bare array.")
     return affine
+
+
+def sliced_grid(index, mask: np.ndarray, affine: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The mask and affine of ``fit[index]`` (DIPY-style slicing of a fit): the affine shifted to
+    the first voxel kept where ``index`` is plain slices (step 1) of the three axes, None otherwise
+    (a voxel or a strided selection has no grid of its own: its maps cannot be written)."""
+    idx = np.index_exp[index]
+    new_mask = mask[idx]
+    new_affine = None
+    plain = all(isinstance(i, slice) and i.step in (None, 1) for i in idx)
+    if affine is not None and plain and len(idx) <= 3 and new_mask.ndim == 3:
+        starts = [i.indices(n)[0] for i, n in zip(idx, mask.shape)] + [0] * (3 - len(idx))
+        shift = np.eye(4)
+        shift[:3, 3] = starts
+        new_affine = np.asarray(affine) @ shift
+    return new_mask, new_affine

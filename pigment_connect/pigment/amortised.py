@@ -37,7 +37,7 @@ from ..errors import InputError
 from ..fit.lm import jacobian_autograd
 from ..fit.loglinear import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
 from ..fit.noise import noise_sigma
-from ..fit.voxelwise import extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
+from ..fit.voxelwise import check_random_state, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..physics.dti import six_from_tensor
@@ -98,7 +98,7 @@ class AmortisedPigmentModel:
     gtab : the table (≥ 1 b=0, ≥ 6 non-collinear directions).
     prior : a :class:`~pigment_connect.pigment.TissuePrior`, a path, or None for the shipped prior.
     n_train : simulated training voxels. steps : Adam steps. hidden : width of the three hidden layers.
-    snr_range : b=0 SNRs of the training signals. seed : makes training reproducible.
+    snr_range : b=0 SNRs of the training signals. random_state : makes training reproducible.
     spatial : also use each voxel's neighbours (:mod:`._spatial`): the network is trained on
         simulated patches (``n_train // 3`` centres with up to 18 neighbours each) and, at fit time,
         sees the neighbourhood chosen in :meth:`fit`. Helps most where single voxels are noisy.
@@ -110,8 +110,8 @@ class AmortisedPigmentModel:
     """
 
     def __init__(self, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None, n_train: int = 60000,
-                 steps: int = 1500, hidden: int = 256, snr_range: tuple[float, float] = SNR_RANGE, seed: int = 0,
-                 spatial: bool = False, device: torch.device | str | None = None) -> None:
+                 steps: int = 1500, hidden: int = 256, snr_range: tuple[float, float] = SNR_RANGE, random_state: int = 0,
+                 spatial: bool = False, device: torch.device | str | None = None, seed: int | None = None) -> None:
         check_tensor_protocol(gtab)
         if gtab.n_b0 == 0:
             raise InputError("amortised PIGMENT needs at least one b=0 volume.", file=gtab.source,
@@ -120,7 +120,8 @@ class AmortisedPigmentModel:
             raise InputError(f"n_train must be ≥ 1000 and steps ≥ 1, got {n_train} and {steps}.")
         self.gtab = gtab
         self.prior = prior if isinstance(prior, TissuePrior) else load_prior(prior)
-        self.n_train, self.steps, self.hidden, self.seed = int(n_train), int(steps), int(hidden), int(seed)
+        self.n_train, self.steps, self.hidden = int(n_train), int(steps), int(hidden)
+        self.random_state = check_random_state(random_state, seed)
         self.snr_range = (float(snr_range[0]), float(snr_range[1]))
         self.spatial = bool(spatial)
         self.device = device
@@ -165,8 +166,8 @@ class AmortisedPigmentModel:
     def train(self, *, progress: bool = False) -> dict:
         """Simulate and train; returns the history (``train_loss``, ``val_loss``)."""
         device = resolve_device(self.device)
-        gen = torch.Generator().manual_seed(self.seed)
-        torch.manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.random_state)
+        torch.manual_seed(self.random_state)
         summary = _Summary(self.gtab, device, torch.float32)
         examples, target = self._training_examples(summary, gen, device)
         n_val = max(1, len(target) // 10)
@@ -281,7 +282,7 @@ class AmortisedPigmentModel:
         state = {"network": {k: v.cpu() for k, v in self.network_.state_dict().items()},
                  "in_mean": self.in_mean_.cpu(), "in_std": self.in_std_.cpu()}
         header = {"bvals": self.gtab.bvals.tolist(), "bvecs": self.gtab.bvecs.tolist(), "hidden": self.hidden,
-                  "n_train": self.n_train, "steps": self.steps, "snr_range": list(self.snr_range), "seed": self.seed,
+                  "n_train": self.n_train, "steps": self.steps, "snr_range": list(self.snr_range), "seed": self.random_state,
                   "spatial": self.spatial, "prior_sha256": self.prior.info.get("sha256")}
         return save_weights(path, state, header)
 
@@ -301,7 +302,7 @@ class AmortisedPigmentModel:
             raise InputError("this amortised model was trained for another gradient table.", file=weights,
                              fix="train one for this protocol (AmortisedPigmentModel(gtab).train()).")
         model = cls(gtab, prior=prior, n_train=header["n_train"], steps=header["steps"], hidden=header["hidden"],
-                    snr_range=tuple(header["snr_range"]), seed=header["seed"],
+                    snr_range=tuple(header["snr_range"]), random_state=header["seed"],
                     spatial=header.get("spatial", False), device=device)
         if header.get("prior_sha256") not in (None, model.prior.info.get("sha256")):
             raise InputError("this amortised model was trained on another prior.", file=weights,

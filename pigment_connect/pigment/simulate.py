@@ -48,7 +48,7 @@ from .spatial import MAX_NEIGHBOURS, neighbour_tissue
 from .tissue import FEATURES, features_from_fits, tissue_signal
 
 __all__ = ["TISSUE_CLASSES", "SNR_RANGE", "canonical_protocol", "simulate_tissue", "simulate_features",
-           "PriorSimulator", "random_rotations"]
+           "PriorSimulator", "random_rotations", "rician_magnitude"]
 
 TISSUE_CLASSES = {
     # name: share, intra-axonal fraction of tissue, ODI, free water, fascicles, D_a, D_e∥, D_e⊥ (mm²/s, D_e⊥ ≤ D_e∥),
@@ -68,6 +68,17 @@ TISSUE_CLASSES = {
 SNR_RANGE = (15.0, 80.0)
 """b=0 SNR of the training signals (log-uniform); ``None`` as ``snr`` gives noise-free signals."""
 _DA_STEP = 0.1e-3  # the Watson stick series is built per scalar D_a: D_a distributions live on this grid (mm²/s)
+
+
+def rician_magnitude(clean, sigma, normal):
+    """The simulator's one Rician noise: the magnitude of ``clean`` plus complex Gaussian noise of
+    standard deviation ``sigma`` (broadcast against ``clean``), the real part drawn first, then the
+    imaginary one, each by ``normal(shape)`` (standard normals: a numpy generator's or torch's).
+    numpy arrays in, numpy out (``np.hypot``); torch tensors in, torch out."""
+    if isinstance(clean, torch.Tensor):
+        real = clean + normal(clean.shape) * sigma
+        return torch.sqrt(real ** 2 + (normal(clean.shape) * sigma) ** 2)
+    return np.hypot(clean + sigma * normal(clean.shape), sigma * normal(clean.shape))
 
 
 def canonical_protocol() -> GradientTable:
@@ -176,7 +187,7 @@ def simulate_tissue(n: int, gtab: GradientTable, *, seed: int = 0,
     if snr is not None:
         snr_drawn = np.exp(rng.uniform(np.log(snr[0]), np.log(snr[1]), n))
         sigma = (1.0 / snr_drawn)[:, None]
-        signal = np.hypot(signal + sigma * rng.normal(size=signal.shape), sigma * rng.normal(size=signal.shape))
+        signal = rician_magnitude(signal, sigma, lambda shape: rng.normal(size=shape))
     return signal, {"klass": klass, "f_intra": f_intra, "odi": odi, "fwf": fwf, "d_a": d_a, "de_par": de_par,
                     "de_perp": de_perp, "cv_a": cv_a, "cv_e": cv_e, "mu": mu, "snr": snr_drawn}
 
@@ -247,8 +258,7 @@ class PriorSimulator:
     @staticmethod
     def rician(clean: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Rician magnitude of ``clean`` (M, N) at noise σ (M,)."""
-        noise = lambda: torch.randn(clean.shape, generator=gen).to(clean) * sigma[:, None]  # noqa: E731
-        return torch.sqrt((clean + noise()) ** 2 + noise() ** 2)
+        return rician_magnitude(clean, sigma[:, None], lambda shape: torch.randn(shape, generator=gen).to(clean))
 
     def voxels(self, n: int, gen: torch.Generator, device, dtype=torch.float32):
         """Signals (n, N) (S0 = 1, Rician), σ (n,), standardised features (n, 9)."""

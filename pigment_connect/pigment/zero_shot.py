@@ -40,8 +40,8 @@ from ..fit.dki import check_kurtosis_protocol
 from ..fit.lm import jacobian_fd, levenberg_marquardt
 from ..fit.loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
 from ..fit.noise import noise_sigma
-from ..fit.voxelwise import (check_chunk_size, check_noise, default_chunk_size, extract_voxels, gradient_tensors,
-                             need_affine, resolve_device, run_chunked, signal_floor)
+from ..fit.voxelwise import (check_chunk_size, check_noise, check_random_state, default_chunk_size, extract_voxels, gradient_tensors,
+                             need_affine, resolve_device, run_chunked, signal_floor, sliced_grid)
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
@@ -86,7 +86,7 @@ class PigmentModel:
         the simulations did not cover can still be fitted where the data determine it (× 10 for the
         tensor and kurtosis features where the table determines the kurtosis model).
     n_iter : Levenberg–Marquardt iterations. n_init : prior samples searched for each voxel's start.
-    seed : seeds the start search (same input + same seed = same output).
+    random_state : seeds the start search (same input + same random_state = same output).
     uncertainty : also return posterior standard deviations of :data:`UNCERTAIN_MAPS`.
     device : default CUDA when available. dtype : float32 (default) or float64.
     chunk_size : voxels per batch (bounds memory). Default 4096 on a CPU; on a GPU up to 65536, as
@@ -97,9 +97,9 @@ class PigmentModel:
 
     def __init__(self, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None, fit_method: str = "NLLS",
                  noise: str | None = None,
-                 sigma: float | None = None, n_iter: int = 30, n_init: int = 256, seed: int = 0,
+                 sigma: float | None = None, n_iter: int = 30, n_init: int = 256, random_state: int = 0,
                  feature_sigma: float = 0.3, uncertainty: bool = True, device: torch.device | str | None = None,
-                 dtype: torch.dtype = torch.float32, chunk_size: int | None = None) -> None:
+                 dtype: torch.dtype = torch.float32, chunk_size: int | None = None, seed: int | None = None) -> None:
         fit_method, noise = check_noise(fit_method, noise, FIT_METHODS, default="rician")
         check_tensor_protocol(gtab)
         if gtab.n_b0 == 0:
@@ -112,7 +112,8 @@ class PigmentModel:
         self.gtab = gtab
         self.prior = prior if isinstance(prior, TissuePrior) else load_prior(prior)
         self.fit_method, self.noise, self.sigma = fit_method, noise, sigma
-        self.n_iter, self.n_init, self.seed = int(n_iter), int(n_init), int(seed)
+        self.n_iter, self.n_init = int(n_iter), int(n_init)
+        self.random_state = check_random_state(random_state, seed)
         self.uncertainty = bool(uncertainty)
         if not feature_sigma > 0:
             raise InputError(f"feature_sigma must be positive, got {feature_sigma}.")
@@ -137,7 +138,7 @@ class PigmentModel:
                                                                  tol=1e-7 if dt == torch.float32 else 1e-9))
         X = torch.as_tensor(design_matrix(self.gtab), dtype=torch.float64, device=device)
         floor = signal_floor(vox.signal, None)
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.random_state)
         z_bank = prior.latent_means  # every component's centre, then draws from the mixture
         if self.n_init > len(z_bank):
             z_bank = torch.cat([z_bank, prior.sample_latent(self.n_init - len(z_bank), gen)])
@@ -327,6 +328,12 @@ class PigmentFit:
                  affine: np.ndarray | None, sigma: float, *, asymmetric: bool = False):
         self.model, self.params, self.mask, self.affine, self.sigma = model, params, mask, affine, sigma
         self.asymmetric = asymmetric  # W∆ was fitted (the table determines the kurtosis tensor)
+
+    def __getitem__(self, index) -> PigmentFit:
+        """The fit of the voxels ``index`` selects (as DIPY's ``fit[index]``)."""
+        mask, affine = sliced_grid(index, self.mask, self.affine)
+        return PigmentFit(self.model, {k: v[np.index_exp[index]] for k, v in self.params.items()}, mask, affine,
+                          self.sigma, asymmetric=self.asymmetric)
 
     def predict(self, gtab: GradientTable | None = None, S0: float | np.ndarray | None = None) -> np.ndarray:
         """(X, Y, Z, N) signal of each voxel's adapted tissue on ``gtab`` (default: the fitted

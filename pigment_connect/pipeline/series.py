@@ -122,7 +122,7 @@ def _pigment_model(config: PipelineConfig, gtab, out_dir: Path):
     loaded from ``out_dir/models/`` when a subject with the same table already trained it, else
     trained (seeded) and saved there, so a cohort of one protocol trains once."""
     if config.model == "pigment-zeroshot":
-        return PigmentModel(gtab, seed=config.seed)
+        return PigmentModel(gtab, random_state=config.seed)
 
     table = np.concatenate([np.round(gtab.bvals, 0), np.round(np.abs(gtab.bvecs), 4).ravel()])
     spatial = config.model == "pigment-spatial"
@@ -133,7 +133,7 @@ def _pigment_model(config: PipelineConfig, gtab, out_dir: Path):
             return AmortisedPigmentModel.load(path, gtab)
         except InputError as exc:  # trained on another prior or table: train again
             log.warning("not reusing %s: %s", path, exc)
-    model = AmortisedPigmentModel(gtab, seed=config.seed, spatial=spatial)
+    model = AmortisedPigmentModel(gtab, random_state=config.seed, spatial=spatial)
     model.train()
     model.save(path)
     return model

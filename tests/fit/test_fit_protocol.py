@@ -19,8 +19,8 @@ def subject():
 
 def _models(gtab):
     return {"tensor": TensorModel(gtab), "dki": DiffusionKurtosisModel(gtab), "noddi": NoddiModel(gtab),
-            "pigment": PigmentModel(gtab, seed=1, n_iter=20),
-            "amortised": AmortisedPigmentModel(gtab, n_train=4000, steps=40, seed=1)}
+            "pigment": PigmentModel(gtab, random_state=1, n_iter=20),
+            "amortised": AmortisedPigmentModel(gtab, n_train=4000, steps=40, random_state=1)}
 
 
 @pytest.mark.parametrize("name", ["tensor", "dki", "noddi", "pigment", "amortised"])
@@ -52,6 +52,13 @@ def test_every_fit_follows_one_protocol(subject, name):
     assert np.all((other[m][:, ~new.b0s_mask] > 0) & (other[m][:, ~new.b0s_mask] < 1))
     # S0 scales the prediction
     np.testing.assert_allclose(fit.predict(new, S0=2.0)[m], 2.0 * other[m], rtol=1e-6)
+    # DIPY-style slicing: a block keeps its grid (the affine moves to its first voxel), a voxel is a voxel
+    part = fit[2:20, 3:25, 1:5]
+    np.testing.assert_allclose(part.predict(), pred[2:20, 3:25, 1:5])
+    assert part.maps.shape == (18, 22, 4)
+    np.testing.assert_allclose(part.maps.affine[:3, 3], (dwi.affine @ [2, 3, 1, 1])[:3])
+    voxel = np.argwhere(m)[len(np.argwhere(m)) // 2]
+    np.testing.assert_allclose(fit[tuple(voxel)].predict(), pred[tuple(voxel)])
 
 
 def test_pigment_predicts_held_back_volumes_of_a_phantom(subject):
@@ -65,7 +72,7 @@ def test_pigment_predicts_held_back_volumes_of_a_phantom(subject):
     sub = DiffusionData(dwi.data[..., kept], dwi.affine, dwi.mask, gtab.subset(kept))
     m = dwi.mask
     errors = {}
-    for name, model in (("pigment", PigmentModel(sub.gtab, seed=1, n_iter=20)),
+    for name, model in (("pigment", PigmentModel(sub.gtab, random_state=1, n_iter=20)),
                         ("dki", DiffusionKurtosisModel(sub.gtab))):
         pred = model.fit(sub).predict(gtab.subset(held))[m]
         errors[name] = np.median(np.abs(pred - dwi.data[..., held][m])) / np.median(dwi.data[m])
@@ -105,3 +112,13 @@ def test_names_shared_with_dipy_mean_what_dipy_means(subject):
     np.testing.assert_allclose(dki.model_params[m][:, 12:], dref.model_params[m][:, 12:], atol=2e-3)
     assert np.median(np.abs(dki.mk()[m] - dref.mk()[m])) < 0.02
     assert dki.mk().max() <= 10 and dki.mk().min() >= -3 / 7 - 1e-12  # clipped as DIPY clips
+
+
+@pytest.mark.parametrize("model", [PigmentModel, AmortisedPigmentModel])
+def test_random_state_is_the_one_name_of_the_seed(model):
+    gtab = make_protocol("dense")
+    assert model(gtab, random_state=3).random_state == 3
+    with pytest.warns(DeprecationWarning, match="random_state"):
+        assert model(gtab, seed=4).random_state == 4
+    with pytest.raises(InputError, match="random_state"):
+        model(gtab, random_state=-1)

@@ -28,7 +28,7 @@ def scenario():
     clean = 0.5 * (dki_tissue_signal(one, feats, rot, b, g) + noddi_tissue_signal(one, feats, rot, b, g))
     rng = np.random.default_rng(0)
     data = np.abs(clean.numpy() + SIGMA * (rng.normal(size=clean.shape) + 1j * rng.normal(size=clean.shape)))
-    model = AmortisedPigmentModel(gtab, n_train=20000, steps=600, seed=0, device="cpu")
+    model = AmortisedPigmentModel(gtab, n_train=20000, steps=600, random_state=0, device="cpu")
     model.train()
     true = {k: v.numpy() for k, v in tissue_maps(feats).items()}
     return gtab, model, data[:, None, None, :], true
@@ -63,7 +63,7 @@ def test_save_load_round_trip_same_output_and_protocol_checked(scenario, tmp_pat
 
 def test_training_is_deterministic_per_seed():
     gtab = make_protocol("sparse6")
-    a, b = (AmortisedPigmentModel(gtab, n_train=2000, steps=20, seed=4, device="cpu") for _ in range(2))
+    a, b = (AmortisedPigmentModel(gtab, n_train=2000, steps=20, random_state=4, device="cpu") for _ in range(2))
     a.train()
     b.train()
     x = torch.randn(7, a.in_mean_.shape[0])
@@ -79,7 +79,7 @@ def noisy_subject():
     subject = make_subject(protocol="clinical", snr=10.0, seed=3)
     fits = {}
     for spatial in (False, True):
-        model = AmortisedPigmentModel(subject.dwi.gtab, n_train=15000, steps=500, seed=0, spatial=spatial, device="cpu")
+        model = AmortisedPigmentModel(subject.dwi.gtab, n_train=15000, steps=500, random_state=0, spatial=spatial, device="cpu")
         model.train()
         fits[spatial] = (model, model.fit(subject.dwi, sigma=float(subject.truth["sigma"])))
     return subject, fits

@@ -77,7 +77,7 @@ def test_zero_shot_pipeline_fits_each_subject_without_a_network(tmp_path):
     sub = tmp_path / "out" / "sub-01" / "dwi"
     maps = MicrostructureMaps.load(sub, prefix="sub-01", model="pigmentzeroshot")
     dwi = load_dwi(next((bids / "sub-01" / "dwi").glob("*_dwi.nii.gz")))  # what the pipeline read
-    direct = PigmentModel(dwi.gtab, seed=5).fit(dwi)
+    direct = PigmentModel(dwi.gtab, random_state=5).fit(dwi)
     mask = dwi.mask
     np.testing.assert_allclose(maps["fa"][mask], direct.fa[mask], atol=1e-6)
     assert "fa" in maps.uncertainty
