@@ -168,12 +168,12 @@ def fit_amortised(data, gtab, mask, sigma, prior=None, *, spatial_mask=None):
     from pigment_connect.pigment import AmortisedPigmentModel
 
     spatial = spatial_mask is not None
-    model = AmortisedPigmentModel(gtab, prior=prior, spatial=spatial, device="cpu")
+    model = AmortisedPigmentModel(gtab, prior=prior, spatial=spatial, sigma=sigma, device="cpu")
     t = time.perf_counter()
     model.train()
     train = time.perf_counter() - t
     t = time.perf_counter()
-    fit = model.fit(data, mask=spatial_mask if spatial else mask, sigma=sigma, neighbourhood="in-plane")
+    fit = model.fit(data, mask=spatial_mask if spatial else mask, neighbourhood="in-plane")
     return {m: getattr(fit, m) for m in MAPS}, time.perf_counter() - t, train
 
 

@@ -37,7 +37,7 @@ from ..errors import InputError
 from ..fit.lm import jacobian_autograd
 from ..fit.loglinear import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
 from ..fit.noise import noise_sigma
-from ..fit.voxelwise import check_random_state, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
+from ..fit.voxelwise import check_chunk_size, check_random_state, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..physics.dti import six_from_tensor
@@ -102,6 +102,10 @@ class AmortisedPigmentModel:
     spatial : also use each voxel's neighbours (:mod:`._spatial`): the network is trained on
         simulated patches (``n_train // 3`` centres with up to 18 neighbours each) and, at fit time,
         sees the neighbourhood chosen in :meth:`fit`. Helps most where single voxels are noisy.
+    sigma : noise σ (signal units) of the scans :meth:`fit` estimates; default: as
+        :func:`~pigment_connect.fit.noise.noise_sigma` (repeated b=0 volumes, else tensor-fit
+        residuals, else SNR 30 assumed with a warning).
+    chunk_size : voxels per batch of :meth:`fit` (default 16384).
     device : default CUDA when available.
 
     Use :meth:`train` (or :meth:`load` a trained one): it learns ``network_``, ``in_mean_``,
@@ -111,7 +115,8 @@ class AmortisedPigmentModel:
 
     def __init__(self, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None, n_train: int = 60000,
                  steps: int = 1500, hidden: int = 256, snr_range: tuple[float, float] = SNR_RANGE, random_state: int = 0,
-                 spatial: bool = False, device: torch.device | str | None = None, seed: int | None = None) -> None:
+                 spatial: bool = False, sigma: float | None = None, chunk_size: int | None = None,
+                 device: torch.device | str | None = None, seed: int | None = None) -> None:
         check_tensor_protocol(gtab)
         if gtab.n_b0 == 0:
             raise InputError("amortised PIGMENT needs at least one b=0 volume.", file=gtab.source,
@@ -122,6 +127,8 @@ class AmortisedPigmentModel:
         self.prior = prior if isinstance(prior, TissuePrior) else load_prior(prior)
         self.n_train, self.steps, self.hidden = int(n_train), int(steps), int(hidden)
         self.random_state = check_random_state(random_state, seed)
+        self.sigma = sigma
+        self.chunk_size = check_chunk_size(chunk_size)
         self.snr_range = (float(snr_range[0]), float(snr_range[1]))
         self.spatial = bool(spatial)
         self.device = device
@@ -200,8 +207,8 @@ class AmortisedPigmentModel:
             neighbourhood: str = "3d", progress: bool = False) -> PigmentFit:
         """Maps of the voxels of ``mask`` (a :class:`~pigment_connect.pigment.zero_shot.PigmentFit`:
         every map, ``evec1``, ``tensor``, ``s0``, ``nrmse``, ``features`` and ``<map>_std``).
-        ``sigma``: noise σ in signal units (default: as :func:`~pigment_connect.fit.noise.noise_sigma`
-        — repeated b=0 volumes, else tensor-fit residuals, else SNR 30 assumed with a warning). ``neighbourhood`` (spatial models only): ``"3d"`` or
+        ``sigma``: deprecated here (give it to the constructor, as every model takes it).
+        ``neighbourhood`` (spatial models only): ``"3d"`` or
         ``"in-plane"`` (:data:`._spatial.NEIGHBOURHOODS`; the latter for slabs whose slices are
         not contiguous); neighbours outside the mask are left out."""
         if self.network_ is None:
@@ -214,7 +221,10 @@ class AmortisedPigmentModel:
         neighbours = neighbour_index(vox.mask, neighbourhood) if self.spatial else None
         device = resolve_device(self.device)
         dt = torch.float32
-        noise = noise_sigma(self.gtab, sigma, vox.signal, stacklevel=3)
+        if sigma is not None:
+            warnings.warn("fit(sigma=) is deprecated: give sigma to AmortisedPigmentModel(...), as every model "
+                          "takes it.", DeprecationWarning, stacklevel=2)
+        noise = noise_sigma(self.gtab, self.sigma if sigma is None else sigma, vox.signal, stacklevel=3)
         prior = self.prior.to(device=device, dtype=dt)
         net = self.network_.to(device)
         summary = _Summary(self.gtab, device, dt)
@@ -269,7 +279,7 @@ class AmortisedPigmentModel:
             return out
 
         index = np.arange(len(vox.signal), dtype=np.float64)[:, None]
-        out = run_chunked(solve, index, chunk_size=16384, device=device, dtype=torch.float64, progress=progress,
+        out = run_chunked(solve, index, chunk_size=self.chunk_size or 16384, device=device, dtype=torch.float64, progress=progress,
                           desc="amortised PIGMENT")
         return PigmentFit(self, {k: vox.scatter(v) for k, v in out.items()}, vox.mask, vox.affine, noise)
 
@@ -288,6 +298,7 @@ class AmortisedPigmentModel:
 
     @classmethod
     def load(cls, path: PathLike, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None,
+             sigma: float | None = None, chunk_size: int | None = None,
              device: torch.device | str | None = None) -> AmortisedPigmentModel:
         """A trained model written by :meth:`save`, for scans of ``gtab`` (which must be the table
         it was trained for: same b-values within 20 s/mm², same directions up to sign within 1°)."""
@@ -303,7 +314,7 @@ class AmortisedPigmentModel:
                              fix="train one for this protocol (AmortisedPigmentModel(gtab).train()).")
         model = cls(gtab, prior=prior, n_train=header["n_train"], steps=header["steps"], hidden=header["hidden"],
                     snr_range=tuple(header["snr_range"]), random_state=header["seed"],
-                    spatial=header.get("spatial", False), device=device)
+                    spatial=header.get("spatial", False), sigma=sigma, chunk_size=chunk_size, device=device)
         if header.get("prior_sha256") not in (None, model.prior.info.get("sha256")):
             raise InputError("this amortised model was trained on another prior.", file=weights,
                              fix="load it with the prior it was trained on, or train it again.")

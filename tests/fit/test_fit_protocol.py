@@ -122,3 +122,11 @@ def test_random_state_is_the_one_name_of_the_seed(model):
         assert model(gtab, seed=4).random_state == 4
     with pytest.raises(InputError, match="random_state"):
         model(gtab, random_state=-1)
+
+
+def test_the_amortised_model_takes_sigma_and_chunk_size_as_the_others_do():
+    gtab = make_protocol("dense")
+    model = AmortisedPigmentModel(gtab, sigma=12.0, chunk_size=512)
+    assert (model.sigma, model.chunk_size) == (12.0, 512)
+    with pytest.raises(InputError, match="chunk_size"):
+        AmortisedPigmentModel(gtab, chunk_size=0)

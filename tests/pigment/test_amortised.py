@@ -28,7 +28,7 @@ def scenario():
     clean = 0.5 * (dki_tissue_signal(one, feats, rot, b, g) + noddi_tissue_signal(one, feats, rot, b, g))
     rng = np.random.default_rng(0)
     data = np.abs(clean.numpy() + SIGMA * (rng.normal(size=clean.shape) + 1j * rng.normal(size=clean.shape)))
-    model = AmortisedPigmentModel(gtab, n_train=20000, steps=600, random_state=0, device="cpu")
+    model = AmortisedPigmentModel(gtab, n_train=20000, steps=600, random_state=0, sigma=SIGMA, device="cpu")
     model.train()
     true = {k: v.numpy() for k, v in tissue_maps(feats).items()}
     return gtab, model, data[:, None, None, :], true
@@ -36,7 +36,7 @@ def scenario():
 
 def test_amortised_maps_beat_the_tensor_fit_with_calibrated_uncertainty(scenario):
     gtab, model, data, true = scenario
-    fit = model.fit(data, sigma=SIGMA)
+    fit = model.fit(data)
     conv = TensorModel(gtab).fit(data)
     err = lambda a, k: np.median(np.abs(a.ravel() - true[k]))  # noqa: E731
     assert err(fit.md, "md") < 0.5 * err(conv.md, "md")
@@ -51,8 +51,8 @@ def test_amortised_maps_beat_the_tensor_fit_with_calibrated_uncertainty(scenario
 def test_save_load_round_trip_same_output_and_protocol_checked(scenario, tmp_path):
     gtab, model, data, _ = scenario
     model.save(tmp_path / "amortised")
-    again = AmortisedPigmentModel.load(tmp_path / "amortised", gtab, device="cpu")
-    a, b = model.fit(data, sigma=SIGMA), again.fit(data, sigma=SIGMA)
+    again = AmortisedPigmentModel.load(tmp_path / "amortised", gtab, sigma=SIGMA, device="cpu")
+    a, b = model.fit(data), again.fit(data)
     np.testing.assert_array_equal(a.fa, b.fa)
     np.testing.assert_array_equal(a.ndi, b.ndi)
     with pytest.raises(InputError, match="another gradient table"):
@@ -79,9 +79,10 @@ def noisy_subject():
     subject = make_subject(protocol="clinical", snr=10.0, seed=3)
     fits = {}
     for spatial in (False, True):
-        model = AmortisedPigmentModel(subject.dwi.gtab, n_train=15000, steps=500, random_state=0, spatial=spatial, device="cpu")
+        model = AmortisedPigmentModel(subject.dwi.gtab, n_train=15000, steps=500, random_state=0, spatial=spatial,
+                                      sigma=float(subject.truth["sigma"]), device="cpu")
         model.train()
-        fits[spatial] = (model, model.fit(subject.dwi, sigma=float(subject.truth["sigma"])))
+        fits[spatial] = (model, model.fit(subject.dwi))
     return subject, fits
 
 
@@ -113,15 +114,18 @@ def test_spatial_model_round_trip_and_needs_an_image(noisy_subject, tmp_path):
     subject, fits = noisy_subject
     model, fit = fits[True]
     model.save(tmp_path / "spatial")
-    again = AmortisedPigmentModel.load(tmp_path / "spatial", subject.dwi.gtab, device="cpu")
+    again = AmortisedPigmentModel.load(tmp_path / "spatial", subject.dwi.gtab, sigma=float(subject.truth["sigma"]),
+                                       device="cpu")
     assert again.spatial
-    np.testing.assert_array_equal(again.fit(subject.dwi, sigma=float(subject.truth["sigma"])).fa, fit.fa)
+    np.testing.assert_array_equal(again.fit(subject.dwi).fa, fit.fa)
     flat = subject.dwi.data[subject.dwi.mask]
     with pytest.raises(InputError, match="3-D image"):
-        model.fit(flat, sigma=1.0)
+        model.fit(flat)
     with pytest.raises(InputError, match="neighbourhood"):
         model.fit(subject.dwi, neighbourhood="5x5")
-    in_plane = model.fit(subject.dwi, sigma=float(subject.truth["sigma"]), neighbourhood="in-plane")
+    in_plane = model.fit(subject.dwi, neighbourhood="in-plane")
+    with pytest.warns(DeprecationWarning, match="give sigma to"):
+        np.testing.assert_array_equal(model.fit(subject.dwi, sigma=float(subject.truth["sigma"])).fa, fit.fa)
     assert np.isfinite(in_plane.fa[subject.dwi.mask]).all()
 
 
