@@ -1,7 +1,8 @@
 """Conventional microstructure models in the ``Model(gtab).fit(dwi) -> Fit`` pattern.
 
 :class:`TensorModel` (DTI), :class:`DiffusionKurtosisModel` (DKI) and :class:`NoddiModel`
-(NODDI-Watson) run batched in torch, on CUDA when available. PIGMENT, the project's own
+(NODDI-Watson) run batched in torch, on CUDA when available; :class:`CsdModel` gives fibre
+ODFs (constrained spherical deconvolution, DIPY's, in MRtrix3's basis over scanner axes). PIGMENT, the project's own
 method, lives in :mod:`pigment_connect.pigment` (:class:`~pigment_connect.pigment.PigmentModel`,
 :class:`~pigment_connect.pigment.AmortisedPigmentModel`) and builds on the helpers here.
 
@@ -35,8 +36,10 @@ name                        DIPY                                        here
 ==========================  ==========================================  ===============================
 """
 
+from .csd import CsdFit, CsdModel
 from .dki import DiffusionKurtosisFit, DiffusionKurtosisModel
 from .dti import TensorFit, TensorModel
 from .noddi import NoddiFit, NoddiModel
 
-__all__ = ["TensorModel", "TensorFit", "DiffusionKurtosisModel", "DiffusionKurtosisFit", "NoddiModel", "NoddiFit"]
+__all__ = ["TensorModel", "TensorFit", "DiffusionKurtosisModel", "DiffusionKurtosisFit", "NoddiModel", "NoddiFit",
+           "CsdModel", "CsdFit"]
