@@ -98,6 +98,17 @@ def _label_edges(labels2d: np.ndarray) -> np.ndarray:
     return rgba
 
 
+def _dark_finish(fig: Figure, image, axes, label: str, title: str, *, fraction: float) -> bytes:
+    """A black figure's colour bar (for ``image``, when given) and title, then its PNG bytes."""
+    if image is not None:
+        bar = fig.colorbar(image, ax=list(axes), fraction=fraction, pad=0.01)
+        bar.set_label(label, color="white")
+        bar.ax.tick_params(colors="white")
+    if title:
+        fig.suptitle(title, color="white", fontsize=11)
+    return png_bytes(fig)
+
+
 def planes(base: np.ndarray, affine: np.ndarray, *, labels: np.ndarray | None = None,
            contour: np.ndarray | None = None, outline: np.ndarray | None = None,
            heat: np.ndarray | None = None, heat_label: str = "", title: str = "",
@@ -155,13 +166,7 @@ def planes(base: np.ndarray, affine: np.ndarray, *, labels: np.ndarray | None = 
         ax.text(0.5, 0.99, top, ha="center", va="top", **style)
         ax.set_title(f"{plane} (RAS voxel {k + (box[_AXES[plane][2]].start or 0)})", color="white", fontsize=10)
         ax.set_axis_off()
-    if image is not None:
-        bar = fig.colorbar(image, ax=list(axes), fraction=0.02, pad=0.01)
-        bar.set_label(heat_label, color="white")
-        bar.ax.tick_params(colors="white")
-    if title:
-        fig.suptitle(title, color="white", fontsize=11)
-    return png_bytes(fig)
+    return _dark_finish(fig, image, axes, heat_label, title, fraction=0.02)
 
 
 def mosaic(image: np.ndarray, affine: np.ndarray, *, rgb: np.ndarray | None = None, n_slices: int = 12,
@@ -200,13 +205,7 @@ def mosaic(image: np.ndarray, affine: np.ndarray, *, rgb: np.ndarray | None = No
     axes[0].text(0.02, 0.5, "L", color="white", fontsize=10, fontweight="bold", transform=axes[0].transAxes)
     axes[0].text(0.98, 0.5, "R", color="white", fontsize=10, fontweight="bold", ha="right",
                  transform=axes[0].transAxes)
-    if shown is not None and colorbar_label:
-        bar = fig.colorbar(shown, ax=list(axes), fraction=0.015, pad=0.01)
-        bar.set_label(colorbar_label, color="white")
-        bar.ax.tick_params(colors="white")
-    if title:
-        fig.suptitle(title, color="white", fontsize=11)
-    return png_bytes(fig)
+    return _dark_finish(fig, shown if colorbar_label else None, axes, colorbar_label, title, fraction=0.015)
 
 
 def qspace(bvals: np.ndarray, bvecs: np.ndarray, *, title: str = "q-space sampling") -> bytes:
