@@ -13,6 +13,9 @@ EXAMPLES = """examples:
   PIGMENT tensor, kurtosis and NODDI maps with their uncertainty, from a sparse 6-direction scan:
     pigment-connect fit sub-01_dwi.nii.gz maps/ --model pigment-zeroshot --mask sub-01_desc-brain_mask.nii.gz
 
+  Fibre ODFs in MRtrix3's basis (then: sh2peaks maps/sub-01_model-csd_param-fod_dwimap.nii.gz peaks.nii.gz):
+    pigment-connect fit sub-01_dwi.nii.gz maps/ --model csd
+
   Then track on them:
     pigment-connect track maps/ sub-01_tractography.tck
 """
@@ -27,6 +30,9 @@ MODELS = {  # the names 'run --model' takes, plus the conventional multi-shell f
     "pigment-spatial": "the same network also seeing each voxel's neighbours (better on low-SNR scans)",
     "pigment-zeroshot": "PIGMENT fitted to this scan's own signal, voxel by voxel: the most accurate, "
                         "slower on a CPU",
+    "csd": "fibre ODFs by constrained spherical deconvolution on the highest shell (15+ directions), "
+           "SH coefficients in MRtrix3's basis over scanner axes (sh2peaks and mrview read them), "
+           "with a BEP016 JSON sidecar",
 }
 
 
@@ -54,7 +60,7 @@ def register(subparsers) -> None:
 
 
 def _model(name: str, gtab, seed: int):
-    from pigment_connect.fit import DiffusionKurtosisModel, NoddiModel, TensorModel
+    from pigment_connect.fit import CsdModel, DiffusionKurtosisModel, NoddiModel, TensorModel
     from pigment_connect.pigment import AmortisedPigmentModel, PigmentModel
 
     if name in ("pigment", "pigment-spatial"):
@@ -63,7 +69,7 @@ def _model(name: str, gtab, seed: int):
         return model
     if name == "pigment-zeroshot":
         return PigmentModel(gtab, random_state=seed)
-    return {"tensor": TensorModel, "dki": DiffusionKurtosisModel, "noddi": NoddiModel}[name](gtab)
+    return {"tensor": TensorModel, "dki": DiffusionKurtosisModel, "noddi": NoddiModel, "csd": CsdModel}[name](gtab)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -80,9 +86,15 @@ def execute(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     refuse_overwrite([out_dir / derivative_name(prefix, "dwimap", ".json", model=model_label)], args.force)
     dwi = load_dwi(args.dwi, bvals=args.bval, bvecs=args.bvec, mask=args.mask)
-    maps = _model(args.model, dwi.gtab, args.seed).fit(dwi, progress=not args.quiet).maps
-    maps = dataclasses.replace(maps, model=model_label)
+    model = _model(args.model, dwi.gtab, args.seed)
+    fit = model.fit(dwi) if args.model == "csd" else model.fit(dwi, progress=not args.quiet)
+    maps = dataclasses.replace(fit.maps, model=model_label)
     written = maps.save(out_dir, prefix=prefix)
+    if args.model == "csd":  # BEP016: how the FOD's coefficients are encoded
+        from pigment_connect.fit.csd import fod_sidecar
+        from pigment_connect.io.write import save_json
+
+        save_json(written["fod"].with_name(written["fod"].name.replace(".nii.gz", ".json")), fod_sidecar(fit))
     if not args.quiet:
         index = out_dir / derivative_name(prefix, "dwimap", ".json", model=maps.model)
         print(f"{args.model}: {len(written)} maps ({', '.join(written)}) in {out_dir}; index {index.name}")
