@@ -10,8 +10,9 @@ One protocol for every fit (these and PIGMENT's): ``maps`` (a
 :class:`~pigment_connect.io.MicrostructureMaps` on the fit's grid), ``mask``, ``affine``,
 ``predict(gtab, S0=None)`` (the signal for any table), the maps as explicit attributes. The
 voxel-wise models (DTI, DKI, NODDI, PIGMENT zero-shot) take ``fit_method``, ``noise``, ``sigma``,
-``chunk_size`` and ``device`` the same way and check them the same way
-(:class:`~pigment_connect.errors.InputError`).
+``chunk_size``, ``device`` and ``dtype`` the same way and check them the same way
+(:class:`~pigment_connect.errors.InputError`; DKI refuses float32, whose log-linear system is too
+ill-conditioned there); PIGMENT's draws take ``random_state``.
 
 Names shared with DIPY, and what they mean here:
 

@@ -33,7 +33,7 @@ from ..physics.noddi import (
 from .lm import levenberg_marquardt
 from .loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
 from .noise import likelihood_terms
-from .voxelwise import (check_chunk_size, check_noise, default_chunk_size, extract_voxels, gradient_tensors,
+from .voxelwise import (check_chunk_size, check_dtype, check_noise, default_chunk_size, extract_voxels, gradient_tensors,
                         need_affine, resolve_device, run_chunked, signal_floor, sliced_grid)
 
 __all__ = ["NoddiModel", "NoddiFit", "check_noddi_protocol"]
@@ -156,7 +156,7 @@ class NoddiModel:
         self.sigma = sigma
         self.d_par, self.d_iso = float(d_par), float(d_iso)
         self.n_starts, self.n_iter, self.tol = int(n_starts), int(n_iter), float(tol)
-        self.device, self.dtype = device, dtype
+        self.device, self.dtype = device, check_dtype(dtype)
         self.chunk_size = check_chunk_size(chunk_size)
         # Series truncation matched to the working precision: terms below 1e-7 are below float32's
         # resolution of a signal ≤ 1, and float64 keeps them down to 1e-9.

@@ -145,6 +145,16 @@ def check_random_state(random_state: int, seed: int | None = None) -> int:
     return int(random_state)
 
 
+DTYPES = (torch.float32, torch.float64)
+
+
+def check_dtype(dtype: torch.dtype) -> torch.dtype:
+    """A model's compute precision: torch.float32 or torch.float64, else :class:`InputError`."""
+    if dtype not in DTYPES:
+        raise InputError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}.")
+    return dtype
+
+
 def check_chunk_size(chunk_size: int | None) -> int | None:
     """``chunk_size`` as an int (None: the model's default), or :class:`InputError` if below 1."""
     if chunk_size is None:

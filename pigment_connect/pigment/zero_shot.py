@@ -40,7 +40,7 @@ from ..fit.dki import check_kurtosis_protocol
 from ..fit.lm import jacobian_fd, levenberg_marquardt
 from ..fit.loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
 from ..fit.noise import noise_sigma
-from ..fit.voxelwise import (check_chunk_size, check_noise, check_random_state, default_chunk_size, extract_voxels, gradient_tensors,
+from ..fit.voxelwise import (check_chunk_size, check_dtype, check_noise, check_random_state, default_chunk_size, extract_voxels, gradient_tensors,
                              need_affine, resolve_device, run_chunked, signal_floor, sliced_grid)
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
@@ -118,7 +118,7 @@ class PigmentModel:
         if not feature_sigma > 0:
             raise InputError(f"feature_sigma must be positive, got {feature_sigma}.")
         self.feature_sigma = float(feature_sigma)
-        self.device, self.dtype = device, dtype
+        self.device, self.dtype = device, check_dtype(dtype)
         self.chunk_size = check_chunk_size(chunk_size)
 
     def fit(self, dwi: DiffusionData | np.ndarray, *, mask: np.ndarray | None = None,
