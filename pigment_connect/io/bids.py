@@ -105,6 +105,21 @@ CONFIGURATION_ENTITIES = ("model", "algo")
 algorithm), carried by everything built from it so that two configurations never share a path."""
 
 
+def configuration_labels(model: str, tracking_algorithm: str) -> dict[str, str]:
+    """The ``model-``/``algo-`` entities of a configuration (BIDS labels: ``pigment-zeroshot`` →
+    ``pigmentzeroshot``), the same in every file name and stage record it makes."""
+    return {"model": bids_label(model), "algo": bids_label(tracking_algorithm)}
+
+
+def stage_name(kind: str, labels: dict[str, str]) -> str:
+    """The name under which ``pigment-connect run`` records one of a configuration's stages in
+    ``<series>_stages.json``: ``fit-tensor`` or ``fit-<model>`` for ``kind="fit"``,
+    ``<kind>_model-<model>_algo-<algo>`` for ``track``, ``connectome`` and ``metrics``."""
+    if kind == "fit":
+        return f"fit-{labels['model']}"
+    return f"{kind}_" + "_".join(f"{key}-{labels[key]}" for key in CONFIGURATION_ENTITIES)
+
+
 def configuration_entities(path: PathLike) -> dict[str, str]:
     """The ``model-``/``algo-`` entities of a file name, in that order (empty for none).
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._typing import Affine, PathLike
 
-__all__ = ["atomic_path", "save_nifti", "save_json", "save_text"]
+__all__ = ["atomic_path", "save_nifti", "save_json", "save_text", "read_json_object"]
 
 
 def _suffixes(path: Path) -> str:
@@ -76,6 +76,16 @@ def save_json(path: PathLike, obj: Any) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
     return Path(path)
+
+
+def read_json_object(path: PathLike) -> dict:
+    """The JSON object at ``path``, or ``{}`` when the file is missing, unreadable or holds no
+    object (files written by :func:`save_json` are replaced atomically, never half-written)."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def save_text(path: PathLike, text: str) -> Path:

@@ -23,7 +23,7 @@ from .._typing import PathLike
 from ..connectome.assign import ASSIGNMENT_MODES
 from ..connectome.build import BASE_WEIGHTINGS
 from ..errors import InputError
-from ..io.bids import bids_label
+from ..io.bids import configuration_labels
 
 MODELS = ("tensor", "pigment", "pigment-spatial", "pigment-zeroshot")
 """Microstructure models the pipeline runs (see :class:`PipelineConfig`)."""
@@ -145,7 +145,7 @@ class PipelineConfig:
         """The file-name entities of the settings every tractogram and connectome depends on:
         ``model-`` (``tensor``, ``pigment``, ``pigmentspatial``, ``pigmentzeroshot``) and ``algo-``
         (``tensorline``, ``eigenvector``, ``probabilistic``), so two configurations never share a path."""
-        return {"model": bids_label(self.model), "algo": bids_label(self.tracking_algorithm)}
+        return configuration_labels(self.model, self.tracking_algorithm)
 
     def to_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}

@@ -5,6 +5,7 @@ data, so that ``pigment-connect report`` rebuilds every page from the derivative
 from __future__ import annotations
 
 import numpy as np
+from nibabel.affines import voxel_sizes
 
 from ..fit.noise import residual_sigma
 from ..io.dwi import DiffusionData
@@ -16,18 +17,15 @@ NOISE_VOXELS = 50_000
 
 
 def protocol_facts(dwi: DiffusionData) -> dict:
-    """The acquisition as the report shows it: shells (b in s/mm², rounded to 50, with their
-    volume counts), the number of b=0 volumes, voxel size (mm), grid shape, brain-mask volume
-    (mL), and the table itself (``bvals``, ``bvecs`` as lists: a few kB)."""
+    """The acquisition as the report shows it: shells (mean b in s/mm², :attr:`GradientTable.shells`,
+    with their volume counts), the number of b=0 volumes, voxel size (mm), grid shape, brain-mask
+    volume (mL), and the table itself (``bvals``, ``bvecs`` as lists: a few kB)."""
     gtab = dwi.gtab
     bvals = np.asarray(gtab.bvals, float)
-    shells = np.round(bvals / 50.0) * 50.0
-    zooms = np.sqrt((np.asarray(dwi.affine)[:3, :3] ** 2).sum(0))
+    zooms = voxel_sizes(np.asarray(dwi.affine, float))
     mask = np.asarray(dwi.mask, bool)
-    weighted = shells[~np.asarray(gtab.b0s_mask)]
-    values, counts = np.unique(weighted, return_counts=True)
-    return {"n_volumes": int(len(bvals)), "n_b0": int(np.asarray(gtab.b0s_mask).sum()),
-            "shells": [[float(v), int(c)] for v, c in zip(values, counts)],
+    return {"n_volumes": int(len(bvals)), "n_b0": int(gtab.n_b0),
+            "shells": [[round(float(b), 1), int(n)] for b, n in zip(gtab.shells, gtab.shell_sizes)],
             "voxel_mm": [round(float(z), 3) for z in zooms], "shape": [int(v) for v in dwi.data.shape[:3]],
             "mask_ml": round(float(mask.sum() * np.prod(zooms) / 1000.0), 2),
             "bvals": [round(float(b), 1) for b in bvals],

@@ -33,7 +33,7 @@ from typing import Any
 
 from .._version import __version__
 from .._typing import PathLike
-from ..io.write import save_json
+from ..io.write import read_json_object, save_json
 
 __all__ = ["StageRecords", "file_identity", "digest"]
 
@@ -71,12 +71,8 @@ class StageRecords:
     def load(cls, path: PathLike) -> StageRecords:
         """The records at ``path`` (none when the file is missing or unreadable: a half-written
         file cannot exist, the file is replaced atomically)."""
-        path = Path(path)
-        try:
-            stages = json.loads(path.read_text()).get("stages", {})
-        except (OSError, ValueError, AttributeError):
-            stages = {}
-        return cls(path, stages if isinstance(stages, dict) else {})
+        stages = read_json_object(path).get("stages", {})
+        return cls(Path(path), stages if isinstance(stages, dict) else {})
 
     @staticmethod
     def key(inputs: dict, settings: dict) -> str:

@@ -31,7 +31,7 @@ from .._typing import PathLike
 from .._version import __version__
 from ..errors import InputError, PigmentError, PigmentWarning
 from ..io.bids import SubjectScan, find_dwi_scans, read_participants
-from ..io.write import atomic_path, save_json
+from ..io.write import atomic_path, read_json_object, save_json
 from ..report import write_reports
 from .config import PipelineConfig
 from .dask_backend import run_on_dask
@@ -72,10 +72,7 @@ def _status_path(out_dir: Path, scan: SubjectScan) -> Path:
 
 def _read_status(out_dir: Path, scan: SubjectScan) -> dict:
     """Configuration hash → the last run's record of this series under it."""
-    try:
-        runs = json.loads(_status_path(out_dir, scan).read_text()).get("runs", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
+    runs = read_json_object(_status_path(out_dir, scan)).get("runs", {})
     return runs if isinstance(runs, dict) else {}
 
 

@@ -38,7 +38,7 @@ from ..connectome.atlases import list_atlases
 from ..connectome.register import Registration, register_to_subject
 from ..errors import InputError, PigmentWarning
 from ..fit import TensorModel
-from ..io.bids import SubjectScan, derivative_name
+from ..io.bids import SubjectScan, derivative_name, stage_name
 from ..io.connectome import Connectome
 from ..io.dwi import load_dwi
 from ..io.maps import MicrostructureMaps
@@ -99,20 +99,20 @@ def records_path(out_dir: Path, scan: SubjectScan) -> Path:
 def stage_plan(config: PipelineConfig) -> dict[str, dict]:
     """Every stage a series runs under ``config`` and the settings that change its files'
     content (the model and tracking algorithm are in the stage names and file names instead)."""
-    entities = "_".join(f"{k}-{v}" for k, v in config.entities.items())
+    labels = config.entities
     plan: dict[str, dict] = {"load": {}, "fit-tensor": {}}
     if config.gradient_check != "off":
         plan["gradcheck"] = {"seed": config.seed, "n_seeds": GRADIENT_CHECK_SEEDS}
     if config.model != "tensor":
-        plan[f"fit-{config.entities['model']}"] = {"seed": config.seed}
+        plan[stage_name("fit", labels)] = {"seed": config.seed}
     if config.atlases:
         plan["register"] = {}
         plan.update({f"warp-{atlas}": {} for atlas in config.atlases})
-    plan[f"track_{entities}"] = {k: getattr(config, k) for k in (
+    plan[stage_name("track", labels)] = {k: getattr(config, k) for k in (
         "step_size", "max_angle", "fa_threshold", "min_length", "max_length", "seeds_per_voxel", "seed",
         "tractogram_format")}
-    plan[f"connectome_{entities}"] = {"assignment": config.assignment, "radius": config.radius}
-    plan[f"metrics_{entities}"] = {"seed": config.seed}
+    plan[stage_name("connectome", labels)] = {"assignment": config.assignment, "radius": config.radius}
+    plan[stage_name("metrics", labels)] = {"seed": config.seed}
     return plan
 
 
@@ -299,7 +299,6 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     require_parcellation(config)
     s = _Series(scan, Path(bids_dir), Path(out_dir), config, force)
     entities = config.entities
-    tag = "_".join(f"{k}-{v}" for k, v in entities.items())
 
     load_record = _load_stage(s)
     def fit_tensor():
@@ -311,7 +310,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         _gradient_check(s, tensor_record)
     maps_stage, maps_record = "fit-tensor", tensor_record
     if config.model != "tensor":
-        maps_stage = f"fit-{entities['model']}"
+        maps_stage = stage_name("fit", entities)
 
         def fit_model():
             maps = _pigment_model(config, s.dwi.gtab, s.out_dir).fit(s.dwi).maps
@@ -341,7 +340,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         return {"tractogram": str(path)}, {"streamlines": int(n), "seeds": stats.get("seeds"),
                                            "stops": stats.get("stops")}
 
-    track_record = s.stage(f"track_{tag}", {"maps": maps_record["key"], "tissue": file_identity(tissue)}, track)
+    track_record = s.stage(stage_name("track", entities), {"maps": maps_record["key"], "tissue": file_identity(tissue)}, track)
     s.result.files["tractogram"] = track_record["files"]["tractogram"]
 
     wanted = [f"{name}:{w}" for _, name, _ in parcellations for w in config.weightings]
@@ -358,7 +357,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
 
     conn_inputs = {"track": track_record["key"], "maps": maps_record["key"],
                    "parcellations": {name: identity for _, name, identity in parcellations}}
-    conn_record = s.stage(f"connectome_{tag}", conn_inputs, connectomes, products=wanted)
+    conn_record = s.stage(stage_name("connectome", entities), conn_inputs, connectomes, products=wanted)
     for product in wanted:
         name, w = product.split(":", 1)
         key = f"connectome_{w}" if len(parcellations) == 1 else f"connectome_{name}_{w}"
@@ -374,7 +373,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         table = write_graph_metrics(by_atlas, s.dir, s.prefix, seed=config.seed, entities=entities)
         return {}, {"rows": table.to_dict("records")}
 
-    metrics_record = s.stage(f"metrics_{tag}", {"connectome": conn_record["key"]}, metrics, products=strengths)
+    metrics_record = s.stage(stage_name("metrics", entities), {"connectome": conn_record["key"]}, metrics, products=strengths)
     rows = pd.DataFrame(metrics_record["rows"])
     if len(rows):
         keep = [f"{a}:{w}" in strengths for a, w in zip(rows["atlas"], rows["weighting"])]

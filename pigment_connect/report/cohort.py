@@ -58,18 +58,21 @@ def write_series_report(series: SeriesRecord) -> Path:
                        subtitle=statuses, nav=[(up, "← cohort")])
 
 
-def _qc_table(all_series: list[SeriesRecord]) -> pd.DataFrame:
-    rows = []
-    for series in all_series:
-        try:
-            qc = series_qc(series)
-        except Exception as exc:  # noqa: BLE001 - unreadable derivatives: the row says so
-            log.warning("QC numbers of %s could not be read: %s", series.prefix, exc)
-            qc = [{"series": series.prefix, "subject": series.subject, "session": series.session,
-                   "status": "unreadable", "error": str(exc)}]
-        for row in qc:
-            row["report"] = os.path.relpath(series.report_path, series.out_dir)
-        rows += qc
+def _qc_rows(series: SeriesRecord) -> list[dict]:
+    """The series' QC numbers (a row saying why where its derivatives cannot be read)."""
+    try:
+        rows = series_qc(series)
+    except Exception as exc:  # noqa: BLE001 - unreadable derivatives: the row says so
+        log.warning("QC numbers of %s could not be read: %s", series.prefix, exc)
+        rows = [{"series": series.prefix, "subject": series.subject, "session": series.session,
+                 "status": "unreadable", "error": str(exc)}]
+    for row in rows:
+        row["report"] = os.path.relpath(series.report_path, series.out_dir)
+    return rows
+
+
+def _qc_table(rows: list[dict]) -> pd.DataFrame:
+    """The cohort's QC rows with their robust z-scores and outlier flags."""
     frame = pd.DataFrame(rows)
     for column in QC_COLUMNS:
         if column not in frame:
@@ -144,8 +147,8 @@ def write_reports(out_dir: PathLike) -> Path:
     be drawn gets a line in the log and the cohort table, never stops the others. Returns the
     cohort page's path."""
     out_dir = Path(out_dir)
-    all_series = find_series(out_dir)
-    for series in all_series:
+    rows = []
+    for series in find_series(out_dir):  # one series at a time: its maps are read once, then let go
         try:
             write_series_report(series)
         except Exception as exc:  # noqa: BLE001 - one broken series must not cost the others their pages
@@ -153,7 +156,9 @@ def write_reports(out_dir: PathLike) -> Path:
             render_page(series.report_path, f"{series.prefix} — pigment_connect QC",
                         [Section("error", "Error", [note(f"the page could not be drawn: {type(exc).__name__}: {exc}",
                                                          "bad")])])
-    qc = _qc_table(all_series)
+        rows += _qc_rows(series)
+        series.release()
+    qc = _qc_table(rows)
     with atomic_path(out_dir / "group_qc.tsv") as tmp:
         qc.drop(columns=["report"]).to_csv(tmp, sep="\t", index=False)
     return render_page(out_dir / "report.html", "pigment_connect — cohort QC", _cohort_sections(qc, out_dir),

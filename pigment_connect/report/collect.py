@@ -8,7 +8,6 @@ share (load, tensor fit, gradient check, registration) are read once, the others
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,9 @@ import pandas as pd
 
 from .._typing import PathLike
 from ..errors import InputError
-from ..io.bids import bids_label, natural_key, parse_entities
+from ..io.bids import configuration_labels, natural_key, parse_entities, stage_name
+from ..io.maps import MicrostructureMaps
+from ..io.write import read_json_object
 
 __all__ = ["SeriesRecord", "Configuration", "find_series", "WM_FA_THRESHOLD"]
 
@@ -35,20 +36,22 @@ class Configuration:
     record: dict
 
     @property
+    def labels(self) -> dict[str, str]:
+        """Its ``model-``/``algo-`` entities, as in its file names."""
+        return configuration_labels(self.settings.get("model", "tensor"),
+                                    self.settings.get("tracking_algorithm", "tensorline"))
+
+    @property
     def model(self) -> str:
-        return bids_label(self.settings.get("model", "tensor"))
+        return self.labels["model"]
 
     @property
     def algo(self) -> str:
-        return bids_label(self.settings.get("tracking_algorithm", "tensorline"))
+        return self.labels["algo"]
 
-    @property
-    def tag(self) -> str:
-        return f"model-{self.model}_algo-{self.algo}"
-
-    @property
-    def fit_stage(self) -> str:
-        return "fit-tensor" if self.model == "tensor" else f"fit-{self.model}"
+    def stage_name(self, kind: str) -> str:
+        """The record name of its ``fit``, ``track``, ``connectome`` or ``metrics`` stage."""
+        return stage_name(kind, self.labels)
 
     @property
     def status(self) -> str:
@@ -64,6 +67,7 @@ class SeriesRecord:
     out_dir: Path
     runs: dict[str, Configuration] = field(default_factory=dict)
     stages: dict[str, dict] = field(default_factory=dict)
+    _maps: dict[str, MicrostructureMaps | None] = field(default_factory=dict, repr=False)
 
     @property
     def entities(self) -> dict[str, str]:
@@ -101,6 +105,17 @@ class SeriesRecord:
         local = self.folder / path.name
         return local if local.is_file() else None
 
+    def maps(self, stage: str) -> MicrostructureMaps | None:
+        """The maps a fit stage recorded (read once: the page and the QC numbers share them)."""
+        if stage not in self._maps:
+            index = self.file(stage, "index")
+            self._maps[stage] = None if index is None else MicrostructureMaps.from_index(index)
+        return self._maps[stage]
+
+    def release(self) -> None:
+        """Forget the maps read so far (a cohort's pages are drawn one series at a time)."""
+        self._maps.clear()
+
     def parcellations(self) -> list[str]:
         """The names of the atlases warped onto this series."""
         return [name[len("warp-"):] for name in self.stages if name.startswith("warp-")]
@@ -109,13 +124,6 @@ class SeriesRecord:
         if not self.log_path.is_file():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def find_series(out_dir: PathLike) -> list[SeriesRecord]:
@@ -127,11 +135,11 @@ def find_series(out_dir: PathLike) -> list[SeriesRecord]:
     found = []
     for status in sorted(out_dir.glob("sub-*/**/*_status.json"), key=lambda p: natural_key(p.name)):
         prefix = status.name[: -len("_status.json")]
-        runs = _read_json(status).get("runs", {})
-        stages = _read_json(status.with_name(f"{prefix}_stages.json")).get("stages", {})
+        runs = read_json_object(status).get("runs", {})
+        stages = read_json_object(status.with_name(f"{prefix}_stages.json")).get("stages", {})
         record = SeriesRecord(prefix, status.parent, out_dir, stages=stages)
         for config_hash, run in runs.items():
-            settings = _read_json(out_dir / f"config-{config_hash}.json")
+            settings = read_json_object(out_dir / f"config-{config_hash}.json")
             record.runs[config_hash] = Configuration(config_hash, settings, run)
         found.append(record)
     if not found:

@@ -16,7 +16,10 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from nibabel.affines import voxel_sizes
 from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+
+from ..io.gradients import GradientTable
 
 __all__ = ["to_ras", "planes", "mosaic", "qspace", "histogram", "bars", "heatmap", "distributions",
            "group_strips", "png_bytes"]
@@ -37,7 +40,7 @@ def to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarra
     and the voxel sizes (mm) along the new axes."""
     affine = np.asarray(affine, float)
     transform = ornt_transform(io_orientation(affine), axcodes2ornt("RAS"))
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(0))
+    zooms = voxel_sizes(affine)
     return apply_orientation(np.asarray(array), transform), zooms[transform[:, 0].astype(int)]
 
 
@@ -208,23 +211,19 @@ def mosaic(image: np.ndarray, affine: np.ndarray, *, rgb: np.ndarray | None = No
     return _dark_finish(fig, shown if colorbar_label else None, axes, colorbar_label, title, fraction=0.015)
 
 
-def qspace(bvals: np.ndarray, bvecs: np.ndarray, *, title: str = "q-space sampling") -> bytes:
-    """The measured directions on the sphere of each shell (both poles of each direction,
-    radius b/1000), coloured by shell, seen from three sides."""
-    bvals = np.asarray(bvals, float)
-    bvecs = np.asarray(bvecs, float)
-    shells = np.round(bvals / 50.0) * 50.0
+def qspace(gtab: GradientTable, *, title: str = "q-space sampling") -> bytes:
+    """The measured directions on the sphere of each shell of ``gtab`` (both poles of each
+    direction, radius b/1000), coloured by shell, seen from three sides."""
     fig = Figure(figsize=(11.5, 3.8))
     axes = fig.subplots(1, 3)
     cmap = colormaps["viridis"]
-    levels = [b for b in np.unique(shells) if b > 0]
+    levels = len(gtab.shells)
     for ax, (i, j, name) in zip(axes, ((0, 1, "x-y"), (0, 2, "x-z"), (1, 2, "y-z"))):
-        for n, b in enumerate(levels):
-            pts = bvecs[shells == b] * b / 1000.0
+        for k, (b, size) in enumerate(zip(gtab.shells, gtab.shell_sizes)):
+            pts = gtab.bvecs[gtab.shell_index == k] * gtab.bvals[gtab.shell_index == k, None] / 1000.0
             pts = np.vstack([pts, -pts])
-            ax.scatter(pts[:, i], pts[:, j], s=14, color=cmap(n / max(1, len(levels) - 1)),
-                       label=f"b={b:.0f} ({int((shells == b).sum())})")
-        ax.scatter([0], [0], marker="x", color="black", s=30, label=f"b=0 ({int((shells == 0).sum())})")
+            ax.scatter(pts[:, i], pts[:, j], s=14, color=cmap(k / max(1, levels - 1)), label=f"b={b:.0f} ({size})")
+        ax.scatter([0], [0], marker="x", color="black", s=30, label=f"b=0 ({gtab.n_b0})")
         ax.set_aspect("equal")
         ax.set_title(f"{name} plane (b / 1000)")
     axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.08), ncol=2)

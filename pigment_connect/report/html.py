@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..io.write import atomic_path
 
-__all__ = ["Block", "Section", "figure", "note", "table", "preformatted", "link_table", "render_page"]
+__all__ = ["Block", "Section", "figure", "note", "table", "preformatted", "render_page"]
 
 
 @dataclass
@@ -43,10 +43,6 @@ def table(columns: list[str], rows: list[list], *, row_classes: list[str] | None
                            "row_classes": row_classes or [""] * len(rows),
                            "cell_classes": cell_classes or [[""] * len(columns) for _ in rows],
                            "caption": caption, "links": links or {}})
-
-
-def link_table(columns, rows, link_column: int, urls: list[str], **options) -> Block:
-    return table(columns, rows, links={link_column: urls}, **options)
 
 
 def figure(png: bytes, alt: str, caption: str = "") -> Block:

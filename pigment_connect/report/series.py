@@ -19,9 +19,13 @@ from ..connectome.atlases import load_template
 from ..connectome.build import is_strength
 from ..connectome.register import Registration
 from ..io.connectome import Connectome
+from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
 from ..io.parcellation import Parcellation
-from ..io.stream import iter_tractogram, read_tck_header
+from ..io.bids import derivative_name
+from ..io.stream import iter_tractogram
+from ..io.write import read_json_object
+from ..track.density import density_map
 from . import figures
 from .collect import SeriesRecord, read_table, white_matter
 from .html import Block, Section, figure, note, preformatted, table
@@ -33,18 +37,6 @@ QC_COLUMNS = ("mask_ml", "median_wm_fa", "snr_b0", "registration_dice", "labels_
 """The QC numbers of each series (and configuration), in the cohort table and ``group_qc.tsv``."""
 
 MAIN_MAPS = ("fa", "md", "mk", "ndi", "odi", "fwf")
-TRACT_DENSITY_MAX = 400_000
-"""Streamlines read for the tract-density map and length histogram (every k-th beyond it)."""
-
-
-def _tensor_maps(series: SeriesRecord) -> MicrostructureMaps | None:
-    index = series.file("fit-tensor", "index")
-    return None if index is None else MicrostructureMaps.from_index(index)
-
-
-def _maps(series: SeriesRecord, stage: str) -> MicrostructureMaps | None:
-    index = series.file(stage, "index")
-    return None if index is None else MicrostructureMaps.from_index(index)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -72,15 +64,8 @@ def _dice(series: SeriesRecord) -> float | None:
 
 
 def _connectome_sidecar(path) -> dict:
-    import json
-
-    sidecar = path.with_suffix(".json") if path is not None else None
-    if sidecar is None or not sidecar.is_file():
-        return {}
-    try:
-        return json.loads(sidecar.read_text())
-    except ValueError:
-        return {}
+    """The JSON beside a connectome (streamlines assigned, unassigned ...), ``{}`` without one."""
+    return {} if path is None else read_json_object(path.with_suffix(".json"))
 
 
 def series_qc(series: SeriesRecord) -> list[dict]:
@@ -88,7 +73,7 @@ def series_qc(series: SeriesRecord) -> list[dict]:
     volume (mL), median white-matter FA, b=0 SNR, brain-mask Dice of the registration, labels
     lost (vanished or below half their template volume, every atlas), streamlines, the fraction
     assigned to a node pair and the count connectome's edge density (first parcellation)."""
-    tensor = _tensor_maps(series)
+    tensor = series.maps("fit-tensor")
     load = series.stage("load") or {}
     noise = (series.stage("fit-tensor") or {}).get("noise") or {}
     base = {"series": series.prefix, "subject": series.subject, "session": series.session,
@@ -107,13 +92,13 @@ def series_qc(series: SeriesRecord) -> list[dict]:
                "status": config.status, "warnings": config.record.get("warnings", ""),
                "error": config.record.get("error", ""), "seconds": config.record.get("seconds"),
                "peak_mb": config.record.get("peak_mb")}
-        track = series.stage(f"track_{config.tag}") or {}
+        track = series.stage(config.stage_name("track")) or {}
         row["streamlines"] = track.get("streamlines")
-        conn = series.stage(f"connectome_{config.tag}") or {}
+        conn = series.stage(config.stage_name("connectome")) or {}
         counts = sorted(k for k in (conn.get("files") or {}) if k.endswith(":count"))
         row["fraction_assigned"] = row["edge_density"] = None
         if counts:
-            path = series.file(f"connectome_{config.tag}", counts[0])
+            path = series.file(config.stage_name("connectome"), counts[0])
             side = _connectome_sidecar(path)
             if side.get("n_streamlines"):
                 row["fraction_assigned"] = side["n_assigned"] / side["n_streamlines"]
@@ -155,7 +140,7 @@ def _input(series: SeriesRecord, tensor: MicrostructureMaps | None) -> Section:
         blocks.append(table(["grid", "voxel (mm)", "brain mask (mL)", "noise σ", "b=0 SNR"],
                             [["×".join(map(str, protocol["shape"])), "×".join(_fmt(v) for v in protocol["voxel_mm"]),
                               _fmt(protocol["mask_ml"], 4), _fmt(noise.get("sigma")), _fmt(noise.get("snr_b0"))]]))
-        blocks.append(figure(figures.qspace(np.array(protocol["bvals"]), np.array(protocol["bvecs"])),
+        blocks.append(figure(figures.qspace(GradientTable(np.array(protocol["bvals"]), np.array(protocol["bvecs"]))),
                              "q-space sampling: each measured direction (and its opposite) on its shell"))
     if tensor is not None and "s0" in tensor.maps:
         blocks.append(figure(figures.planes(np.asarray(tensor["s0"]), tensor.affine, contour=tensor.mask,
@@ -196,8 +181,11 @@ def _maps_section(series: SeriesRecord, tensor: MicrostructureMaps | None) -> Se
         blocks.append(figure(figures.mosaic(fa, tensor.affine, rgb=rgb, reference=tensor.mask,
                                             title="colour FA (red L–R, green A–P, blue S–I)"), "colour-FA mosaic"))
     blocks.append(_ranges(tensor, wm, [n for n in ("fa", "md", "ad", "rd") if n in tensor.maps]))
-    for config in {c.fit_stage: c for c in series.runs.values() if c.fit_stage != "fit-tensor"}.values():
-        maps = _maps(series, config.fit_stage)
+    fits = {c.stage_name("fit"): c for c in series.runs.values()}
+    for stage, config in fits.items():
+        if stage == "fit-tensor":
+            continue
+        maps = series.maps(stage)
         if maps is None:
             blocks.append(note(f"{config.model}: no maps recorded.", "bad"))
             continue
@@ -267,31 +255,18 @@ def _registration(series: SeriesRecord, tensor: MicrostructureMaps | None) -> Se
 
 
 def _tract_density(path, shape, affine) -> tuple[np.ndarray, np.ndarray]:
-    """Tract density (points of streamlines per voxel) and streamline lengths (mm) from a
-    tractogram file, read in chunks (every k-th streamline beyond :data:`TRACT_DENSITY_MAX`)."""
-    total = None
-    if str(path).endswith(".tck"):
-        try:
-            total = int(read_tck_header(path).get("count", 0))
-        except (ValueError, TypeError):
-            total = None
-    step = max(1, int(np.ceil((total or 0) / TRACT_DENSITY_MAX)))
-    density = np.zeros(shape, np.float64)
+    """Track density (streamlines visiting each voxel, as MRtrix3 ``tckmap``) and streamline
+    lengths (mm) from a tractogram file, in one pass over its chunks."""
+    density = np.zeros(shape, np.int64)
     lengths = []
-    inverse = np.linalg.inv(affine)
-    for chunk in iter_tractogram(path, chunk_size=100_000, reference=(shape, affine)):
-        keep = np.arange(0, len(chunk), step)
-        sub = chunk.select(keep) if step > 1 else chunk
-        lengths.append(sub.lengths)
-        vox = np.rint(sub.points @ inverse[:3, :3].T + inverse[:3, 3]).astype(np.int64)
-        inside = np.all((vox >= 0) & (vox < np.array(shape)), axis=1)
-        flat = np.ravel_multi_index(tuple(vox[inside].T), shape)
-        density += np.bincount(flat, minlength=density.size).reshape(shape)
-    return density * step, (np.concatenate(lengths) if lengths else np.zeros(0))
+    for chunk in iter_tractogram(path, chunk_size=200_000, reference=(shape, affine)):
+        lengths.append(chunk.lengths)
+        density += density_map(chunk, shape=shape, affine=affine)
+    return density, (np.concatenate(lengths) if lengths else np.zeros(0))
 
 
 def _tracking(series: SeriesRecord, config, tensor: MicrostructureMaps | None) -> list[Block]:
-    stage = f"track_{config.tag}"
+    stage = config.stage_name("track")
     record = series.stage(stage)
     path = series.file(stage, "tractogram")
     if record is None or path is None:
@@ -301,7 +276,7 @@ def _tracking(series: SeriesRecord, config, tensor: MicrostructureMaps | None) -
     if tensor is not None:
         density, lengths = _tract_density(path, tensor.shape, tensor.affine)
         blocks.append(figure(figures.planes(np.asarray(tensor["fa"]), tensor.affine, heat=density,
-                                            heat_label="streamline points per voxel", centre_on=tensor.mask,
+                                            heat_label="streamlines per voxel", centre_on=tensor.mask,
                                             title=f"tract density on FA ({config.algo})"),
                              "tract-density map over FA, three planes"))
         blocks.append(figure(figures.histogram(lengths, xlabel="length (mm)", title="streamline lengths"),
@@ -315,7 +290,7 @@ def _tracking(series: SeriesRecord, config, tensor: MicrostructureMaps | None) -
 
 
 def _connectomes(series: SeriesRecord, config) -> list[Block]:
-    stage = f"connectome_{config.tag}"
+    stage = config.stage_name("connectome")
     record = series.stage(stage)
     if record is None:
         return [note("no connectomes (the connectome stage did not run).", "bad")]
@@ -349,7 +324,8 @@ def _connectomes(series: SeriesRecord, config) -> list[Block]:
                 blocks.append(figure(figures.distributions({"degree": (w > 0).sum(1), "strength": w.sum(1)},
                                                            title=f"{atlas} · count: node degree and strength"),
                                      "degree and strength distributions"))
-        metrics = read_table(series.folder / f"{series.prefix}_{config.tag}_seg-{atlas}_graphmetrics.tsv")
+        metrics = read_table(series.folder / derivative_name(series.prefix, "graphmetrics", ".tsv", **config.labels,
+                                                             seg=atlas))
         if metrics is not None:
             metrics = metrics[[is_strength(w) for w in metrics["weighting"]]]
             blocks.append(table(list(metrics.columns), metrics.map(_fmt).values.tolist(),
@@ -383,7 +359,7 @@ def _run_section(series: SeriesRecord) -> Section:
 
 def series_sections(series: SeriesRecord) -> list[Section]:
     """The sections of the series page, in order."""
-    tensor = _tensor_maps(series)
+    tensor = series.maps("fit-tensor")
     sections = [_summary(series), _input(series, tensor), _maps_section(series, tensor),
                 _registration(series, tensor)]
     for config in series.runs.values():
