@@ -104,13 +104,10 @@ def configure_logging(args: argparse.Namespace) -> None:
     logger.addHandler(handler)
     logger.setLevel(min(level, logging.INFO))  # INFO still reaches each series' log file (run)
     logger.propagate = False  # a root handler configured elsewhere would print each line twice
-    # DIPY installs its own INFO handler (registration steps) and sets its level when first
-    # imported: import it now, then hold it at ours unless -v asks for INFO
-    try:
-        import dipy.utils.logging  # noqa: F401
-    except ImportError:  # pragma: no cover - DIPY is a dependency
-        pass
-    logging.getLogger("dipy").setLevel(level if args.verbose else max(level, logging.WARNING))
+    # DIPY's registration steps are INFO: held at ours unless -v asks for INFO
+    from pigment_connect._logging import hold_dipy_logging
+
+    hold_dipy_logging(level if args.verbose else max(level, logging.WARNING))
     _show_our_warnings_plainly(quiet=args.quiet)
     configure_threads(args.nthreads)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._logging import hold_dipy_logging
 from .._threads import set_threads, thread_share
 from .._typing import PathLike
 from .._version import __version__
@@ -102,6 +103,13 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             found[name] = "not installed"
     return found
+
+
+def _start_worker(n_threads: int, dipy_level: int) -> None:
+    """A spawned worker: its share of the threads, and DIPY's logger at the caller's level (a
+    spawned process starts with none of the caller's logging set-up)."""
+    set_threads(n_threads)
+    hold_dipy_logging(dipy_level)
 
 
 def _run_one(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig, force: bool = False,
@@ -274,8 +282,9 @@ def run_cohort(
             bar.update()
     else:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=set_threads,
-                                 initargs=(thread_share(n_threads, workers),)) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
+                                 initargs=(thread_share(n_threads, workers),
+                                           logging.getLogger("dipy").getEffectiveLevel())) as pool:
             futures = {pool.submit(_run_one, scan, bids_dir, out_dir, config, force): scan for scan in todo}
             for future in as_completed(futures):
                 scan = futures[future]

@@ -79,3 +79,16 @@ def test_results_do_not_depend_on_parallel_subjects(demo, tmp_path):
         name = f"sub-{sub}/dwi/sub-{sub}_model-tensor_algo-tensorline_seg-phantom_meas-count_connectome.npz"
         np.testing.assert_array_equal(Connectome.load(parallel.out_dir / name).weights,
                                       Connectome.load(result.out_dir / name).weights)
+
+
+def test_a_spawned_worker_holds_dipy_at_the_callers_level():
+    """A worker process starts with no logging set-up: the runner's initializer gives it the
+    caller's level for DIPY, so --quiet stays quiet in parallel runs (registration logs INFO)."""
+    import logging
+
+    from pigment_connect.pipeline.runner import _start_worker
+
+    _start_worker(1, logging.ERROR)
+    assert logging.getLogger("dipy").level == logging.ERROR
+    _start_worker(1, logging.WARNING)
+    assert logging.getLogger("dipy").level == logging.WARNING
