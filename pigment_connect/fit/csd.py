@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InputError, ProtocolError
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
+from ..io.grid import axes_rotation
 from ..io.maps import MicrostructureMaps
 from .dti import TensorModel
 from .voxelwise import need_affine, sliced_grid
@@ -37,9 +38,7 @@ MIN_RESPONSE_VOXELS = 30
 def world_directions(bvecs: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """(N, 3) unit gradient directions in scanner axes from directions in the image-axis frame
     (the frame of :class:`~pigment_connect.io.GradientTable`), through the affine's rotation."""
-    rotation = np.asarray(affine, float)[:3, :3]
-    rotation = rotation / np.linalg.norm(rotation, axis=0, keepdims=True)
-    world = np.asarray(bvecs, float) @ rotation.T
+    world = np.asarray(bvecs, float) @ axes_rotation(affine).T
     norms = np.linalg.norm(world, axis=1, keepdims=True)
     return np.where(norms > 0, world / np.where(norms > 0, norms, 1.0), 0.0)
 

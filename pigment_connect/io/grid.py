@@ -7,7 +7,7 @@ import numpy as np
 from .._typing import Affine, PathLike
 from ..errors import InputError
 
-__all__ = ["check_same_grid", "voxel_sizes", "world_to_voxel", "AFFINE_ATOL_MM"]
+__all__ = ["check_same_grid", "voxel_sizes", "world_to_voxel", "axes_rotation", "AFFINE_ATOL_MM"]
 
 AFFINE_ATOL_MM = 1e-3
 """mm; affines whose entries differ by at most this are the same grid (header float noise)."""
@@ -16,6 +16,13 @@ AFFINE_ATOL_MM = 1e-3
 def voxel_sizes(affine: Affine) -> np.ndarray:
     """(3,) float, mm: lengths of the affine's columns."""
     return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+
+
+def axes_rotation(affine: Affine) -> np.ndarray:
+    """(3, 3) float64 rotation (with any flip) of a unit direction along the image axes into the
+    scanner axes: the affine's 3×3 part with its columns normalised (voxel size removed)."""
+    rotation = np.asarray(affine, dtype=np.float64)[:3, :3]
+    return np.ascontiguousarray(rotation / np.linalg.norm(rotation, axis=0, keepdims=True))
 
 
 def world_to_voxel(points: np.ndarray, affine: Affine) -> np.ndarray:

@@ -58,4 +58,4 @@ def test_bad_direction_fields_are_clear_errors(phantom, phantom_tensor_maps):
     with pytest.raises(InputError, match="field='peaks'"):
         Tracker(field="tensor").track(phantom_tensor_maps, peaks=phantom.truth["peaks"])
     with pytest.raises(InputError, match="unknown direction field"):
-        Tracker(field="fod")
+        Tracker(field="odf")
