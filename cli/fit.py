@@ -91,10 +91,9 @@ def execute(args: argparse.Namespace) -> int:
     maps = dataclasses.replace(fit.maps, model=model_label)
     written = maps.save(out_dir, prefix=prefix)
     if args.model == "csd":  # BEP016: how the FOD's coefficients are encoded
-        from pigment_connect.fit.csd import fod_sidecar
-        from pigment_connect.io.write import save_json
+        from pigment_connect.fit.csd import save_fod_sidecar
 
-        save_json(written["fod"].with_name(written["fod"].name.replace(".nii.gz", ".json")), fod_sidecar(fit))
+        save_fod_sidecar(fit, written["fod"])
     if not args.quiet:
         index = out_dir / derivative_name(prefix, "dwimap", ".json", model=maps.model)
         print(f"{args.model}: {len(written)} maps ({', '.join(written)}) in {out_dir}; index {index.name}")

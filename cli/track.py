@@ -14,6 +14,10 @@ EXAMPLES = """examples:
     pigment-connect track maps/ sub-01_prob.tck --algorithm probabilistic \\
         --tissue sub-01_5TT.nii.gz --seeds interface --seeds-per-voxel 4
 
+  Probabilistic tracking of fibre ODFs (constrained spherical deconvolution):
+    pigment-connect fit sub-01_dwi.nii.gz csd/ --model csd
+    pigment-connect track csd/ sub-01_ifod.tck --algorithm probabilistic
+
   Check the gradient table first when tracks look short or wrong (flipped or swapped axes):
     pigment-connect check-gradients sub-01_dwi.nii.gz
 """
@@ -25,18 +29,22 @@ def register(subparsers) -> None:
     parser = add_subcommand(
         subparsers, "track",
         help="track streamlines through fitted maps and write a .tck/.trk/.trx tractogram",
-        description="Track streamlines through the tensor (or PIGMENT/NODDI orientation) field of maps "
-        "written by 'fit' (their JSON index, or the folder holding it). Algorithms: tensorline "
-        "(deterministic, default), eigenvector (MRtrix3 Tensor_Det) and probabilistic (tensor or ODI "
-        "dispersion). A .tck is streamed to disk chunk by chunk (bounded memory) and keeps the voxel "
+        description="Track streamlines through the tensor (or PIGMENT/NODDI orientation, or CSD fibre-ODF) "
+        "field of maps written by 'fit' (their JSON index, or the folder holding it). Algorithms: "
+        "tensorline (deterministic, default), eigenvector (MRtrix3 Tensor_Det) and probabilistic (tensor "
+        "or ODI dispersion); on FOD maps deterministic (SD_Stream) or probabilistic (iFOD1). A .tck is streamed to disk chunk by chunk (bounded memory) and keeps the voxel "
         "grid in its header, so that 'connectome' needs no reference image. Same --seed, same "
         "streamlines, whatever --nthreads.",
         epilog=EXAMPLES,
     )
     parser.add_argument("maps", help="map index (*_dwimap.json) or the folder holding it")
     parser.add_argument("out", help="tractogram to write: .tck, .trk or .trx")
-    parser.add_argument("--algorithm", choices=("tensorline", "eigenvector", "probabilistic"), default="tensorline",
-                        help="tracking algorithm (default tensorline)")
+    parser.add_argument("--algorithm", choices=("tensorline", "eigenvector", "deterministic", "probabilistic"),
+                        default="tensorline",
+                        help="tracking algorithm (default tensorline); on FOD maps ('fit --model csd') "
+                        "deterministic (peak following, as SD_Stream) or probabilistic (iFOD1)")
+    parser.add_argument("--fod-threshold", type=float, default=0.1, metavar="AMP",
+                        help="FOD tracking stops where the FOD amplitude is below this (MRtrix3 -cutoff, default 0.1)")
     parser.add_argument("--seeds", default="wm", choices=("wm", "interface"),
                         help="seed region: wm, every tracking voxel above the FA threshold (default); "
                         "interface, the WM/GM boundary")
@@ -72,7 +80,8 @@ def execute(args: argparse.Namespace) -> int:
     refuse_overwrite([out], args.force)
     maps = MicrostructureMaps.from_index(args.maps)
     tracker = Tracker(algorithm=args.algorithm, step_size=args.step_size, max_angle=args.max_angle,
-                      fa_threshold=args.fa_threshold, min_length=args.min_length, max_length=args.max_length)
+                      fa_threshold=args.fa_threshold, min_length=args.min_length, max_length=args.max_length,
+                      fod_threshold=args.fod_threshold)
     options = {"seeds": "interface" if args.seeds == "interface" else None,
                "seeds_per_voxel": args.seeds_per_voxel, "n_seeds": args.n_seeds,
                "tissue": args.tissue, "random_state": args.seed}

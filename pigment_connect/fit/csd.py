@@ -18,6 +18,7 @@ Tournier, Calamante, Connelly (2007) NeuroImage 35:1459. Tournier et al. (2019) 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from ..io.maps import MicrostructureMaps
 from .dti import TensorModel
 from .voxelwise import need_affine, sliced_grid
 
-__all__ = ["CsdModel", "CsdFit", "fod_sidecar", "world_directions"]
+__all__ = ["CsdModel", "CsdFit", "fod_sidecar", "save_fod_sidecar", "world_directions"]
 
 MIN_RESPONSE_VOXELS = 30
 """Fewest single-fibre voxels the response is estimated from (the most anisotropic ones)."""
@@ -195,3 +196,12 @@ def fod_sidecar(fit: CsdFit) -> dict:
             "OrientationEncoding": {"Type": "sh", "SphericalHarmonicBasis": "MRtrix3",
                                     "SphericalHarmonicDegree": fit.model.sh_order_max, "EncodingAxis": 3,
                                     "Reference": "xyz"}}
+
+
+def save_fod_sidecar(fit: CsdFit, fod_path) -> Path:
+    """Write :func:`fod_sidecar` beside the FOD NIfTI ``fod_path`` (same name, ``.json``); its path."""
+    from ..io.write import save_json
+
+    fod_path = Path(fod_path)
+    return save_json(fod_path.with_name(fod_path.name.replace(".nii.gz", ".json").replace(".nii", ".json")),
+                     fod_sidecar(fit))

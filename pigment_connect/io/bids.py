@@ -105,10 +105,13 @@ CONFIGURATION_ENTITIES = ("model", "algo")
 algorithm), carried by everything built from it so that two configurations never share a path."""
 
 
-def configuration_labels(model: str, tracking_algorithm: str) -> dict[str, str]:
+def configuration_labels(model: str, tracking_algorithm: str, tracking_model: str = "tensor") -> dict[str, str]:
     """The ``model-``/``algo-`` entities of a configuration (BIDS labels: ``pigment-zeroshot`` →
-    ``pigmentzeroshot``), the same in every file name and stage record it makes."""
-    return {"model": bids_label(model), "algo": bids_label(tracking_algorithm)}
+    ``pigmentzeroshot``), the same in every file name and stage record it makes. A field other
+    than the model's tensor is named before the algorithm: ``algo-fodprobabilistic``,
+    ``algo-autotensorline``."""
+    algo = tracking_algorithm if tracking_model == "tensor" else f"{tracking_model}{tracking_algorithm}"
+    return {"model": bids_label(model), "algo": bids_label(algo)}
 
 
 def stage_name(kind: str, labels: dict[str, str]) -> str:

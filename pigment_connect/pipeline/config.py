@@ -24,10 +24,11 @@ from ..connectome.assign import ASSIGNMENT_MODES
 from ..connectome.build import BASE_WEIGHTINGS
 from ..errors import InputError
 from ..io.bids import configuration_labels
+from .tracking import TRACKING_MODELS
 
 MODELS = ("tensor", "pigment", "pigment-spatial", "pigment-zeroshot")
 """Microstructure models the pipeline runs (see :class:`PipelineConfig`)."""
-TRACKING_ALGORITHMS = ("tensorline", "eigenvector", "probabilistic")
+TRACKING_ALGORITHMS = ("tensorline", "eigenvector", "deterministic", "probabilistic")
 GRADIENT_CHECKS = ("warn", "fail", "off")
 TRACTOGRAM_FORMATS = (".tck", ".trk", ".trx")
 DEFAULT_ATLAS = "schaefer200"
@@ -62,8 +63,14 @@ class PipelineConfig:
         b=0 SNR ≈ 10) or ``"pigment-zeroshot"`` (:class:`~pigment_connect.pigment.PigmentModel`
         fitted to each subject's own signal; the most accurate on real sparse scans, ≈ 85 s per
         2 mm whole brain on 2 cores). Tracking uses the model's tensor; probabilistic draws its ODI.
-    tracking_algorithm : ``"tensorline"``, ``"eigenvector"`` or ``"probabilistic"``
-        (:class:`~pigment_connect.track.Tracker`).
+    tracking_algorithm : ``"tensorline"``, ``"eigenvector"``, ``"deterministic"`` or
+        ``"probabilistic"`` (:class:`~pigment_connect.track.Tracker`; on FODs the deterministic ones
+        follow the FOD peak, probabilistic draws from the FOD).
+    tracking_model : the field tracked: ``"tensor"`` (the model's tensor), ``"pigment"`` (PIGMENT's
+        orientation, probabilistic draws spread by its ODI), ``"fod"`` (CSD fibre ODFs, fitted in a
+        ``fit-csd`` stage) or ``"auto"`` (FODs where the table has ≥ 28 directions on its highest
+        shell, else PIGMENT's orientation with a PIGMENT model, else the tensor; the choice is in
+        the log, the track stage's record and the report). See :mod:`.tracking`.
     gradient_check : b-vector orientation check before tracking
         (:func:`~pigment_connect.track.check_gradients`): ``"warn"``, ``"fail"`` or ``"off"``.
     step_size, max_angle, fa_threshold, min_length, max_length, seeds_per_voxel :
@@ -90,6 +97,9 @@ class PipelineConfig:
                           choices=MODELS)
     tracking_algorithm: str = _setting("tensorline", "tracking algorithm", choices=TRACKING_ALGORITHMS,
                                        flag="--tracking")
+    tracking_model: str = _setting("tensor", "field tracked: the model's tensor, PIGMENT's orientation and ODI, CSD "
+                                   "fibre ODFs, or auto (FODs where the table allows CSD, else PIGMENT/tensor)",
+                                   choices=TRACKING_MODELS)
     gradient_check: str = _setting("warn", "b-vector orientation check before tracking: warn when the table looks "
                                    "wrong, fail the series, or off", choices=GRADIENT_CHECKS)
     step_size: float = _setting(0.5, "tracking step, mm", low=0.01, high=10.0)
@@ -129,6 +139,16 @@ class PipelineConfig:
             _validate(f, getattr(self, f.name))
             if isinstance(setting_default(f), float):
                 object.__setattr__(self, f.name, float(getattr(self, f.name)))
+        if self.tracking_model == "pigment" and not self.model.startswith("pigment"):
+            raise InputError(f"tracking_model='pigment' tracks PIGMENT's orientation, but model={self.model!r}.",
+                             fix="choose a PIGMENT model (--model pigment), or --tracking-model tensor/fod/auto.")
+        if self.tracking_model == "fod" and self.tracking_algorithm in ("tensorline", "eigenvector"):
+            raise InputError(f"tracking_algorithm={self.tracking_algorithm!r} follows a tensor; FODs are tracked "
+                             "'deterministic' (peak following) or 'probabilistic'.",
+                             fix="give --tracking deterministic or --tracking probabilistic.")
+        if self.tracking_model in ("tensor", "pigment") and self.tracking_algorithm == "deterministic":
+            raise InputError("tracking_algorithm='deterministic' is FOD peak following; on a tensor use "
+                             "'tensorline' or 'eigenvector'.", fix="give --tracking tensorline, or --tracking-model fod.")
         if self.max_length <= self.min_length:
             raise InputError(f"max_length ({self.max_length} mm) must exceed min_length ({self.min_length} mm).")
         for w in self.weightings:
@@ -145,7 +165,7 @@ class PipelineConfig:
         """The file-name entities of the settings every tractogram and connectome depends on:
         ``model-`` (``tensor``, ``pigment``, ``pigmentspatial``, ``pigmentzeroshot``) and ``algo-``
         (``tensorline``, ``eigenvector``, ``probabilistic``), so two configurations never share a path."""
-        return configuration_labels(self.model, self.tracking_algorithm)
+        return configuration_labels(self.model, self.tracking_algorithm, self.tracking_model)
 
     def to_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}

@@ -38,6 +38,8 @@ from ..connectome.atlases import list_atlases
 from ..connectome.register import Registration, register_to_subject
 from ..errors import InputError, PigmentWarning
 from ..fit import TensorModel
+from ..fit.csd import CsdModel, save_fod_sidecar
+from ..io.gradients import GradientTable
 from ..io.bids import SubjectScan, derivative_name, stage_name
 from ..io.connectome import Connectome
 from ..io.dwi import load_dwi
@@ -49,6 +51,7 @@ from ..track import Tracker, check_gradients
 from .config import PipelineConfig
 from .memory import PeakMemory
 from .qc_facts import noise_facts, protocol_facts
+from .tracking import FOD_ORDER, choose_tracking
 from .records import StageRecords, file_identity
 from .stages import (
     connectome_stem,
@@ -105,6 +108,8 @@ def stage_plan(config: PipelineConfig) -> dict[str, dict]:
         plan["gradcheck"] = {"seed": config.seed, "n_seeds": GRADIENT_CHECK_SEEDS}
     if config.model != "tensor":
         plan[stage_name("fit", labels)] = {"seed": config.seed}
+    if config.tracking_model in ("fod", "auto"):
+        plan["fit-csd"] = {"sh_order_max": FOD_ORDER}
     if config.atlases:
         plan["register"] = {}
         plan.update({f"warp-{atlas}": {} for atlas in config.atlases})
@@ -201,6 +206,24 @@ def _save_maps(series: _Series, maps: MicrostructureMaps, name: str) -> tuple[di
     series.loaded[name] = maps
     index = series.dir / derivative_name(series.prefix, "dwimap", ".json", model=maps.model)
     return {"index": str(index), **{k: str(v) for k, v in written.items()}}, {}
+
+
+def _csd_stage(s: _Series, load_record: dict) -> dict:
+    """FODs (:class:`~pigment_connect.fit.csd.CsdModel`, order :data:`FOD_ORDER`) and their BEP016
+    sidecar: ``<prefix>_model-csd_param-fod_dwimap.nii.gz``, read by MRtrix3 as its own."""
+    def run():
+        fit = CsdModel(s.dwi.gtab, sh_order_max=FOD_ORDER).fit(s.dwi)
+        maps = MicrostructureMaps({"fod": fit.fod.astype(np.float32)}, fit.affine, "csd", mask=fit.mask)
+        files, _ = _save_maps(s, maps, "fit-csd")
+        save_fod_sidecar(fit, files["fod"])
+        return files, {"response": [float(v) for v in fit.response[0]] + [float(fit.response[1])]}
+
+    return s.stage("fit-csd", {"load": load_record["key"]}, run)
+
+
+def _with_fod(tensor: MicrostructureMaps, csd: MicrostructureMaps) -> MicrostructureMaps:
+    """The tensor maps (FA seeds and stops, as for tensor tracking) with the FODs to follow."""
+    return MicrostructureMaps({**tensor.maps, "fod": csd["fod"]}, tensor.affine, tensor.model, mask=tensor.mask)
 
 
 def _load_stage(s: _Series) -> dict:
@@ -323,24 +346,36 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     parcellations = _parcellations(s, tensor_record)
     tissue = None if config.tissue is None else _subject_path(config.tissue, s.bids_dir, scan)
 
+    choice = choose_tracking(config.tracking_model, config.tracking_algorithm,
+                             GradientTable(load_record["protocol"]["bvals"], load_record["protocol"]["bvecs"]),
+                             config.model)
+    log.info("%s: tracking on %s", s.prefix, choice.reason)
+    track_maps, track_inputs = maps, {"maps": maps_record["key"]}
+    if choice.needs_csd:
+        csd_record = _csd_stage(s, load_record)
+        track_maps = lambda: _with_fod(s.maps_from(tensor_record, "fit-tensor"), s.maps_from(csd_record, "fit-csd"))  # noqa: E731
+        track_inputs = {"maps": tensor_record["key"], "fod": csd_record["key"]}
+        s.result.files["map_fod"] = csd_record["files"]["fod"]
+
     def track():
-        tracker = Tracker(algorithm=config.tracking_algorithm, step_size=config.step_size,
+        tracker = Tracker(algorithm=choice.algorithm, field=choice.field, step_size=config.step_size,
                           max_angle=config.max_angle, fa_threshold=config.fa_threshold,
                           min_length=config.min_length, max_length=config.max_length)
         path = s.dir / derivative_name(s.prefix, "tractography", config.tractogram_format,
                                             space=scan.space_entity, **entities)
         options = dict(seeds_per_voxel=config.seeds_per_voxel, tissue=tissue, random_state=config.seed)
         if config.tractogram_format == ".tck":  # streamed to disk: memory bounded by one chunk of seeds
-            stats = tracker.track_to_file(maps(), path, **options)
+            stats = tracker.track_to_file(track_maps(), path, **options)
             n = stats["streamlines"]
         else:
-            tractogram = tracker.track(maps(), **options)
+            tractogram = tracker.track(track_maps(), **options)
             tractogram.save(path)
             n, stats = len(tractogram), {}
         return {"tractogram": str(path)}, {"streamlines": int(n), "seeds": stats.get("seeds"),
-                                           "stops": stats.get("stops")}
+                                           "stops": stats.get("stops"), "field": choice.field,
+                                           "algorithm": choice.algorithm, "choice": choice.reason}
 
-    track_record = s.stage(stage_name("track", entities), {"maps": maps_record["key"], "tissue": file_identity(tissue)}, track)
+    track_record = s.stage(stage_name("track", entities), {**track_inputs, "tissue": file_identity(tissue)}, track)
     s.result.files["tractogram"] = track_record["files"]["tractogram"]
 
     wanted = [f"{name}:{w}" for _, name, _ in parcellations for w in config.weightings]

@@ -39,7 +39,8 @@ class Configuration:
     def labels(self) -> dict[str, str]:
         """Its ``model-``/``algo-`` entities, as in its file names."""
         return configuration_labels(self.settings.get("model", "tensor"),
-                                    self.settings.get("tracking_algorithm", "tensorline"))
+                                    self.settings.get("tracking_algorithm", "tensorline"),
+                                    self.settings.get("tracking_model", "tensor"))
 
     @property
     def model(self) -> str:

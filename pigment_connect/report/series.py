@@ -273,6 +273,8 @@ def _tracking(series: SeriesRecord, config, tensor: MicrostructureMaps | None) -
         return [note("no tractogram (tracking did not run).", "bad")]
     blocks: list[Block] = [note(f"{_fmt(record.get('streamlines'))} streamlines from {_fmt(record.get('seeds'))} seeds "
                                 f"({record['settings'].get('seeds_per_voxel', '?')} per white-matter voxel)")]
+    if record.get("choice"):
+        blocks.append(note(f"Tracked on {record['choice']}."))
     if tensor is not None:
         density, lengths = _tract_density(path, tensor.shape, tensor.affine)
         blocks.append(figure(figures.planes(np.asarray(tensor["fa"]), tensor.affine, heat=density,
