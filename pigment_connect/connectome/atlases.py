@@ -3,7 +3,8 @@ template they are registered with, and user atlases given by path.
 
 Shipped (see ``atlases/README.md`` and each ``atlas.json`` for source, licence and citation):
 ``schaefer100``, ``schaefer200``, ``schaefer400`` (Schaefer 2018, 7-network order, cortex) on
-the MNI152NLin2009cAsym 2 mm grid, and that template's T1w brain and mask.
+the MNI152NLin2009cAsym 2 mm grid, and that template's T1w brain, mask and five-tissue-type
+partial volumes (from the ICBM 2009 tissue probability maps).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .._typing import PathLike
 from ..errors import InputError
 from ..io.parcellation import Parcellation
 
-__all__ = ["list_atlases", "atlas_info", "load_atlas", "load_template", "Template"]
+__all__ = ["list_atlases", "atlas_info", "load_atlas", "load_template", "load_template_tissue", "Template"]
 
 TEMPLATE_SPACE = "MNI152NLin2009cAsym"
 
@@ -105,3 +106,16 @@ def load_template(name: str = TEMPLATE_SPACE) -> Template:
         mask = np.asarray(nib.load(m).dataobj) > 0
         affine = t1_img.affine.copy()
     return Template(t1w, mask, affine, name)
+
+
+def load_template_tissue(name: str = TEMPLATE_SPACE) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped template's five-tissue-type partial volumes: ((X, Y, Z, 5) float32 in MRtrix3
+    5TT order — cortical GM, sub-cortical GM, WM, CSF, pathology (zero) — and the (4, 4) affine).
+    Derivation and licence in ``atlases/templates/template.json``."""
+    folder = _root() / "templates"
+    info = json.loads((folder / "template.json").read_text())
+    if name != info["name"]:
+        raise InputError(f"no shipped template {name!r}.", fix=f"use {info['name']!r}.")
+    with resources.as_file(folder / info["files"]["tissue"]) as path:
+        img = nib.load(path)
+        return np.asarray(img.get_fdata(dtype=np.float32)), img.affine.copy()

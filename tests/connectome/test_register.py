@@ -110,11 +110,12 @@ def test_real_whole_brain_scan(shared_data):
     dwi = pc.load_dwi(shared_data / "dwi_philips_elitionx_adni_wholebrain_b1000" / "dwi.nii.gz")
     fa = np.asarray(TensorModel(dwi.gtab).fit(dwi).maps["fa"])
     reg = register_to_subject(fa, dwi.affine, dwi.mask, source="ADNI FA")
-    assert reg.mask_dice > 0.85
+    assert reg.mask_dice > 0.93  # measured 0.950 (0.907 with the T1w-derived contrast)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parc, coverage = warp_atlas(load_atlas("schaefer200"), reg, subject_mask=dwi.mask)
-    assert (coverage["status"] != "vanished").all() and (coverage["status"] == "ok").mean() > 0.85
+    # at most 2% of the labels vanish or shrink below half (measured 2 of 200; 11 with the T1w contrast)
+    assert (coverage["status"] != "vanished").all() and (coverage["status"] != "ok").sum() <= 4
     left = parc.nodes["hemisphere"].to_numpy() == "L"
     ijk = np.argwhere(parc.labels > 0)
     x = (ijk @ dwi.affine[:3, :3].T + dwi.affine[:3, 3])[:, 0]
