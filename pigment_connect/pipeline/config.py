@@ -30,6 +30,8 @@ MODELS = ("tensor", "pigment", "pigment-spatial", "pigment-zeroshot")
 """Microstructure models the pipeline runs (see :class:`PipelineConfig`)."""
 TRACKING_ALGORITHMS = ("tensorline", "eigenvector", "deterministic", "probabilistic")
 GRADIENT_CHECKS = ("warn", "fail", "off")
+ANATOMICAL_CONSTRAINTS = ("none", "auto")
+SEEDINGS = ("auto", "wm", "interface")
 TRACTOGRAM_FORMATS = (".tck", ".trk", ".trx")
 DEFAULT_ATLAS = "schaefer200"
 #: the fields a per-series path pattern (``parcellation``, ``tissue``) may name
@@ -82,6 +84,17 @@ class PipelineConfig:
         Its node table is the same path with ``.tsv``.
     tissue : optional path pattern (as ``parcellation``) of each series' five-tissue-type image
         (MRtrix3 ``5ttgen``, in the DWI's scanner space): anatomically constrained tracking.
+    anatomical_constraints : ``"auto"`` (default): ACT on the ``tissue`` image when given, else,
+        when atlases are registered to the series, on a five-tissue-type image made from the
+        registered template and the subject's FA/MD (a ``tissue-template`` stage,
+        :func:`~pigment_connect.connectome.template_tissue.template_tissue`); ``"none"``: no
+        constraints (a ``tissue`` image is then refused as contradictory).
+    seeding : ``"wm"`` (every white-matter voxel above the FA threshold), ``"interface"`` (the
+        white matter touching cortical grey matter: streamlines start where the cortex is) or
+        ``"auto"`` (default: interface when the tracking is anatomically constrained, else wm).
+        On the shared whole-brain scan (``benchmarks/bench_real_connectome.py``) template ACT with
+        interface seeds assigns 78% of the streamlines to two distinct Schaefer-200 nodes (46%
+        without ACT, from white-matter seeds).
     atlases : MNI atlases (shipped names, or label images on the template grid) registered to
         each subject's tensor FA (affine + SyN); every atlas comes out of one pass over the
         streamlines. Default: ``("schaefer200",)`` unless ``parcellation`` is given.
@@ -111,6 +124,13 @@ class PipelineConfig:
     seed: int = _setting(0, "random seed (same seed, same output)", low=0, kind=int, cli=False)
     parcellation: str | None = _setting(None, "per-series parcellation in DWI space, relative to the BIDS root; "
                                         f"{PATTERN_FIELDS_TEXT} are filled in", kind=str)
+    anatomical_constraints: str = _setting("auto", "anatomically constrained tracking: auto uses the --tissue image "
+                                           "when given, else (when atlases are registered) a five-tissue-type image "
+                                           "made from the template and the subject's FA/MD; none tracks without "
+                                           "either", choices=ANATOMICAL_CONSTRAINTS)
+    seeding: str = _setting("auto", "seed region: wm (white matter above the FA threshold), interface (white matter "
+                            "touching cortical grey matter), or auto (interface with tissue constraints, else wm)",
+                            choices=SEEDINGS)
     tissue: str | None = _setting(None, "per-series five-tissue-type image (MRtrix3 5ttgen) relative to the BIDS "
                                   f"root, for anatomically constrained tracking; {PATTERN_FIELDS_TEXT} are filled in",
                                   kind=str)
@@ -139,6 +159,9 @@ class PipelineConfig:
             _validate(f, getattr(self, f.name))
             if isinstance(setting_default(f), float):
                 object.__setattr__(self, f.name, float(getattr(self, f.name)))
+        if self.anatomical_constraints == "none" and self.tissue is not None:
+            raise InputError("anatomical_constraints='none' contradicts the tissue image given.",
+                             fix="drop --tissue, or use --anatomical-constraints auto.")
         if self.tracking_model == "pigment" and not self.model.startswith("pigment"):
             raise InputError(f"tracking_model='pigment' tracks PIGMENT's orientation, but model={self.model!r}.",
                              fix="choose a PIGMENT model (--model pigment), or --tracking-model tensor/fod/auto.")

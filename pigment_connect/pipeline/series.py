@@ -36,10 +36,12 @@ import pandas as pd
 from ..connectome import build_connectomes, is_strength
 from ..connectome.atlases import list_atlases
 from ..connectome.register import Registration, register_to_subject
+from ..connectome.template_tissue import template_tissue
 from ..errors import InputError, PigmentWarning
 from ..fit import TensorModel
 from ..fit.csd import CsdModel, save_fod_sidecar
 from ..io.gradients import GradientTable
+from ..io.grid import voxel_sizes
 from ..io.bids import SubjectScan, derivative_name, stage_name
 from ..io.connectome import Connectome
 from ..io.dwi import load_dwi
@@ -48,6 +50,7 @@ from ..io.parcellation import Parcellation
 from ..io.write import atomic_path, save_nifti
 from ..pigment import AmortisedPigmentModel, PigmentModel
 from ..track import Tracker, check_gradients
+from ..track.tissue import FIVE_TISSUE
 from .config import PipelineConfig
 from .memory import PeakMemory
 from .qc_facts import noise_facts, protocol_facts
@@ -112,10 +115,12 @@ def stage_plan(config: PipelineConfig) -> dict[str, dict]:
         plan["fit-csd"] = {"sh_order_max": FOD_ORDER}
     if config.atlases:
         plan["register"] = {}
+    if template_tissue_wanted(config):
+        plan["tissue-template"] = {}
         plan.update({f"warp-{atlas}": {} for atlas in config.atlases})
     plan[stage_name("track", labels)] = {k: getattr(config, k) for k in (
         "step_size", "max_angle", "fa_threshold", "min_length", "max_length", "seeds_per_voxel", "seed",
-        "tractogram_format")}
+        "tractogram_format", "anatomical_constraints", "seeding")}
     plan[stage_name("connectome", labels)] = {"assignment": config.assignment, "radius": config.radius}
     plan[stage_name("metrics", labels)] = {"seed": config.seed}
     return plan
@@ -269,6 +274,56 @@ def _gradient_check(s: _Series, tensor_record: dict) -> None:
     warnings.warn(f"{s.scan.bvec}: {record['message']}", PigmentWarning, stacklevel=2)
 
 
+def template_tissue_wanted(config: PipelineConfig) -> bool:
+    """Whether a series is tracked with the template's five tissues: ``anatomical_constraints="auto"``,
+    no ``tissue`` image of its own, and atlases registered to it (a run on subject-space
+    parcellations only registers nothing)."""
+    return config.anatomical_constraints == "auto" and config.tissue is None and bool(config.atlases)
+
+
+def _tensor_mask(tensor: MicrostructureMaps) -> np.ndarray:
+    return tensor.mask if tensor.mask is not None else np.asarray(tensor["fa"]) > 0
+
+
+def _register_stage(s: _Series, tensor_record: dict) -> dict:
+    """Template → subject registration on the tensor FA (affine + SyN), once per series: the atlases
+    and the template tissue image share it."""
+    if "register_record" in s.loaded:
+        return s.loaded["register_record"]  # type: ignore[return-value]
+    tensor = lambda: s.maps_from(tensor_record, "fit-tensor")  # noqa: E731
+
+    def register():
+        registration = register_to_subject(np.asarray(tensor()["fa"]), tensor().affine, _tensor_mask(tensor()),
+                                           source=f"{s.prefix} FA")
+        s.loaded["registration"] = registration
+        return {"xfm": str(registration.save(transform_path(s.dir, s.prefix)))}, {"mask_dice": registration.mask_dice}
+
+    record = s.stage("register", {"fit-tensor": tensor_record["key"]}, register)
+    s.result.files["xfm"] = record["files"]["xfm"]
+    s.loaded["register_record"] = record
+    return record
+
+
+def _template_tissue_stage(s: _Series, tensor_record: dict) -> dict:
+    """The five-tissue-type image made from the registered template and the subject's FA and MD
+    (:func:`~pigment_connect.connectome.template_tissue.template_tissue`), for ACT without a T1."""
+    reg_record = _register_stage(s, tensor_record)
+
+    def run():
+        registration = s.loaded.get("registration") or Registration.load(reg_record["files"]["xfm"])
+        s.loaded["registration"] = registration
+        tensor = s.maps_from(tensor_record, "fit-tensor")
+        fractions = template_tissue(registration, _tensor_mask(tensor), fa=tensor["fa"], md=tensor["md"])
+        path = s.dir / derivative_name(s.prefix, "probseg", ".nii.gz", space=s.scan.space_entity, desc="template5tt")
+        save_nifti(path, fractions, tensor.affine)
+        ml = fractions.sum(axis=(0, 1, 2)) * float(np.prod(voxel_sizes(tensor.affine))) / 1000.0
+        return {"tissue": str(path)}, {"tissue_ml": {k: round(float(v), 1) for k, v in zip(FIVE_TISSUE, ml)}}
+
+    record = s.stage("tissue-template", {"register": reg_record["key"]}, run)
+    s.result.files["tissue"] = record["files"]["tissue"]
+    return record
+
+
 def _parcellations(s: _Series, tensor_record: dict) -> list[tuple[Parcellation | Callable, str, dict]]:
     """(parcellation or loader, name, identity) per parcellation: the configured DWI-space one
     and every atlas, registered once (on the tensor FA: the same transform for every model)."""
@@ -281,16 +336,8 @@ def _parcellations(s: _Series, tensor_record: dict) -> list[tuple[Parcellation |
     if not config.atlases:
         return out
     tensor = lambda: s.maps_from(tensor_record, "fit-tensor")  # noqa: E731
-    mask = lambda: tensor().mask if tensor().mask is not None else np.asarray(tensor()["fa"]) > 0  # noqa: E731
-
-    def register():
-        registration = register_to_subject(np.asarray(tensor()["fa"]), tensor().affine, mask(),
-                                           source=f"{s.prefix} FA")
-        s.loaded["registration"] = registration
-        return {"xfm": str(registration.save(transform_path(s.dir, s.prefix)))}, {}
-
-    reg_record = s.stage("register", {"fit-tensor": tensor_record["key"]}, register)
-    s.result.files["xfm"] = reg_record["files"]["xfm"]
+    mask = lambda: _tensor_mask(tensor())  # noqa: E731
+    reg_record = _register_stage(s, tensor_record)
     shipped = set(list_atlases()["name"])
     for atlas in config.atlases:
         def warp(atlas=atlas):
@@ -344,7 +391,13 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     maps = lambda: s.maps_from(maps_record, maps_stage)  # noqa: E731
 
     parcellations = _parcellations(s, tensor_record)
-    tissue = None if config.tissue is None else _subject_path(config.tissue, s.bids_dir, scan)
+    tissue = None
+    if config.tissue is not None:  # the user's own 5TT always wins
+        tissue = _subject_path(config.tissue, s.bids_dir, scan)
+    elif template_tissue_wanted(config):
+        tissue = Path(_template_tissue_stage(s, tensor_record)["files"]["tissue"])
+    log.info("%s: anatomical constraints: %s", s.prefix,
+             "none" if tissue is None else "the given tissue image" if config.tissue else "the template's tissue")
 
     choice = choose_tracking(config.tracking_model, config.tracking_algorithm,
                              GradientTable(load_record["protocol"]["bvals"], load_record["protocol"]["bvecs"]),
@@ -363,7 +416,9 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
                           min_length=config.min_length, max_length=config.max_length)
         path = s.dir / derivative_name(s.prefix, "tractography", config.tractogram_format,
                                             space=scan.space_entity, **entities)
-        options = dict(seeds_per_voxel=config.seeds_per_voxel, tissue=tissue, random_state=config.seed)
+        options = dict(seeds_per_voxel=config.seeds_per_voxel, tissue=tissue, random_state=config.seed,
+                       seeds="interface" if config.seeding == "interface" or (config.seeding == "auto" and tissue)
+                       else None)
         if config.tractogram_format == ".tck":  # streamed to disk: memory bounded by one chunk of seeds
             stats = tracker.track_to_file(track_maps(), path, **options)
             n = stats["streamlines"]

@@ -109,7 +109,7 @@ def test_pipeline_tracks_with_the_subject_s_tissue_image(tmp_path, phantom):
 
     bids = write_bids([phantom], tmp_path / "bids")
     config = PipelineConfig(parcellation=subject_parcellation_pattern(), tissue=subject_tissue_pattern(),
-                            tracking_algorithm="probabilistic", gradient_check="off")
+                            tracking_algorithm="probabilistic", gradient_check="off", seeding="wm")
     result = run_cohort(bids, tmp_path / "out", config, progress=False)
     assert result.summary.loc[0, "status"] == "ok", result.summary.loc[0, "error"]
     path = next((tmp_path / "out").rglob("*_algo-probabilistic_tractography.tck"))
