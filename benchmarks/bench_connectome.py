@@ -1,6 +1,7 @@
 """Connectome construction: pigment_connect vs DIPY and MRtrix3, count + mean-FA connectomes.
 
     python benchmarks/bench_connectome.py [--streamlines 1000000] [--threads 2] [--out /tmp/bench_connectome]
+    python benchmarks/bench_connectome.py --one-pass   # 3 atlases × 5 weightings vs 15 tck2connectome calls
 
 Data: the shipped Schaefer-200 atlas on its MNI 2 mm grid, an FA-like map (the template's
 white-matter ramp), and ``--streamlines`` generated curves (quadratic Bézier paths between
@@ -16,6 +17,12 @@ Each method runs in its own process (peak memory = its max RSS; MRtrix3's over i
   twice (count; ``-scale_file -stat_edge mean``), with ``-nthreads``.
 
 Counts are checked equal across the three before the timings are printed.
+
+``--one-pass``: the same streamlines into Schaefer-100, -200 and -400 × count, invnodevol, length,
+invlength and mean FA: ours in one ``build_connectomes`` call (one pass over the file), MRtrix3 in
+one ``tcksample`` and 15 ``tck2connectome`` calls (``-scale_invnodevol``, ``-scale_length
+-stat_edge mean``, ``-scale_invlength``, ``-scale_file -stat_edge mean``), end-voxel assignment;
+every matrix is compared (counts exactly, the others to 1e-4 relative).
 """
 
 from __future__ import annotations
@@ -74,6 +81,89 @@ def make_data(out: Path, n_streamlines: int, seed: int = 0) -> None:
         f.write(np.full((1, 3), np.inf, np.float32).tobytes())
 
 
+ONE_PASS_ATLASES = ("schaefer100", "schaefer200", "schaefer400")
+ONE_PASS_WEIGHTINGS = ("count", "invnodevol", "length", "invlength", "mean_fa")
+_MRTRIX_SCALE = {"count": [], "invnodevol": ["-scale_invnodevol"], "length": ["-scale_length", "-stat_edge", "mean"],
+                 "invlength": ["-scale_invlength"], "mean_fa": ["-scale_file", "fa_tck.txt", "-stat_edge", "mean"]}
+
+
+def one_pass_worker(out: Path) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    from pigment_connect.connectome import build_connectomes
+    from pigment_connect.connectome.atlases import load_atlas
+    from pigment_connect.io import MicrostructureMaps
+
+    t0 = time.perf_counter()
+    parcs = [load_atlas(name) for name in ONE_PASS_ATLASES]
+    fa_img = nib.load(out / "fa.nii.gz")
+    maps = MicrostructureMaps({"fa": np.asarray(fa_img.dataobj, np.float32)}, fa_img.affine, "tensor")
+    conns = build_connectomes(out / "tracks.tck", parcs, weightings=ONE_PASS_WEIGHTINGS, maps=maps,
+                              assignment="end_voxel", self_connections=True)
+    seconds = time.perf_counter() - t0
+    for atlas, by_weighting in conns.items():
+        for w, c in by_weighting.items():
+            np.save(out / f"ours_{atlas}_{w}.npy", c.weights)
+    print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+
+
+def one_pass(out: Path, threads: int, env: dict) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    from pigment_connect.connectome.atlases import load_atlas
+
+    for name in ONE_PASS_ATLASES:
+        atlas = load_atlas(name)
+        nib.save(nib.Nifti1Image(atlas.labels.astype(np.int32), atlas.affine), out / f"{name}.nii.gz")
+    nt = ["-nthreads", str(threads), "-quiet", "-force"]
+    n_calls, t_mrtrix = 0, 0.0
+    if shutil.which("tck2connectome"):
+        commands = [["tcksample", "tracks.tck", "fa.nii.gz", "fa_tck.txt", "-stat_tck", "mean", "-nointerp", *nt]]
+        for name in ONE_PASS_ATLASES:
+            for w in ONE_PASS_WEIGHTINGS:
+                commands.append(["tck2connectome", "tracks.tck", f"{name}.nii.gz", f"mr_{name}_{w}.csv",
+                                 "-assignment_end_voxels", "-symmetric", *_MRTRIX_SCALE[w], *nt])
+        for cmd in commands:
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
+            if proc.returncode:
+                raise RuntimeError(proc.stderr[-2000:])
+            t_mrtrix += time.perf_counter() - t0
+        n_calls = len(commands)
+    mrtrix_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0  # before ours runs
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--worker", "one_pass", "--out", str(out)], capture_output=True,
+                          text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"ours failed: {proc.stderr[-2000:]}")
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"{len(ONE_PASS_ATLASES)} atlases × {len(ONE_PASS_WEIGHTINGS)} weightings ({', '.join(ONE_PASS_WEIGHTINGS)}), "
+          f"{threads} threads")
+    if n_calls:
+        worst = 0.0
+        for name in ONE_PASS_ATLASES:
+            for w in ONE_PASS_WEIGHTINGS:
+                ours = np.load(out / f"ours_{name}_{w}.npy")
+                theirs = np.loadtxt(out / f"mr_{name}_{w}.csv", delimiter=",")
+                if w == "count":
+                    assert np.array_equal(ours, theirs), f"{name} counts differ"
+                else:
+                    nz = theirs != 0
+                    worst = max(worst, float(np.max(np.abs(ours[nz] - theirs[nz]) / np.abs(theirs[nz]))))
+        print(f"counts identical to MRtrix3 for all {len(ONE_PASS_ATLASES)} atlases; other weightings' largest "
+              f"relative difference {worst:.1e}")
+    print(f"| method | wall s (process start to matrices) | peak MB |\n|---|---|---|\n"
+          f"| ours, one build_connectomes call | {wall:.1f} (of which the pass {report['seconds']:.1f}) | "
+          f"{report['peak_mb']:.0f} |")
+    if n_calls:
+        print(f"| MRtrix3, {n_calls} commands (1 tcksample + {n_calls - 1} tck2connectome) | {t_mrtrix:.1f} | "
+              f"{mrtrix_peak:.0f} (largest command) |")
+        print(f"\nMRtrix3 / ours: {t_mrtrix / wall:.1f}×")
+
+
 def worker(method: str, out: Path) -> None:
     import nibabel as nib
     import numpy as np
@@ -118,9 +208,13 @@ def main() -> None:
     ap.add_argument("--streamlines", type=int, default=1_000_000)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--out", default="/tmp/bench_connectome")
-    ap.add_argument("--worker", choices=("ours", "dipy"), help=argparse.SUPPRESS)
+    ap.add_argument("--one-pass", action="store_true", help="3 atlases × 5 weightings, ours vs MRtrix3")
+    ap.add_argument("--worker", choices=("ours", "dipy", "one_pass"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     out = Path(args.out)
+    if args.worker == "one_pass":
+        one_pass_worker(out)
+        return
     if args.worker:
         worker(args.worker, out)
         return
@@ -134,6 +228,9 @@ def main() -> None:
               f"({(out / 'tracks.tck').stat().st_size / 1e9:.2f} GB)")
     env = {**os.environ, **{v: str(args.threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                             "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")}}
+    if args.one_pass:
+        one_pass(out, args.threads, env)
+        return
     rows = []
     if shutil.which("tck2connectome"):  # first, so that the children's peak RSS is MRtrix3's own
         import numpy as np

@@ -147,7 +147,7 @@ def sift_phantom(threads: int, n_seeds: int = 5000) -> None:
     import nibabel.streamlines as nst
 
     from pigment_connect.connectome import build_connectomes
-    from pigment_connect.io import MicrostructureMaps, Parcellation
+    from pigment_connect.io import MicrostructureMaps, Parcellation, Tractogram
     from pigment_connect.track import Tracker
 
     d = SHARED / "phantom_mrtrix3_sift"
@@ -157,10 +157,16 @@ def sift_phantom(threads: int, n_seeds: int = 5000) -> None:
     fod_img = nib.load(d / "fods.nii.gz")
     mask = np.asarray(nib.load(d / "mask.nii.gz").dataobj) > 0
     maps = MicrostructureMaps({"fod": np.asarray(fod_img.dataobj, np.float32)}, fod_img.affine, "csd", mask=mask)
-    parc = Parcellation.load(d / "parc.nii.gz", name="sift")
+    import pandas as pd
+
+    parc_img = nib.load(d / "parc.nii.gz")
+    labels = np.asarray(parc_img.dataobj).astype(np.int32)
+    nodes = pd.DataFrame({"index": np.arange(1, labels.max() + 1), "name": [f"node{k}" for k in range(1, labels.max() + 1)]})
+    parc = Parcellation(labels, parc_img.affine, nodes, "sift")
     ours = Tracker(algorithm="probabilistic", field="fod", min_length=0.0).track(
         maps, n_seeds=n_seeds, tissue=d / "5tt.nii.gz", random_state=0, n_threads=threads)
-    ours_c = build_connectomes(ours, parc, assignment="radial", radius=2.0)["count"].weights
+    on_parc_grid = Tractogram(ours.points, ours.offsets, parc.affine, parc.labels.shape)  # world mm, 1 mm grid
+    ours_c = build_connectomes(on_parc_grid, parc, assignment="radial", radius=2.0)["count"].weights
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["tckgen", str(d / "fods.nii.gz"), "ifod2.tck", "-algorithm", "iFOD2", "-act",
                         str(d / "5tt.nii.gz"), "-seed_image", str(d / "mask.nii.gz"), "-seeds", str(n_seeds),

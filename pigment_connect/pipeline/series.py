@@ -396,8 +396,10 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         tissue = _subject_path(config.tissue, s.bids_dir, scan)
     elif template_tissue_wanted(config):
         tissue = Path(_template_tissue_stage(s, tensor_record)["files"]["tissue"])
-    log.info("%s: anatomical constraints: %s", s.prefix,
-             "none" if tissue is None else "the given tissue image" if config.tissue else "the template's tissue")
+    constraints = ("none" if tissue is None else f"the given tissue image {tissue.name}" if config.tissue
+                   else "the template's five tissues, corrected by the subject's FA and MD")
+    seeding = "interface" if config.seeding == "interface" or (config.seeding == "auto" and tissue) else "wm"
+    log.info("%s: anatomical constraints: %s; seeds in %s", s.prefix, constraints, seeding)
 
     choice = choose_tracking(config.tracking_model, config.tracking_algorithm,
                              GradientTable(load_record["protocol"]["bvals"], load_record["protocol"]["bvecs"]),
@@ -417,8 +419,7 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         path = s.dir / derivative_name(s.prefix, "tractography", config.tractogram_format,
                                             space=scan.space_entity, **entities)
         options = dict(seeds_per_voxel=config.seeds_per_voxel, tissue=tissue, random_state=config.seed,
-                       seeds="interface" if config.seeding == "interface" or (config.seeding == "auto" and tissue)
-                       else None)
+                       seeds="interface" if seeding == "interface" else None)
         if config.tractogram_format == ".tck":  # streamed to disk: memory bounded by one chunk of seeds
             stats = tracker.track_to_file(track_maps(), path, **options)
             n = stats["streamlines"]
@@ -428,7 +429,8 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
             n, stats = len(tractogram), {}
         return {"tractogram": str(path)}, {"streamlines": int(n), "seeds": stats.get("seeds"),
                                            "stops": stats.get("stops"), "field": choice.field,
-                                           "algorithm": choice.algorithm, "choice": choice.reason}
+                                           "algorithm": choice.algorithm, "choice": choice.reason,
+                                           "constraints": constraints, "seeding": seeding}
 
     track_record = s.stage(stage_name("track", entities), {**track_inputs, "tissue": file_identity(tissue)}, track)
     s.result.files["tractogram"] = track_record["files"]["tractogram"]

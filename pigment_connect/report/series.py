@@ -12,6 +12,7 @@ what it reached.
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 
@@ -271,10 +272,22 @@ def _tracking(series: SeriesRecord, config, tensor: MicrostructureMaps | None) -
     path = series.file(stage, "tractogram")
     if record is None or path is None:
         return [note("no tractogram (tracking did not run).", "bad")]
+    where = {"interface": "white-matter voxel touching the cortex", "wm": "white-matter voxel"}.get(
+        record.get("seeding", "wm"), "seed voxel")
     blocks: list[Block] = [note(f"{_fmt(record.get('streamlines'))} streamlines from {_fmt(record.get('seeds'))} seeds "
-                                f"({record['settings'].get('seeds_per_voxel', '?')} per white-matter voxel)")]
+                                f"({record['settings'].get('seeds_per_voxel', '?')} per {where})")]
     if record.get("choice"):
         blocks.append(note(f"Tracked on {record['choice']}."))
+    if record.get("constraints"):
+        blocks.append(note(f"Anatomical constraints: {record['constraints']}."))
+    tissue_path = series.file("tissue-template", "tissue")
+    if tensor is not None and tissue_path is not None and record.get("constraints", "").startswith("the template"):
+        fractions = np.asarray(nib.load(tissue_path).dataobj, np.float32)
+        classes = np.where(fractions[..., :4].sum(-1) >= 0.5, fractions[..., :4].argmax(-1) + 1, 0)
+        blocks.append(figure(figures.planes(np.asarray(tensor["fa"]), tensor.affine, labels=classes,
+                                            centre_on=tensor.mask,
+                                            title="template tissue on FA (cortical GM, sub-cortical GM, WM, CSF)"),
+                             "borders of the template-derived tissue classes on FA, three planes"))
     if tensor is not None:
         density, lengths = _tract_density(path, tensor.shape, tensor.affine)
         blocks.append(figure(figures.planes(np.asarray(tensor["fa"]), tensor.affine, heat=density,

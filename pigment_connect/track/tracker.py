@@ -319,7 +319,8 @@ class Tracker:
             of ``tissue``; without it, voxels with FA ≥ ``seed_fa_threshold`` touching brain
             voxels below ``fa_threshold``). Default: every voxel of the tracking mask with
             FA ≥ ``seed_fa_threshold`` (and white matter ≥ 0.5 with ``tissue``).
-        mask : (X, Y, Z) bool tracking mask; default ``maps.mask``.
+        mask : (X, Y, Z) bool tracking mask; default ``maps.mask``, or with ``tissue`` the whole
+            grid (the tissue image's brain bounds the tracking, as MRtrix3's ACT).
         seeds_per_voxel : seeds drawn uniformly in each seed voxel.
         n_seeds : instead, this many seeds in voxels drawn uniformly from the seed region.
         tissue : optional five-tissue-type partial volumes for anatomically constrained tracking:
@@ -402,7 +403,9 @@ class Tracker:
         :meth:`track`'s (``track_to_file`` passes them with its defaults)."""
         field, mode = self._direction_field(maps, peaks)
         shape = _grid_shape(maps)
-        if mask is None:
+        if mask is None and tissue is not None:
+            mask = np.ones(shape, bool)  # as MRtrix3's ACT: the tissue image says where the brain ends
+        elif mask is None:
             mask = maps.mask if maps.mask is not None else np.ones(shape, bool)
         mask = np.asarray(mask, bool)
         if mask.shape != shape:
