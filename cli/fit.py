@@ -33,6 +33,7 @@ MODELS = {  # the names 'run --model' takes, plus the conventional multi-shell f
     "csd": "fibre ODFs by constrained spherical deconvolution on the highest shell (15+ directions), "
            "SH coefficients in MRtrix3's basis over scanner axes (sh2peaks and mrview read them), "
            "with a BEP016 JSON sidecar",
+    "msmt": "multi-shell multi-tissue CSD (2+ shells): white-matter FOD as csd, and grey-matter and CSF densities",
 }
 
 
@@ -60,7 +61,7 @@ def register(subparsers) -> None:
 
 
 def _model(name: str, gtab, seed: int):
-    from pigment_connect.fit import CsdModel, DiffusionKurtosisModel, NoddiModel, TensorModel
+    from pigment_connect.fit import CsdModel, DiffusionKurtosisModel, MsmtCsdModel, NoddiModel, TensorModel
     from pigment_connect.pigment import AmortisedPigmentModel, PigmentModel
 
     if name in ("pigment", "pigment-spatial"):
@@ -69,7 +70,8 @@ def _model(name: str, gtab, seed: int):
         return model
     if name == "pigment-zeroshot":
         return PigmentModel(gtab, random_state=seed)
-    return {"tensor": TensorModel, "dki": DiffusionKurtosisModel, "noddi": NoddiModel, "csd": CsdModel}[name](gtab)
+    return {"tensor": TensorModel, "dki": DiffusionKurtosisModel, "noddi": NoddiModel, "csd": CsdModel,
+            "msmt": MsmtCsdModel}[name](gtab)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -87,10 +89,10 @@ def execute(args: argparse.Namespace) -> int:
     refuse_overwrite([out_dir / derivative_name(prefix, "dwimap", ".json", model=model_label)], args.force)
     dwi = load_dwi(args.dwi, bvals=args.bval, bvecs=args.bvec, mask=args.mask)
     model = _model(args.model, dwi.gtab, args.seed)
-    fit = model.fit(dwi) if args.model == "csd" else model.fit(dwi, progress=not args.quiet)
+    fit = model.fit(dwi) if args.model in ("csd", "msmt") else model.fit(dwi, progress=not args.quiet)
     maps = dataclasses.replace(fit.maps, model=model_label)
     written = maps.save(out_dir, prefix=prefix)
-    if args.model == "csd":  # BEP016: how the FOD's coefficients are encoded
+    if args.model in ("csd", "msmt"):  # BEP016: how the FOD's coefficients are encoded
         from pigment_connect.fit.csd import save_fod_sidecar
 
         save_fod_sidecar(fit, written["fod"])

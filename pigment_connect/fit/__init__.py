@@ -2,7 +2,8 @@
 
 :class:`TensorModel` (DTI), :class:`DiffusionKurtosisModel` (DKI) and :class:`NoddiModel`
 (NODDI-Watson) run batched in torch, on CUDA when available; :class:`CsdModel` gives fibre
-ODFs (constrained spherical deconvolution, DIPY's, in MRtrix3's basis over scanner axes). PIGMENT, the project's own
+ODFs (constrained spherical deconvolution, DIPY's, in MRtrix3's basis over scanner axes) and
+:class:`MsmtCsdModel` their multi-shell multi-tissue form (WM FOD, GM and CSF densities). PIGMENT, the project's own
 method, lives in :mod:`pigment_connect.pigment` (:class:`~pigment_connect.pigment.PigmentModel`,
 :class:`~pigment_connect.pigment.AmortisedPigmentModel`) and builds on the helpers here.
 
@@ -38,9 +39,10 @@ name                        DIPY                                        here
 """
 
 from .csd import CsdFit, CsdModel
+from .msmt import MsmtCsdFit, MsmtCsdModel
 from .dki import DiffusionKurtosisFit, DiffusionKurtosisModel
 from .dti import TensorFit, TensorModel
 from .noddi import NoddiFit, NoddiModel
 
 __all__ = ["TensorModel", "TensorFit", "DiffusionKurtosisModel", "DiffusionKurtosisFit", "NoddiModel", "NoddiFit",
-           "CsdModel", "CsdFit"]
+           "CsdModel", "CsdFit", "MsmtCsdModel", "MsmtCsdFit"]

@@ -186,13 +186,21 @@ class CsdFit:
                                   need_affine(self.affine), "csd", mask=self.mask)
 
 
-def fod_sidecar(fit: CsdFit) -> dict:
-    """The BEP016 (diffusion derivatives) description of a FOD map."""
-    return {"Model": "Constrained spherical deconvolution (single shell)",
-            "ModelURL": "https://doi.org/10.1016/j.neuroimage.2007.02.016",
-            "Parameters": {"SphericalHarmonicDegree": fit.model.sh_order_max, "Shell_bvalue": fit.model.shell,
-                           "ResponseEigenvalues_mm2_per_s": [float(v) for v in fit.response[0]],
-                           "ResponseS0": float(fit.response[1])},
+def fod_sidecar(fit) -> dict:
+    """The BEP016 (diffusion derivatives) description of a FOD map (single-shell or MSMT fit)."""
+    if hasattr(fit, "responses"):  # MsmtCsdFit
+        model = {"Model": "Multi-shell multi-tissue constrained spherical deconvolution",
+                 "ModelURL": "https://doi.org/10.1016/j.neuroimage.2014.07.061",
+                 "Parameters": {"SphericalHarmonicDegree": fit.model.sh_order_max,
+                                "Responses": {name: np.asarray(r, float).tolist()
+                                              for name, r in zip(("wm", "gm", "csf"), fit.responses)}}}
+    else:
+        model = {"Model": "Constrained spherical deconvolution (single shell)",
+                 "ModelURL": "https://doi.org/10.1016/j.neuroimage.2007.02.016",
+                 "Parameters": {"SphericalHarmonicDegree": fit.model.sh_order_max, "Shell_bvalue": fit.model.shell,
+                                "ResponseEigenvalues_mm2_per_s": [float(v) for v in fit.response[0]],
+                                "ResponseS0": float(fit.response[1])}}
+    return {**model,
             "OrientationEncoding": {"Type": "sh", "SphericalHarmonicBasis": "MRtrix3",
                                     "SphericalHarmonicDegree": fit.model.sh_order_max, "EncodingAxis": 3,
                                     "Reference": "xyz"}}
