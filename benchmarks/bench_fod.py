@@ -82,8 +82,22 @@ def _mrtrix(args, cwd, threads):
     return time.perf_counter() - start
 
 
-def validity(threads: int) -> None:
+def _mrtrix_fod_runs(fod, seed_mask, mask, affine, n_seeds: int, threads: int):
+    """Yield (algorithm, folder holding its out.tck, seconds) for tckgen iFOD2, iFOD1 and SD_Stream
+    on ``fod``, ``n_seeds`` random seeds in ``seed_mask``, tracking within ``mask``, cutoff 0.1."""
     import nibabel as nib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        nib.save(nib.Nifti1Image(fod, affine), f"{tmp}/fod.nii")
+        nib.save(nib.Nifti1Image(seed_mask.astype(np.uint8), affine), f"{tmp}/seed.nii")
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), f"{tmp}/mask.nii")
+        for algo in ("iFOD2", "iFOD1", "SD_Stream"):
+            seconds = _mrtrix(["fod.nii", "out.tck", "-algorithm", algo, "-seed_image", "seed.nii", "-seeds",
+                               str(n_seeds), "-select", "0", "-mask", "mask.nii", "-cutoff", "0.1"], tmp, threads)
+            yield algo, tmp, seconds
+
+
+def validity(threads: int) -> None:
     import nibabel.streamlines as nst
 
     from pigment_connect.connectome import build_connectomes
@@ -129,15 +143,9 @@ def validity(threads: int) -> None:
             lines = _dipy_track(kind, sh, fa, seeds_mm, affine, step_vox)
             results.setdefault(name, []).append(score(_tractogram(lines, affine, fa.shape)))
         if shutil.which("tckgen"):
-            with tempfile.TemporaryDirectory() as tmp:
-                nib.save(nib.Nifti1Image(fod, affine), f"{tmp}/fod.nii")
-                nib.save(nib.Nifti1Image(seed_mask.astype(np.uint8), affine), f"{tmp}/seed.nii")
-                nib.save(nib.Nifti1Image(tm.mask.astype(np.uint8), affine), f"{tmp}/mask.nii")
-                for algo in ("iFOD2", "iFOD1", "SD_Stream"):
-                    _mrtrix(["fod.nii", "out.tck", "-algorithm", algo, "-seed_image", "seed.nii", "-seeds",
-                             str(len(seeds)), "-select", "0", "-mask", "mask.nii", "-cutoff", "0.1"], tmp, threads)
-                    trk = _tractogram(list(nst.load(f"{tmp}/out.tck").streamlines), affine, fa.shape)
-                    results.setdefault(f"MRtrix3 {algo} on our FODs", []).append(score(trk))
+            for algo, tmp, _ in _mrtrix_fod_runs(fod, seed_mask, tm.mask, affine, len(seeds), threads):
+                trk = _tractogram(list(nst.load(f"{tmp}/out.tck").streamlines), affine, fa.shape)
+                results.setdefault(f"MRtrix3 {algo} on our FODs", []).append(score(trk))
     for name, cells in results.items():
         print(f"| {name} | " + " | ".join(cells) + " |")
 
@@ -187,7 +195,6 @@ def sift_phantom(threads: int, n_seeds: int = 5000) -> None:
 
 
 def speed(threads: int, n_seeds: int) -> None:
-    import nibabel as nib
 
     import pigment_connect as pc
     from pigment_connect.fit import TensorModel
@@ -217,16 +224,10 @@ def speed(threads: int, n_seeds: int) -> None:
         n = len(tracker.track(maps, seeds=seeds_mm, random_state=0, n_threads=threads))
         rows.append((name, time.perf_counter() - start, n, threads))
     if shutil.which("tckgen"):
-        with tempfile.TemporaryDirectory() as tmp:
-            nib.save(nib.Nifti1Image(fod, affine), f"{tmp}/fod.nii")
-            nib.save(nib.Nifti1Image(seed_mask.astype(np.uint8), affine), f"{tmp}/seed.nii")
-            nib.save(nib.Nifti1Image(tm.mask.astype(np.uint8), affine), f"{tmp}/mask.nii")
-            for algo in ("iFOD2", "iFOD1", "SD_Stream"):
-                seconds = _mrtrix(["fod.nii", "out.tck", "-algorithm", algo, "-seed_image", "seed.nii", "-seeds",
-                                   str(n_seeds), "-select", "0", "-mask", "mask.nii", "-cutoff", "0.1"], tmp, threads)
-                count = int(subprocess.run(["tckinfo", "-count", "out.tck"], cwd=tmp, capture_output=True,
-                                           text=True).stdout.split()[-1])
-                rows.append((f"MRtrix3 {algo}", seconds, count, threads))
+        for algo, tmp, seconds in _mrtrix_fod_runs(fod, seed_mask, tm.mask, affine, n_seeds, threads):
+            count = int(subprocess.run(["tckinfo", "-count", "out.tck"], cwd=tmp, capture_output=True,
+                                       text=True).stdout.split()[-1])
+            rows.append((f"MRtrix3 {algo}", seconds, count, threads))
     sh = _dipy_csd(dwi, tm.mask)
     step_vox = STEP / float(np.linalg.norm(affine[:3, 0]))
     for kind, name in (("prob", "DIPY CSD probabilistic"), ("det", "DIPY CSD deterministic maximum")):

@@ -28,6 +28,7 @@ from ._kernels import (
     STOP_MASK,
     STOP_NONE,
     _in_mask,
+    _tangent_pair,
     _tissue_stop,
     _trilinear,
 )
@@ -92,18 +93,6 @@ def _amp(coeffs, lmax, rot, d0, d1, d2):
     w1 = rot[1, 0] * d0 + rot[1, 1] * d1 + rot[1, 2] * d2
     w2 = rot[2, 0] * d0 + rot[2, 1] * d1 + rot[2, 2] * d2
     return sh_amplitude(coeffs, lmax, w0, w1, w2)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _tangent_pair(d):
-    """An orthonormal pair (u, v) perpendicular to the unit vector d."""
-    if abs(d[0]) < 0.9:
-        a0, a1, a2 = 0.0, -d[2], d[1]
-    else:
-        a0, a1, a2 = d[2], 0.0, -d[0]
-    na = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
-    a0, a1, a2 = a0 / na, a1 / na, a2 / na
-    return a0, a1, a2, d[1] * a2 - d[2] * a1, d[2] * a0 - d[0] * a2, d[0] * a1 - d[1] * a0
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

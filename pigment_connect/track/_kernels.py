@@ -428,6 +428,18 @@ def track_deterministic(field, mask, tissue, tvox, seeds, inv_voxel, step_mm, fa
 
 
 # ---------------------------------------------------------------- probabilistic tracking
+@numba.njit(cache=True, nogil=True, inline="always")
+def _tangent_pair(d):
+    """An orthonormal pair (a, b) perpendicular to the unit vector d, as six numbers."""
+    if abs(d[0]) < 0.9:
+        a0, a1, a2 = 0.0, -d[2], d[1]
+    else:
+        a0, a1, a2 = d[2], 0.0, -d[0]
+    na = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
+    a0, a1, a2 = a0 / na, a1 / na, a2 / na
+    return a0, a1, a2, d[1] * a2 - d[2] * a1, d[2] * a0 - d[0] * a2, d[0] * a1 - d[1] * a0
+
+
 @numba.njit(cache=True, nogil=True)
 def sample_watson(mu, kappa, key0, key1, state, buf, out):
     """A unit vector from the Watson distribution of axis ``mu`` and concentration ``kappa`` ≥ 0,
@@ -446,16 +458,7 @@ def sample_watson(mu, kappa, key0, key1, state, buf, out):
             if v <= np.exp(k * t * (t - 1.0)):
                 break
     phi = 2.0 * np.pi * next_uniform(key0, key1, state, buf)
-    # an orthonormal pair (a, b) perpendicular to mu
-    if abs(mu[0]) < 0.9:
-        a0, a1, a2 = 0.0, -mu[2], mu[1]
-    else:
-        a0, a1, a2 = mu[2], 0.0, -mu[0]
-    na = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
-    a0, a1, a2 = a0 / na, a1 / na, a2 / na
-    b0 = mu[1] * a2 - mu[2] * a1
-    b1 = mu[2] * a0 - mu[0] * a2
-    b2 = mu[0] * a1 - mu[1] * a0
+    a0, a1, a2, b0, b1, b2 = _tangent_pair(mu)
     st = np.sqrt(max(0.0, 1.0 - t * t))
     cp, sp = np.cos(phi), np.sin(phi)
     out[0] = t * mu[0] + st * (cp * a0 + sp * b0)
