@@ -40,6 +40,7 @@ from ..connectome.template_tissue import template_tissue
 from ..errors import InputError, PigmentWarning
 from ..fit import TensorModel
 from ..fit.csd import CsdModel, save_fod_sidecar
+from ..fit.msmt import MsmtCsdModel
 from ..io.gradients import GradientTable
 from ..io.grid import voxel_sizes
 from ..io.bids import SubjectScan, derivative_name, stage_name
@@ -54,7 +55,7 @@ from ..track.tissue import FIVE_TISSUE
 from .config import PipelineConfig
 from .memory import PeakMemory
 from .qc_facts import noise_facts, protocol_facts
-from .tracking import FOD_ORDER, choose_tracking
+from .tracking import FOD_ORDER, choose_tracking, fod_method
 from .records import StageRecords, file_identity
 from .stages import (
     connectome_stem,
@@ -214,14 +215,21 @@ def _save_maps(series: _Series, maps: MicrostructureMaps, name: str) -> tuple[di
 
 
 def _csd_stage(s: _Series, load_record: dict) -> dict:
-    """FODs (:class:`~pigment_connect.fit.csd.CsdModel`, order :data:`FOD_ORDER`) and their BEP016
-    sidecar: ``<prefix>_model-csd_param-fod_dwimap.nii.gz``, read by MRtrix3 as its own."""
+    """FODs of order :data:`FOD_ORDER` and their BEP016 sidecar, read by MRtrix3 as its own:
+    multi-shell multi-tissue CSD (:class:`~pigment_connect.fit.msmt.MsmtCsdModel`,
+    ``<prefix>_model-msmt_param-{fod,wm,gm,csf}_dwimap.nii.gz``) on tables with two shells or more,
+    else single-shell CSD (:class:`~pigment_connect.fit.csd.CsdModel`, ``_model-csd_param-fod``)."""
     def run():
-        fit = CsdModel(s.dwi.gtab, sh_order_max=FOD_ORDER).fit(s.dwi)
-        maps = MicrostructureMaps({"fod": fit.fod.astype(np.float32)}, fit.affine, "csd", mask=fit.mask)
+        if fod_method(s.dwi.gtab) == "msmt":
+            fit = MsmtCsdModel(s.dwi.gtab, sh_order_max=FOD_ORDER).fit(s.dwi)
+            maps, facts = fit.maps, {"responses": [np.asarray(r, float).tolist() for r in fit.responses]}
+        else:
+            fit = CsdModel(s.dwi.gtab, sh_order_max=FOD_ORDER).fit(s.dwi)
+            maps = MicrostructureMaps({"fod": fit.fod.astype(np.float32)}, fit.affine, "csd", mask=fit.mask)
+            facts = {"response": [float(v) for v in fit.response[0]] + [float(fit.response[1])]}
         files, _ = _save_maps(s, maps, "fit-csd")
         save_fod_sidecar(fit, files["fod"])
-        return files, {"response": [float(v) for v in fit.response[0]] + [float(fit.response[1])]}
+        return files, facts
 
     return s.stage("fit-csd", {"load": load_record["key"]}, run)
 

@@ -2,7 +2,8 @@
 
 ``"tensor"`` tracks the microstructure model's tensor (DTI, or PIGMENT's); ``"pigment"`` the
 PIGMENT/NODDI mean neurite orientation, its probabilistic draws spread by the ODI map;
-``"fod"`` fibre ODFs from constrained spherical deconvolution (a ``fit-csd`` stage);
+``"fod"`` fibre ODFs from constrained spherical deconvolution (a ``fit-csd`` stage: multi-shell
+multi-tissue on tables with two shells or more, :func:`fod_method`);
 ``"auto"`` FODs where the table supports CSD at order :data:`FOD_ORDER`, else PIGMENT's
 orientation when the model is PIGMENT, else the tensor.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from ..io.gradients import GradientTable
 
-__all__ = ["TRACKING_MODELS", "FOD_ORDER", "TrackingChoice", "choose_tracking", "csd_supported"]
+__all__ = ["TRACKING_MODELS", "FOD_ORDER", "TrackingChoice", "choose_tracking", "csd_supported", "fod_method"]
 
 TRACKING_MODELS = ("tensor", "pigment", "fod", "auto")
 FOD_ORDER = 8
@@ -47,6 +48,17 @@ def csd_supported(gtab: GradientTable) -> tuple[bool, str]:
     return True, f"{n} directions on b={top:g}"
 
 
+def fod_method(gtab: GradientTable) -> str:
+    """``"msmt"`` (multi-shell multi-tissue CSD) where the table has two non-zero shells or more,
+    else ``"csd"`` (single-shell CSD on its highest shell)."""
+    return "msmt" if len([b for b in gtab.shells if b > 0]) >= 2 else "csd"
+
+
+def _fod_words(gtab: GradientTable) -> str:
+    kind = "multi-shell multi-tissue CSD" if fod_method(gtab) == "msmt" else "single-shell CSD"
+    return f"fibre ODFs ({kind}, order {FOD_ORDER})"
+
+
 def choose_tracking(tracking_model: str, algorithm: str, gtab: GradientTable, model: str) -> TrackingChoice:
     """The field and rule for one series. A FOD field is followed ``"deterministic"``ally for
     ``tensorline``/``eigenvector`` and drawn from for ``probabilistic``; a tensor or orientation
@@ -55,7 +67,7 @@ def choose_tracking(tracking_model: str, algorithm: str, gtab: GradientTable, mo
     if tracking_model == "auto":
         ok, why = csd_supported(gtab)
         if ok:
-            field, reason = "fod", f"auto: fibre ODFs (CSD, order {FOD_ORDER}): {why}"
+            field, reason = "fod", f"auto: {_fod_words(gtab)}: {why}"
         elif on_pigment:
             field, reason = "orientation", f"auto: PIGMENT orientation and ODI, the table is too sparse for CSD: {why}"
         else:
@@ -63,7 +75,7 @@ def choose_tracking(tracking_model: str, algorithm: str, gtab: GradientTable, mo
     else:
         field = {"tensor": "tensor", "pigment": "orientation", "fod": "fod"}[tracking_model]
         reason = {"tensor": "the model's tensor", "pigment": "PIGMENT orientation and ODI",
-                  "fod": f"fibre ODFs (CSD, order {FOD_ORDER})"}[tracking_model]
+                  "fod": _fod_words(gtab)}[tracking_model]
     if field == "fod":
         algorithm = "probabilistic" if algorithm == "probabilistic" else "deterministic"
     elif algorithm == "deterministic":

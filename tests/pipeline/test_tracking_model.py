@@ -67,3 +67,24 @@ def test_tracking_model_settings_are_checked():
     assert PipelineConfig(tracking_model="fod", tracking_algorithm="probabilistic").entities["algo"] == \
         "fodprobabilistic"
     assert PipelineConfig().entities == {"model": "tensor", "algo": "tensorline"}  # names of existing runs kept
+
+
+@pytest.mark.slow
+def test_a_multi_shell_table_gets_multi_tissue_fods(tmp_path):
+    from pigment_connect.datasets import make_subject
+    from pigment_connect.datasets.phantom import subject_parcellation_pattern, write_bids
+    from pigment_connect.io import MicrostructureMaps
+    from pigment_connect.pipeline import PipelineConfig, run_cohort
+
+    bids = write_bids([make_subject(subject="01", seed=3, shape=(30, 36, 8), protocol="dense")], tmp_path / "bids")
+    config = PipelineConfig(tracking_model="fod", tracking_algorithm="probabilistic",
+                            parcellation=subject_parcellation_pattern(), gradient_check="off")
+    result = run_cohort(bids, tmp_path / "out", config, progress=False)
+    assert list(result.summary["status"]) == ["ok"], result.summary["error"].tolist()
+    d = tmp_path / "out" / "sub-01" / "dwi"
+    maps = MicrostructureMaps.load(d, prefix="sub-01", model="msmt")
+    assert {"fod", "wm", "gm", "csf"} <= set(maps.names)
+    sidecar = json.loads(next(d.glob("*_model-msmt_param-fod_dwimap.json")).read_text())
+    assert sidecar["Model"].startswith("Multi-shell multi-tissue")
+    track = _records(d)["track_model-tensor_algo-fodprobabilistic"]
+    assert "multi-shell multi-tissue" in track["choice"] and track["streamlines"] > 100
