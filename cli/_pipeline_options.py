@@ -31,6 +31,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
             options.update(action="append", metavar=f.name.rstrip("s").upper() if f.name != "atlases" else "NAME")
         elif meta["choices"] is not None:
             options.update(choices=meta["choices"])
+            if meta.get("const") is not None:
+                options.update(nargs="?", const=meta["const"], metavar="{" + ",".join(meta["choices"]) + "}")
         else:
             kind = meta["kind"] or type(default)
             options.update(type=kind, metavar={int: "N", float: "X", str: "PATTERN"}.get(kind, "VALUE"))

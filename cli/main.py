@@ -10,12 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import (atlases, check_gradients, config, connectome, fit, metrics, report, run, simulate, stats, track,
-               train_prior)
+from . import (atlases, check_gradients, config, connectome, features, fit, metrics, report, run, simulate, stats,
+               synthesize, track, train_prior)
 
 # the cohort runner first, then one command per stage in pipeline order, then the tools
-SUBCOMMANDS = (run, report, config, fit, track, connectome, metrics, stats, check_gradients, simulate, train_prior,
-               atlases)
+SUBCOMMANDS = (run, report, config, fit, track, connectome, metrics, stats, features, synthesize, check_gradients,
+               simulate, train_prior, atlases)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -173,6 +173,20 @@ def _five_tissue(brain: np.ndarray, csf: np.ndarray, gm: np.ndarray) -> np.ndarr
     return tissue
 
 
+def _region_tissues(n_regions: int, shift: dict[int, tuple[float, float]], variability: float,
+                    rng: np.random.Generator) -> dict[int, Tissue]:
+    """Each grey-matter region's tissue (labels 1..n): :data:`GREY_MATTER` with a per-region
+    multiplicative jitter of s.d. ``variability`` on NDI, ODI and free water, plus ``shift``."""
+    out = {}
+    for label in range(1, n_regions + 1):
+        jitter = np.exp(rng.normal(0.0, variability, 3)) if variability > 0 else np.ones(3)
+        d_odi, d_fwf = shift.get(label, (0.0, 0.0))
+        clip = lambda v: float(np.clip(v, 0.02, 0.98))  # noqa: E731
+        out[label] = Tissue(ndi=clip(GREY_MATTER.ndi * jitter[0]), odi=clip(GREY_MATTER.odi * jitter[1] + d_odi),
+                            fwf=clip(GREY_MATTER.fwf * jitter[2] + d_fwf), s0=GREY_MATTER.s0)
+    return out
+
+
 def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     t = np.linspace(0.0, 1.0, n)[:, None]
     pts = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
@@ -194,6 +208,8 @@ def make_subject(
     effect_bundle: str | None = None,
     effect_size: float = 0.0,
     subject_variability: float = 0.02,
+    region_shift: dict[int, tuple[float, float]] | None = None,
+    region_variability: float = 0.0,
     seed: int = 0,
 ) -> PhantomSubject:
     """Generate one synthetic subject (see module docstring).
@@ -209,6 +225,11 @@ def make_subject(
     effect_bundle : name of a bundle in :data:`BUNDLES` whose NDI is scaled by ``1 - effect_size``.
     effect_size : relative NDI reduction in ``effect_bundle`` (e.g. 0.2 for patients).
     subject_variability : s.d. of a per-subject multiplicative jitter on NDI (relative).
+    region_shift : region label (1–8) → (ODI shift, free-water shift) added to that grey-matter
+        region's tissue (a planted microstructure effect; fractions, clipped to [0.02, 0.98]).
+    region_variability : s.d. of a per-subject, per-region jitter of the grey-matter regions' NDI,
+        ODI and free water (relative, multiplicative): the between-subject spread of parcel maps.
+        Drawn from a stream of its own, so the noise of a subject is the same with and without it.
     seed : everything random (noise, jitter, covariates) derives from it.
     """
     if isinstance(protocol, str):
@@ -297,7 +318,13 @@ def make_subject(
     deep = brain & ~csf & (labels == 0) & ~in_bundle
     fill(deep, np.tile(z_axis, (int(deep.sum()), 1)), DEEP_TISSUE, DEEP_TISSUE.ndi, 1.0)
     gm = labels > 0
-    fill(gm, np.tile(z_axis, (int(gm.sum()), 1)), GREY_MATTER, GREY_MATTER.ndi, 1.0)
+    if region_shift is None and region_variability == 0:
+        fill(gm, np.tile(z_axis, (int(gm.sum()), 1)), GREY_MATTER, GREY_MATTER.ndi, 1.0)
+    else:
+        for label, tissue in _region_tissues(len(REGION_NAMES), region_shift or {}, region_variability,
+                                             np.random.default_rng([seed, 1])).items():
+            sel = labels == label
+            fill(sel, np.tile(z_axis, (int(sel.sum()), 1)), tissue, tissue.ndi, 1.0)
     fill(csf, np.tile(z_axis, (int(csf.sum()), 1)), CSF, 0.0, 1.0)
     for s in (0, 1):
         for b in range(len(BUNDLES)):

@@ -75,8 +75,8 @@ def extract_voxels(dwi: DiffusionData | np.ndarray, gtab: GradientTable, mask: n
         raise InputError(f"mask shape {mask.shape} differs from the data's {spatial}.", file=source)
     signal = np.asarray(data[mask], dtype=np.float64)
     if signal.size and not np.all(np.isfinite(signal)):
-        raise FitError("the signal holds NaN or Inf inside the mask; load it with load_dwi() to mask them.",
-                       file=source)
+        raise InputError("the signal holds NaN or Inf inside the mask.", file=source,
+                         fix="load it with load_dwi(), which masks such voxels, or fix the image.")
     return VoxelData(signal, mask, affine, source)
 
 

@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..io.bids import CONFIGURATION_ENTITIES, configuration_entities, natural_key, read_participants, source_prefix
 from ..io.connectome import Connectome
 
-__all__ = ["read_cohort", "cohort_metrics"]
+__all__ = ["read_cohort", "cohort_metrics", "find_participants", "MULTI_SERIES"]
 
 _NAME = re.compile(r"^sub-(?P<subject>[0-9A-Za-z]+)(?:_ses-(?P<session>[0-9A-Za-z]+))?_.*connectome\.(?:npz|tsv|csv)$")
 
@@ -79,7 +79,7 @@ def read_cohort(derivatives: PathLike, *, seg: str, meas: str = "count", partici
                          fix="read one atlas at a time (the seg entity).")
     conns, rows = _one_per_scan(conns, rows, multi_series, root)
     table = pd.DataFrame(rows)
-    info = _participants(root, participants)
+    info = find_participants(root, participants)
     if info is not None:
         extra = info.drop(columns=["participant_id"], errors="ignore")
         missing = sorted(set(table["subject"]) - set(extra.index))
@@ -144,7 +144,9 @@ def _one_per_scan(conns: list[Connectome], rows: list[dict], rule: str, root: Pa
     return out_conns, out_rows
 
 
-def _participants(root: Path, given: PathLike | None) -> pd.DataFrame | None:
+def find_participants(root: Path, given: PathLike | None = None) -> pd.DataFrame | None:
+    """``participants.tsv`` (indexed by subject label): ``given`` (the file or its folder), else the
+    one in the derivatives folder ``root`` or in the BIDS root two levels above it; None if none."""
     if given is not None:
         path = Path(given)
         folder = path if path.is_dir() else path.parent

@@ -105,13 +105,21 @@ CONFIGURATION_ENTITIES = ("model", "algo")
 algorithm), carried by everything built from it so that two configurations never share a path."""
 
 
-def configuration_labels(model: str, tracking_algorithm: str, tracking_model: str = "tensor") -> dict[str, str]:
+def configuration_labels(model: str, tracking_algorithm: str, tracking_model: str = "tensor",
+                         repair: str = "off") -> dict[str, str]:
     """The ``model-``/``algo-`` entities of a configuration (BIDS labels: ``pigment-zeroshot`` →
     ``pigmentzeroshot``), the same in every file name and stage record it makes. A field other
     than the model's tensor is named before the algorithm: ``algo-fodprobabilistic``,
-    ``algo-autotensorline``."""
+    ``algo-autotensorline``. Maps fitted to a repaired scan say so after the model:
+    ``model-tensorrepaired`` (repaired by the tensor), ``model-pigmentpigmentrepaired``."""
     algo = tracking_algorithm if tracking_model == "tensor" else f"{tracking_model}{tracking_algorithm}"
-    return {"model": bids_label(model), "algo": bids_label(algo)}
+    return {"model": bids_label(model) + repair_label(repair), "algo": bids_label(algo)}
+
+
+def repair_label(repair: str) -> str:
+    """What a repair adds to the model label and the repaired scan's ``desc-``: ``""`` for none,
+    ``"repaired"`` by the tensor, ``"<model>repaired"`` by another model."""
+    return "" if repair == "off" else "repaired" if repair == "tensor" else f"{bids_label(repair)}repaired"
 
 
 def stage_name(kind: str, labels: dict[str, str]) -> str:

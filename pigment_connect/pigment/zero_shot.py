@@ -343,7 +343,7 @@ class PigmentFit:
         (X, Y, Z) map; default the fitted S0). 0 outside the mask."""
         gtab = gtab or self.model.gtab
         m = self.mask
-        t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
+        t = lambda a: torch.from_numpy(np.array(a, dtype=np.float64))  # noqa: E731  (a copy: tables are read-only)
         feats, frame = t(self.params["features"][m]), t(self.params["frame"][m])
         w_asym = None
         if self.asymmetric:  # the reported W∆ follows λ2 ≥ λ3; the frame's own sign is what the signal needs
@@ -358,12 +358,15 @@ class PigmentFit:
     @property
     def maps(self) -> MicrostructureMaps:
         """All maps (model ``"pigment"``) with the posterior standard deviations as uncertainty;
-        ``w_asym`` among them where the table determined it."""
+        ``w_asym`` among them where the table determined it; ``latent`` (X, Y, Z, latent_dim) and
+        ``features`` (X, Y, Z, 9, :data:`~pigment_connect.pigment.FEATURES`), the adapted tissue, for
+        :mod:`pigment_connect.features`."""
         m = self.mask
         names = [*MAP_NAMES, "s0", "nrmse", *(["w_asym"] if self.asymmetric else [])]
         maps = {n: np.where(m, self.params[n], 0.0).astype(np.float32) for n in names}
         maps["evec1"] = np.where(m[..., None], self.params["evec1"], 0.0).astype(np.float32)
-        maps["tensor"] = np.where(m[..., None], self.params["tensor"], 0.0).astype(np.float32)
+        for name in ("tensor", "latent", "features"):  # the adapted latent code and tissue, for feature studies
+            maps[name] = np.where(m[..., None], self.params[name], 0.0).astype(np.float32)
         unc = {n: np.where(m, self.params[f"{n}_std"], 0.0).astype(np.float32)
                for n in UNCERTAIN_MAPS if f"{n}_std" in self.params}
         return MicrostructureMaps(maps, need_affine(self.affine), "pigment", mask=m, uncertainty=unc)

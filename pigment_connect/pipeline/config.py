@@ -32,6 +32,8 @@ TRACKING_ALGORITHMS = ("tensorline", "eigenvector", "deterministic", "probabilis
 GRADIENT_CHECKS = ("warn", "fail", "off")
 ANATOMICAL_CONSTRAINTS = ("none", "auto")
 SEEDINGS = ("auto", "wm", "interface")
+REPAIRS = ("off", "tensor", "pigment")
+"""Who finds and replaces outlier slices before the fits (:func:`~pigment_connect.synthesis.repair`)."""
 TRACTOGRAM_FORMATS = (".tck", ".trk", ".trx")
 DEFAULT_ATLAS = "schaefer200"
 #: the fields a per-series path pattern (``parcellation``, ``tissue``) may name
@@ -43,9 +45,12 @@ __all__ = ["PipelineConfig", "load_config", "config_to_toml", "setting_default",
 
 
 def _setting(default, help: str, *, choices: tuple | None = None, flag: str | None = None,
-             low: float | None = None, high: float | None = None, kind: type | None = None, cli: bool = True):
-    """A dataclass field carrying what the flags, the file reader and the validation need."""
-    meta = {"help": help, "choices": choices, "flag": flag, "low": low, "high": high, "kind": kind, "cli": cli}
+             low: float | None = None, high: float | None = None, kind: type | None = None, cli: bool = True,
+             const=None):
+    """A dataclass field carrying what the flags, the file reader and the validation need
+    (``const``: the value of the flag given without one)."""
+    meta = {"help": help, "choices": choices, "flag": flag, "low": low, "high": high, "kind": kind, "cli": cli,
+            "const": const}
     if isinstance(default, (list, tuple, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -73,6 +78,13 @@ class PipelineConfig:
         ``fit-csd`` stage) or ``"auto"`` (FODs where the table has ≥ 28 directions on its highest
         shell, else PIGMENT's orientation with a PIGMENT model, else the tensor; the choice is in
         the log, the track stage's record and the report). See :mod:`.tracking`.
+    repair : ``"off"`` (default), ``"tensor"`` or ``"pigment"``: a ``repair`` stage finds outlier
+        slices and volumes from the residuals against that model's fit and replaces them by its
+        prediction (:func:`~pigment_connect.synthesis.repair`), writing
+        ``<prefix>_desc-repaired_dwi.nii.gz`` (+ ``.bval``/``.bvec``/``.json`` listing the slices)
+        and ``<prefix>_desc-repaired_outliers.tsv``; the microstructure fits, tracking and
+        connectomes then use the repaired scan and say so in their model label
+        (``model-tensorrepaired``); registration and the gradient check keep the raw scan.
     gradient_check : b-vector orientation check before tracking
         (:func:`~pigment_connect.track.check_gradients`): ``"warn"``, ``"fail"`` or ``"off"``.
     step_size, max_angle, fa_threshold, min_length, max_length, seeds_per_voxel :
@@ -113,6 +125,11 @@ class PipelineConfig:
     tracking_model: str = _setting("tensor", "field tracked: the model's tensor, PIGMENT's orientation and ODI, CSD "
                                    "fibre ODFs, or auto (FODs where the table allows CSD, else PIGMENT/tensor)",
                                    choices=TRACKING_MODELS)
+    repair: str = _setting("off", "find outlier slices and volumes (dropouts, spikes, motion) from the residuals "
+                           "against a fit and replace them by its prediction before the microstructure fits: "
+                           "--repair (the tensor's fit) or --repair pigment (PIGMENT zero-shot, closer "
+                           "replacements, slower); the repaired scan and the list of slices are written, the "
+                           "fits' files are named model-<model>repaired", choices=REPAIRS, const="tensor")
     gradient_check: str = _setting("warn", "b-vector orientation check before tracking: warn when the table looks "
                                    "wrong, fail the series, or off", choices=GRADIENT_CHECKS)
     step_size: float = _setting(0.5, "tracking step, mm", low=0.01, high=10.0)
@@ -188,7 +205,7 @@ class PipelineConfig:
         """The file-name entities of the settings every tractogram and connectome depends on:
         ``model-`` (``tensor``, ``pigment``, ``pigmentspatial``, ``pigmentzeroshot``) and ``algo-``
         (``tensorline``, ``eigenvector``, ``probabilistic``), so two configurations never share a path."""
-        return configuration_labels(self.model, self.tracking_algorithm, self.tracking_model)
+        return configuration_labels(self.model, self.tracking_algorithm, self.tracking_model, self.repair)
 
     def to_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}

@@ -43,13 +43,14 @@ from ..fit.csd import CsdModel, save_fod_sidecar
 from ..fit.msmt import MsmtCsdModel
 from ..io.gradients import GradientTable
 from ..io.grid import voxel_sizes
-from ..io.bids import SubjectScan, derivative_name, stage_name
+from ..io.bids import SubjectScan, derivative_name, repair_label, stage_name
 from ..io.connectome import Connectome
 from ..io.dwi import load_dwi
 from ..io.maps import MicrostructureMaps
 from ..io.parcellation import Parcellation
 from ..io.write import atomic_path, save_nifti
 from ..pigment import AmortisedPigmentModel, PigmentModel
+from ..synthesis import VirtualScan, repair
 from ..track import Tracker, check_gradients
 from ..track.tissue import FIVE_TISSUE
 from .config import PipelineConfig
@@ -108,12 +109,14 @@ def stage_plan(config: PipelineConfig) -> dict[str, dict]:
     content (the model and tracking algorithm are in the stage names and file names instead)."""
     labels = config.entities
     plan: dict[str, dict] = {"load": {}, "fit-tensor": {}}
+    if config.repair != "off":
+        plan[repair_stage_name(config)] = {"model": config.repair, "seed": config.seed}
     if config.gradient_check != "off":
         plan["gradcheck"] = {"seed": config.seed, "n_seeds": GRADIENT_CHECK_SEEDS}
-    if config.model != "tensor":
+    if config.model != "tensor" or config.repair != "off":
         plan[stage_name("fit", labels)] = {"seed": config.seed}
     if config.tracking_model in ("fod", "auto"):
-        plan["fit-csd"] = {"sh_order_max": FOD_ORDER}
+        plan["fit-csd" + repair_label(config.repair)] = {"sh_order_max": FOD_ORDER}
     if config.atlases:
         plan["register"] = {}
     if template_tissue_wanted(config):
@@ -170,6 +173,7 @@ class _Series:
         self.result = SubjectOutputs()
         self.mask_file: Path | None = scan.mask
         self.loaded: dict[str, object] = {}  # objects a stage made this run, so the next one need not read them
+        self.fit_source: Path | None = None  # the repaired scan, when a repair stage ran
 
     def stage(self, name: str, inputs: dict, run: Callable[[], tuple[dict, dict]], products=()) -> dict:
         """Skip ``name`` if its record holds, else ``run()`` → (files, extras) and record it."""
@@ -201,6 +205,15 @@ class _Series:
     def dwi(self):
         return load_dwi(self.scan.dwi, bvals=self.scan.bval, bvecs=self.scan.bvec, mask=self.mask_file)
 
+    @property
+    def fit_dwi(self):
+        """What the microstructure fits read: the repaired scan when there is one, else the series."""
+        if self.fit_source is None:
+            return self.dwi
+        if "repaired" not in self.loaded:
+            self.loaded["repaired"] = load_dwi(self.fit_source, mask=self.mask_file if self.mask_file else self.dwi.mask)
+        return self.loaded["repaired"]
+
     def maps_from(self, record: dict, name: str) -> MicrostructureMaps:
         if name not in self.loaded:
             self.loaded[name] = MicrostructureMaps.from_index(record["files"]["index"])
@@ -215,23 +228,28 @@ def _save_maps(series: _Series, maps: MicrostructureMaps, name: str) -> tuple[di
 
 
 def _csd_stage(s: _Series, load_record: dict) -> dict:
-    """FODs of order :data:`FOD_ORDER` and their BEP016 sidecar, read by MRtrix3 as its own:
+    """FODs of order :data:`FOD_ORDER` (of the repaired scan, ``fit-csd<label>``, with a repair;
+    ``load_record`` is then the repair stage's) and their BEP016 sidecar, read by MRtrix3 as its own:
     multi-shell multi-tissue CSD (:class:`~pigment_connect.fit.msmt.MsmtCsdModel`,
     ``<prefix>_model-msmt_param-{fod,wm,gm,csf}_dwimap.nii.gz``) on tables with two shells or more,
     else single-shell CSD (:class:`~pigment_connect.fit.csd.CsdModel`, ``_model-csd_param-fod``)."""
+    suffix = repair_label(s.config.repair)
+    name = "fit-csd" + suffix
+
     def run():
-        if fod_method(s.dwi.gtab) == "msmt":
-            fit = MsmtCsdModel(s.dwi.gtab, sh_order_max=FOD_ORDER).fit(s.dwi)
+        dwi = s.fit_dwi
+        if fod_method(dwi.gtab) == "msmt":
+            fit = MsmtCsdModel(dwi.gtab, sh_order_max=FOD_ORDER).fit(dwi)
             maps, facts = fit.maps, {"responses": [np.asarray(r, float).tolist() for r in fit.responses]}
         else:
-            fit = CsdModel(s.dwi.gtab, sh_order_max=FOD_ORDER).fit(s.dwi)
+            fit = CsdModel(dwi.gtab, sh_order_max=FOD_ORDER).fit(dwi)
             maps = MicrostructureMaps({"fod": fit.fod.astype(np.float32)}, fit.affine, "csd", mask=fit.mask)
             facts = {"response": [float(v) for v in fit.response[0]] + [float(fit.response[1])]}
-        files, _ = _save_maps(s, maps, "fit-csd")
+        files, _ = _save_maps(s, dataclasses.replace(maps, model=maps.model + suffix), name)
         save_fod_sidecar(fit, files["fod"])
         return files, facts
 
-    return s.stage("fit-csd", {"load": load_record["key"]}, run)
+    return s.stage(name, {"load": load_record["key"]}, run)
 
 
 def _with_fod(tensor: MicrostructureMaps, csd: MicrostructureMaps) -> MicrostructureMaps:
@@ -367,6 +385,48 @@ def _parcellations(s: _Series, tensor_record: dict) -> list[tuple[Parcellation |
     return out
 
 
+def repair_stage_name(config: PipelineConfig) -> str:
+    """``repair`` (by the tensor) or ``repair-<model>``: the stage that writes the repaired scan."""
+    return "repair" if config.repair == "tensor" else f"repair-{config.repair}"
+
+
+def _repair_stage(s: _Series, load_record: dict) -> dict:
+    """Outlier slices and volumes of the series found and replaced (:func:`~pigment_connect.synthesis.repair`
+    with ``config.repair``'s model): ``<prefix>_desc-<label>_dwi.nii.gz`` with its table and sidecar
+    (the replaced slices), and ``<prefix>_desc-<label>_outliers.tsv`` (every slice's z-score)."""
+    config, label = s.config, repair_label(s.config.repair)
+
+    def run():
+        dwi = s.dwi
+        result = repair(dwi, model=config.repair, random_state=config.seed)
+        n = len(dwi.gtab)
+        pairs = result.report.pairs()
+        scan = VirtualScan(result.dwi.data, dwi.gtab, dwi.affine, dwi.mask, np.ones(n, bool), np.arange(n),
+                           config.repair, repaired=pairs, source=str(s.scan.dwi))
+        files = {k: str(v) for k, v in scan.save(s.dir / derivative_name(
+            s.prefix, "dwi", ".nii.gz", space=s.scan.space_entity, desc=label)).items()}
+        z = result.report.z
+        volume, slice_ = np.nonzero(np.isfinite(z))
+        table = pd.DataFrame({"volume": volume, "slice": slice_, "bval": dwi.gtab.bvals[volume],
+                              "z": z[volume, slice_].round(3),
+                              "signal_ratio": np.exp(result.report.log_ratio[volume, slice_]).round(4),
+                              "replaced": result.report.slices[volume, slice_]})
+        outliers = s.dir / derivative_name(s.prefix, "outliers", ".tsv", space=s.scan.space_entity, desc=label)
+        with atomic_path(outliers) as tmp:
+            table.to_csv(tmp, sep="\t", index=False)
+        files["outliers"] = str(outliers)
+        s.loaded["repaired"] = result.dwi
+        whole = [int(v) for v in np.flatnonzero(result.report.volumes)]
+        if pairs:
+            warnings.warn(f"{s.prefix}: {len(pairs)} outlier slices replaced by the {config.repair} prediction"
+                          + (f" (volumes {', '.join(map(str, whole))} whole)" if whole else ""), PigmentWarning,
+                          stacklevel=2)
+        return files, {"repaired_slices": [list(p) for p in pairs], "repaired_volumes": whole,
+                       "slices_checked": int(np.isfinite(z).sum())}
+
+    return s.stage(repair_stage_name(config), {"load": load_record["key"]}, run)
+
+
 def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig, *,
                     force: bool = False) -> SubjectOutputs:
     """Run every stage for one DWI series and write its outputs under ``out_dir/<sub>[/<ses>]/dwi``.
@@ -386,15 +446,22 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     tensor_record = s.stage("fit-tensor", {"load": load_record["key"]}, fit_tensor)
     if config.gradient_check != "off":  # first: a wrong table fails early
         _gradient_check(s, tensor_record)
+    data_record = load_record  # what the microstructure fits read: the series, or its repaired scan
+    if config.repair != "off":
+        data_record = _repair_stage(s, load_record)
+        s.fit_source = Path(data_record["files"]["dwi"])
+        s.result.files["dwi_repaired"] = data_record["files"]["dwi"]
     maps_stage, maps_record = "fit-tensor", tensor_record
-    if config.model != "tensor":
+    if config.model != "tensor" or config.repair != "off":
         maps_stage = stage_name("fit", entities)
 
         def fit_model():
-            maps = _pigment_model(config, s.dwi.gtab, s.out_dir).fit(s.dwi).maps
+            dwi = s.fit_dwi
+            model = TensorModel(dwi.gtab) if config.model == "tensor" else _pigment_model(config, dwi.gtab, s.out_dir)
+            maps = model.fit(dwi).maps
             return _save_maps(s, dataclasses.replace(maps, model=entities["model"]), maps_stage)
 
-        maps_record = s.stage(maps_stage, {"load": load_record["key"]}, fit_model)
+        maps_record = s.stage(maps_stage, {"load": data_record["key"]}, fit_model)
     s.result.files.update({f"map_{k}": v for k, v in maps_record["files"].items() if k != "index"})
     maps = lambda: s.maps_from(maps_record, maps_stage)  # noqa: E731
 
@@ -415,9 +482,12 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     log.info("%s: tracking on %s", s.prefix, choice.reason)
     track_maps, track_inputs = maps, {"maps": maps_record["key"]}
     if choice.needs_csd:
-        csd_record = _csd_stage(s, load_record)
-        track_maps = lambda: _with_fod(s.maps_from(tensor_record, "fit-tensor"), s.maps_from(csd_record, "fit-csd"))  # noqa: E731
-        track_inputs = {"maps": tensor_record["key"], "fod": csd_record["key"]}
+        csd_record = _csd_stage(s, data_record)
+        fod_tensor = (tensor_record, "fit-tensor") if config.repair == "off" else (maps_record, maps_stage)
+        csd_stage = "fit-csd" + repair_label(config.repair)
+        track_maps = lambda: _with_fod(s.maps_from(fod_tensor[0], fod_tensor[1]),  # noqa: E731
+                                       s.maps_from(csd_record, csd_stage))
+        track_inputs = {"maps": fod_tensor[0]["key"], "fod": csd_record["key"]}
         s.result.files["map_fod"] = csd_record["files"]["fod"]
 
     def track():

@@ -40,7 +40,8 @@ class Configuration:
         """Its ``model-``/``algo-`` entities, as in its file names."""
         return configuration_labels(self.settings.get("model", "tensor"),
                                     self.settings.get("tracking_algorithm", "tensorline"),
-                                    self.settings.get("tracking_model", "tensor"))
+                                    self.settings.get("tracking_model", "tensor"),
+                                    self.settings.get("repair", "off"))
 
     @property
     def model(self) -> str:

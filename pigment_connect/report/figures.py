@@ -262,6 +262,29 @@ def bars(counts: dict[str, float], *, title: str = "", ylabel: str = "") -> byte
     return png_bytes(fig)
 
 
+def outlier_map(volume: np.ndarray, slice_: np.ndarray, z: np.ndarray, replaced: np.ndarray, *,
+                title: str = "") -> bytes:
+    """Each (volume, slice) of a scan coloured by its outlier z-score (signal below the model's in
+    blue, above in red, ±8 at full colour), the replaced ones circled."""
+    n_vol, n_slice = int(volume.max()) + 1, int(slice_.max()) + 1
+    image = np.full((n_slice, n_vol), np.nan)
+    image[slice_, volume] = z
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.subplots()
+    shown = ax.imshow(image, cmap="RdBu_r", vmin=-8, vmax=8, aspect="auto", origin="lower", interpolation="nearest")
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+    bar.set_label("z (measured vs predicted slice signal)")
+    ax.scatter(volume[replaced], slice_[replaced], s=40, facecolors="none", edgecolors="black", linewidths=1.2,
+               label=f"replaced ({int(replaced.sum())})")
+    if replaced.any():
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set_xlabel("volume")
+    ax.set_ylabel("slice")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
 def heatmap(matrix: np.ndarray, groups: list[str] | None = None, *, title: str = "", log: bool = True,
             label: str = "") -> bytes:
     """A connectome heatmap with its nodes ordered by ``groups`` (one name per node, e.g. the

@@ -147,6 +147,8 @@ def _input(series: SeriesRecord, tensor: MicrostructureMaps | None) -> Section:
         blocks.append(figure(figures.planes(np.asarray(tensor["s0"]), tensor.affine, contour=tensor.mask,
                                             title="brain mask (red) on the b=0 signal (tensor S0)"),
                              "brain mask contour on the b=0 image, three planes, oriented from the affine"))
+    for name in ("repair", "repair-pigment"):
+        blocks += _repair(series, name)
     check = series.stage("gradcheck")
     if check is not None:
         blocks.append(note(check.get("verdict") or check.get("message") or "", "" if check.get("given_is_best") else "bad"))
@@ -155,6 +157,28 @@ def _input(series: SeriesRecord, tensor: MicrostructureMaps | None) -> Section:
             blocks.append(table(list(scores.columns), scores.head(6).map(_fmt).values.tolist(),
                                 caption="gradient check: the best 6 of the candidate tables"))
     return Section("input", "Input", blocks)
+
+
+def _repair(series: SeriesRecord, stage: str) -> list[Block]:
+    """What a repair stage replaced, and every slice's outlier score."""
+    record = series.stage(stage)
+    if record is None:
+        return []
+    pairs, whole = record.get("repaired_slices") or [], record.get("repaired_volumes") or []
+    model = record["settings"].get("model", "tensor")
+    text = (f"Repair ({model} fit): {len(pairs)} of {_fmt(record.get('slices_checked'))} slices replaced by the "
+            "prediction" + (f"; volumes {', '.join(map(str, whole))} whole" if whole else "")
+            + (": " + ", ".join(f"volume {v} slice {k}" for v, k in pairs[:12]) + (" …" if len(pairs) > 12 else "")
+               if pairs else "") + ".")
+    blocks: list[Block] = [note(text, "bad" if len(pairs) > 0.05 * (record.get("slices_checked") or 1) else "")]
+    scores = read_table(series.file(stage, "outliers"))
+    if scores is not None and len(scores):
+        blocks.append(figure(figures.outlier_map(scores["volume"].to_numpy(), scores["slice"].to_numpy(),
+                                                 scores["z"].to_numpy(), scores["replaced"].to_numpy(bool),
+                                                 title="outlier scores per volume and slice"),
+                             "each slice of each volume: how far its signal departs from the fit (z), replaced ones "
+                             "circled; a column of colour is a corrupted volume, a lone dot a dropout"))
+    return blocks
 
 
 def _ranges(maps: MicrostructureMaps, wm: np.ndarray, names) -> Block:

@@ -90,3 +90,36 @@ def test_zero_shot_pipeline_fits_each_subject_without_a_network(tmp_path):
     page = (sub / "sub-01_report.html").read_text()
     for name in ("fa", "md", "ndi", "odi"):
         assert f'alt="pigmentzeroshot {name}"' in page and f'alt="pigmentzeroshot {name} error bar"' in page
+
+
+@pytest.mark.slow
+def test_features_of_a_pigment_run_load_as_phenotypes(tmp_path):
+    """`pigment-connect features` on a run's derivatives: tidy tables, and PLINK/REGENIE files with
+    FID/IID, one row per subject, the latent code among the columns and participants' covariates."""
+    import pandas as pd
+
+    from pigment_connect.cli.main import main
+    from pigment_connect.datasets import make_cohort, write_bids
+    from pigment_connect.pipeline import PipelineConfig, run_cohort
+
+    cohort = make_cohort(2, shape=(28, 30, 8), seed=4)
+    bids = write_bids(cohort, tmp_path / "bids")
+    config = PipelineConfig(model="pigment-zeroshot", atlases=(), parcellation="derivatives/phantom/{folder}/dwi/"
+                            "{prefix}_space-dwi_seg-phantom_dseg.nii.gz", weightings=("count",))
+    result = run_cohort(bids, tmp_path / "out", config, progress=False)
+    assert list(result.summary["status"]) == ["ok"] * 2, result.summary["error"].tolist()
+    assert main(["features", str(tmp_path / "out"), "--atlas", "phantom", "--stats", "median,iqr",
+                 "--parcellations", str(bids / "derivatives" / "phantom"),
+                 "--participants", str(bids / "participants.tsv"), "--quiet"]) == 0
+    folder = tmp_path / "out" / "features"
+    pheno = pd.read_csv(folder / "features_seg-phantom_model-pigmentzeroshot_pheno.txt", sep=r"\s+")
+    assert list(pheno.columns[:2]) == ["FID", "IID"] and list(pheno["IID"].astype(str).str.zfill(2)) == ["01", "02"]
+    assert all(" " not in c for c in pheno.columns)
+    assert {"latent1_median_brain", "ndi_median_R_lateral_anterior", "logit_odi_iqr_L_medial_posterior"} <= set(pheno)
+    covar = pd.read_csv(folder / "features_seg-phantom_model-pigmentzeroshot_covar.txt", sep=r"\s+")
+    assert list(covar.columns[:2]) == ["FID", "IID"] and {"age", "sex"} <= set(covar.columns)
+    long = pd.read_csv(folder / "features_seg-phantom_model-pigmentzeroshot_long.tsv", sep="\t")
+    assert set(long["parcel"]) >= {"brain", "R_lateral_anterior"} and len(set(long["series"])) == 2
+    # a second call refuses to overwrite
+    assert main(["features", str(tmp_path / "out"), "--atlas", "phantom", "--quiet",
+                 "--parcellations", str(bids / "derivatives" / "phantom")]) == 2
