@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._options import add_force_option, add_standard_options, add_subcommand, configure_logging, refuse_overwrite
+from ._options import add_force_option, add_standard_options, add_subcommand, configure_logging
 
 EXAMPLES = """examples:
   Every feature's median per Schaefer-200 parcel, for a genetics study (FID IID + one column each):
@@ -51,22 +51,16 @@ def register(subparsers) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     configure_logging(args)
-    import tempfile
     from pathlib import Path
 
     from pigment_connect.features import write_feature_files
 
     out = Path(args.out_dir) if args.out_dir else Path(args.derivatives) / "features"
-    options = dict(atlas=args.atlas, model=args.model, stats=tuple(s for s in args.stats.split(",") if s),
-                   include=tuple(s for s in args.include.split(",") if s) if args.include else None,
-                   participants=args.participants, multi_series=args.multi_series, parcellations=args.parcellations)
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as staging:
-        files = write_feature_files(args.derivatives, staging, **options)
-        targets = {kind: out / path.name for kind, path in files.items()}
-        refuse_overwrite(targets.values(), args.force)
-        out.mkdir(parents=True, exist_ok=True)
-        for kind, path in files.items():
-            path.replace(targets[kind])
+    targets = write_feature_files(
+        args.derivatives, out, atlas=args.atlas, model=args.model, stats=tuple(s for s in args.stats.split(",") if s),
+        include=tuple(s for s in args.include.split(",") if s) if args.include else None,
+        participants=args.participants, multi_series=args.multi_series, parcellations=args.parcellations,
+        overwrite=args.force)
     if not args.quiet:
         for kind, path in targets.items():
             print(f"{kind}: {path}")

@@ -6,8 +6,8 @@ Read from the derivatives ``pigment-connect run`` writes — each series' maps i
 
 Files (``<out>/features_seg-<atlas>_model-<model>_…``):
 
-- ``long.tsv``: one row per series × parcel × feature (``series``, ``subject``, ``session``,
-  ``parcel``, ``index``, ``feature``, ``median``, ``iqr``, ``n_voxels``) — what
+- ``long.tsv``: one row per series × parcel × feature (``series``, ``subject``, ``session`` (only
+  when the study has sessions), ``parcel``, ``index``, ``feature``, ``median``, ``iqr``, ``n_voxels``) — what
   :func:`~pigment_connect.graph.group.nodewise_glm` takes (``node="parcel"``, ``metric="median"``
   on one feature's rows);
 - ``wide.tsv``: one row per series, one column per feature × statistic × parcel
@@ -92,6 +92,8 @@ def collect_features(derivatives: PathLike, *, atlas: str, model: str | None = N
         table.insert(0, "series", prefix)
         tables.append(table)
     long = pd.concat(tables, ignore_index=True)
+    if long["session"].isna().all():  # as read_cohort: no session column without sessions
+        long = long.drop(columns="session")
     long.attrs["model"] = model or parse_entities(next(iter(maps_of.values()))).get("model")
     return long
 
@@ -102,12 +104,12 @@ def phenotype_name(feature: str, stat: str, parcel: str) -> str:
 
 
 def wide_table(long: pd.DataFrame, stats: tuple[str, ...] = STATISTICS) -> pd.DataFrame:
-    """One row per series (``series``, ``subject``, ``session``), one column per feature × ``stats``
+    """One row per series (``series``, ``subject``, ``session`` if any), one column per feature × ``stats``
     × parcel, named by :func:`phenotype_name`, in the long table's order."""
     unknown = sorted(set(stats) - set(STATISTICS))
     if unknown:
         raise InputError(f"unknown statistic {unknown[0]!r}.", fix=f"choose among {', '.join(STATISTICS)}.")
-    keys = long[["series", "subject", "session"]].drop_duplicates("series")
+    keys = long[[c for c in ("series", "subject", "session") if c in long.columns]].drop_duplicates("series")
     columns = {}
     for stat in stats:
         for (feature, parcel), part in long.groupby(["feature", "parcel"], sort=False):
@@ -128,7 +130,7 @@ def subject_rows(wide: pd.DataFrame, multi_series: str = "refuse", *, root: Path
         raise InputError(f"{len(several)} subject(s) have several series or sessions ({listed}): a phenotype file "
                          "has one row per person.", file=root,
                          fix="choose multi_series='first' or 'mean' (--multi-series), or keep one series per subject.")
-    values = wide.drop(columns=["series", "session"])
+    values = wide.drop(columns=["series", "session"], errors="ignore")
     if multi_series == "mean":
         return values.groupby("subject", sort=False).mean(numeric_only=True).reset_index()
     return values.groupby("subject", sort=False).first().reset_index()
@@ -149,16 +151,22 @@ def _plink_value(v) -> str:
 def write_feature_files(derivatives: PathLike, out_dir: PathLike, *, atlas: str, model: str | None = None,
                         include: tuple[str, ...] | None = None, stats: tuple[str, ...] = ("median",),
                         participants: PathLike | None = None, multi_series: str = "refuse",
-                        parcellations: PathLike | None = None) -> dict[str, Path]:
+                        parcellations: PathLike | None = None, overwrite: bool = False) -> dict[str, Path]:
     """Collect the features of a run (:func:`collect_features`) and write the four files of the
     module docstring into ``out_dir`` (atomically). ``stats``: the statistics in the wide table and
     the phenotypes (``median``, ``iqr``). Returns the paths by kind (``long``, ``wide``, ``pheno``,
-    ``covar``; ``covar`` only when a participants table is found)."""
+    ``covar``; ``covar`` only when a participants table is found). Existing files of the same atlas
+    and model are an error unless ``overwrite``."""
     long = collect_features(derivatives, atlas=atlas, model=model, include=include, parcellations=parcellations)
     wide = wide_table(long, stats)
     people = subject_rows(wide, multi_series, root=Path(derivatives))
     out = Path(out_dir)
     name = lambda kind, ext: out / derivative_name("features", kind, ext, seg=atlas, model=long.attrs["model"])  # noqa: E731
+    existing = [p for p in (name("long", ".tsv"), name("wide", ".tsv"), name("pheno", ".txt"), name("covar", ".txt"))
+                if p.exists()]
+    if existing and not overwrite:
+        raise InputError("the output exists already.", file=existing[0],
+                         fix="give --force (overwrite=True) to replace it, or choose another output folder.")
     files = {"long": _write_table(long, name("long", ".tsv"), sep="\t"),
              "wide": _write_table(wide, name("wide", ".tsv"), sep="\t")}
     pheno = people.rename(columns={"subject": "IID"})

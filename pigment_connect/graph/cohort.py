@@ -12,6 +12,7 @@ from .._typing import PathLike
 from ..errors import InputError
 from ..io.bids import CONFIGURATION_ENTITIES, configuration_entities, natural_key, read_participants, source_prefix
 from ..io.connectome import Connectome
+from ..io.write import read_json_object
 
 __all__ = ["read_cohort", "cohort_metrics", "find_participants", "MULTI_SERIES"]
 
@@ -146,7 +147,8 @@ def _one_per_scan(conns: list[Connectome], rows: list[dict], rule: str, root: Pa
 
 def find_participants(root: Path, given: PathLike | None = None) -> pd.DataFrame | None:
     """``participants.tsv`` (indexed by subject label): ``given`` (the file or its folder), else the
-    one in the derivatives folder ``root`` or in the BIDS root two levels above it; None if none."""
+    one in the derivatives folder ``root``, in the BIDS root two levels above it, or in the source
+    dataset its ``dataset_description.json`` names; None if none."""
     if given is not None:
         path = Path(given)
         folder = path if path.is_dir() else path.parent
@@ -156,11 +158,19 @@ def find_participants(root: Path, given: PathLike | None = None) -> pd.DataFrame
         if info is None:
             raise InputError("participants.tsv not found.", file=path)
         return info
-    for folder in (root, root.parent.parent):
+    for folder in (root, root.parent.parent, *_source_datasets(root)):
         info = read_participants(folder)
         if info is not None:
             return info
     return None
+
+
+def _source_datasets(root: Path) -> list[Path]:
+    """The local folders ``root/dataset_description.json`` names as its ``SourceDatasets`` (the BIDS
+    dataset a run read: ``pigment-connect run`` records it as a ``file://`` URL)."""
+    description = read_json_object(root / "dataset_description.json")
+    urls = [d.get("URL", "") for d in description.get("SourceDatasets", []) if isinstance(d, dict)]
+    return [Path(url[len("file://"):]) for url in urls if isinstance(url, str) and url.startswith("file://")]
 
 
 def cohort_metrics(connectomes: list[Connectome], table: pd.DataFrame, *, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

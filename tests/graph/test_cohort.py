@@ -68,3 +68,19 @@ def test_subjects_with_several_series_are_refused_or_reduced_by_an_explicit_rule
     assert conns[0].provenance["averaged_series"] == [f"sub-{first}_dir-AP", f"sub-{first}_dir-PA"]
     with pytest.raises(InputError, match="multi_series"):
         cohort.read_cohort(tmp_path, seg="synthetic", multi_series="all")
+
+
+def test_participants_found_through_the_source_dataset(tmp_path):
+    """A run's output folder anywhere: its dataset_description.json names the BIDS dataset it read."""
+    import json
+
+    from pigment_connect.graph.cohort import find_participants
+
+    bids, out = tmp_path / "study", tmp_path / "elsewhere" / "out"
+    bids.mkdir()
+    out.mkdir(parents=True)
+    (bids / "participants.tsv").write_text("participant_id\tage\nsub-01\t40\n")
+    (out / "dataset_description.json").write_text(json.dumps({"SourceDatasets": [{"URL": f"file://{bids}"}]}))
+    info = find_participants(out)
+    assert info is not None and info.loc["01", "age"] == "40"
+    assert find_participants(tmp_path / "elsewhere") is None
