@@ -4,11 +4,12 @@ residuals against a fit, and replaced by its prediction — FSL eddy's ``--repol
 Per volume v and slice k (along the slice axis) the statistic is the log of the median, over the
 slice's brain voxels, of the measured to the predicted signal, log median(y/ŷ): 0 for a slice the
 model explains, strongly negative for a dropout, positive for a spike. Volumes are compared within their
-shell (b=0 with b=0): each slice's log ratio is centred on the median over the shell's volumes at
-that slice (what the model misses systematically at one b-value is no outlier) and scaled by
-1.4826 × the median absolute deviation — per slice, floored at half the shell's median over
-slices; a shell of fewer than :data:`MIN_GROUP` volumes borrows the scale of the nearest larger
-one (a single b=0 volume, its own median, cannot be judged). A slice is an outlier where
+shell (b=0 with b=0; adjacent shells too small to judge pooled into b-bands, :func:`_groups`):
+each slice's log ratio is centred on the median over the group's volumes at that slice (what the
+model misses systematically at one b-value is no outlier) and scaled by 1.4826 × the median
+absolute deviation — per slice, floored at half the group's median over slices; a group of fewer
+than :data:`MIN_GROUP` volumes borrows the scale of the nearest larger one (a single b=0 volume,
+its own median, cannot be judged). A slice is an outlier where
 |z| > ``threshold`` (4, eddy's default) and its signal departs by :data:`MIN_CHANGE` (10%) or more; a volume with at least ``volume_fraction`` of its slices
 flagged (and at least two) is flagged whole (motion corrupts every slice of it).
 
@@ -100,15 +101,34 @@ def slice_log_ratio(data: np.ndarray, predicted: np.ndarray, mask: np.ndarray, a
 
 
 def _groups(gtab) -> list[tuple[np.ndarray, int]]:
-    """Each comparison group (b=0, then each shell) with the index of the group whose scale it
-    borrows: its own if it has :data:`MIN_GROUP` volumes or more, else the nearest (in b) such one."""
-    keys = np.where(gtab.b0s_mask, -1, gtab.shell_index)
-    centres = {-1: 0.0, **{k: float(b) for k, b in enumerate(gtab.shells)}}
-    members = [(c, np.flatnonzero(keys == k)) for k, c in centres.items() if (keys == k).any()]
+    """Each comparison group with the index of the group whose scale it borrows. The b=0 volumes
+    are one group; the shells, in b order, are groups of their own when they hold
+    :data:`MIN_GROUP` volumes or more, while runs of adjacent smaller shells are pooled until they
+    do (a table without shells, q-space sampled at many b-values, is compared in b-bands). A group
+    still smaller (b=0 volumes, a last small band) keeps its own centre and borrows the scale of
+    the nearest (in b) large group."""
+    members: list[tuple[float, list[int]]] = []
+    if gtab.b0s_mask.any():
+        members.append((0.0, list(np.flatnonzero(gtab.b0s_mask))))
+    pending: list[int] = []
+    for k, b in enumerate(gtab.shells):
+        shell = list(np.flatnonzero(gtab.shell_index == k))
+        if len(shell) >= MIN_GROUP and not pending:
+            members.append((float(b), shell))
+            continue
+        pending += shell
+        if len(pending) >= MIN_GROUP:
+            members.append((float(np.mean(gtab.bvals[pending])), pending))
+            pending = []
+    if pending:  # a last small band joins the band before it, if there is one
+        if members and members[-1][0] > 0:
+            members[-1] = (members[-1][0], members[-1][1] + pending)
+        else:
+            members.append((float(np.mean(gtab.bvals[pending])), pending))
     large = [i for i, (_, v) in enumerate(members) if len(v) >= MIN_GROUP]
     if not large:
         return [(np.arange(len(gtab)), 0)]
-    return [(v, i if i in large else min(large, key=lambda j: abs(members[j][0] - c)))
+    return [(np.sort(np.array(v)), i if i in large else min(large, key=lambda j: abs(members[j][0] - c)))
             for i, (c, v) in enumerate(members)]
 
 
