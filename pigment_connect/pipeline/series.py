@@ -117,6 +117,8 @@ def stage_plan(config: PipelineConfig) -> dict[str, dict]:
         plan[stage_name("fit", labels)] = {"seed": config.seed}
     if config.tracking_model in ("fod", "auto"):
         plan["fit-csd" + repair_label(config.repair)] = {"sh_order_max": FOD_ORDER}
+        if config.repair != "off" and config.model != "tensor":
+            plan["fit-tensor" + repair_label(config.repair)] = {}
     if config.atlases:
         plan["register"] = {}
     if template_tissue_wanted(config):
@@ -427,6 +429,18 @@ def _repair_stage(s: _Series, load_record: dict) -> dict:
     return s.stage(repair_stage_name(config), {"load": load_record["key"]}, run)
 
 
+def _repaired_tensor_stage(s: _Series, repair_record: dict) -> dict:
+    """The tensor of the repaired scan (``fit-tensor<label>``), for FOD tracking's FA when the
+    configuration's model is not the tensor."""
+    name = "fit-tensor" + repair_label(s.config.repair)
+
+    def run():
+        maps = TensorModel(s.fit_dwi.gtab).fit(s.fit_dwi).maps
+        return _save_maps(s, dataclasses.replace(maps, model=maps.model + repair_label(s.config.repair)), name)
+
+    return s.stage(name, {"load": repair_record["key"]}, run)
+
+
 def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: PipelineConfig, *,
                     force: bool = False) -> SubjectOutputs:
     """Run every stage for one DWI series and write its outputs under ``out_dir/<sub>[/<ses>]/dwi``.
@@ -483,7 +497,10 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
     track_maps, track_inputs = maps, {"maps": maps_record["key"]}
     if choice.needs_csd:
         csd_record = _csd_stage(s, data_record)
-        fod_tensor = (tensor_record, "fit-tensor") if config.repair == "off" else (maps_record, maps_stage)
+        fod_tensor = (tensor_record, "fit-tensor")  # FA for the seeds and stops: the tensor of the data tracked
+        if config.repair != "off":
+            fod_tensor = (maps_record, maps_stage) if config.model == "tensor" else (
+                _repaired_tensor_stage(s, data_record), "fit-tensor" + repair_label(config.repair))
         csd_stage = "fit-csd" + repair_label(config.repair)
         track_maps = lambda: _with_fod(s.maps_from(fod_tensor[0], fod_tensor[1]),  # noqa: E731
                                        s.maps_from(csd_record, csd_stage))

@@ -56,3 +56,22 @@ def test_run_repair_replaces_a_dropout_and_keeps_the_other_configuration(tmp_pat
     # a rerun skips the repair and keeps its warning
     again = run_cohort(bids, out, repaired, progress=False)
     assert list(again.summary["status"]) == ["skipped"]
+
+
+@pytest.mark.slow
+def test_repair_with_fod_tracking_and_another_model(tmp_path):
+    """FODs of the repaired scan (model-msmtrepaired on two shells), its tensor for the FA seeds and
+    stops, and the PIGMENT maps of the repaired scan: every product named as repaired."""
+    from pigment_connect.datasets import make_subject
+
+    bids = write_bids([make_subject(shape=(28, 30, 8), protocol="dense", seed=3)], tmp_path / "bids")
+    config = PipelineConfig(parcellation=subject_parcellation_pattern(), weightings=("count",), model="pigment-zeroshot",
+                            tracking_model="fod", tracking_algorithm="probabilistic", repair="tensor")
+    result = run_cohort(bids, tmp_path / "out", config, progress=False)
+    assert list(result.summary["status"]) == ["ok"], result.summary["error"].tolist()
+    sub = tmp_path / "out" / "sub-01" / "dwi"
+    for name in ("sub-01_model-msmtrepaired_param-fod_dwimap.nii.gz", "sub-01_model-tensorrepaired_dwimap.json",
+                 "sub-01_model-pigmentzeroshotrepaired_dwimap.json",
+                 "sub-01_space-dwi_model-pigmentzeroshotrepaired_algo-fodprobabilistic_tractography.tck"):
+        assert (sub / name).is_file(), name
+    assert not any(sub.glob("*model-msmt_*")) and not any(sub.glob("*model-pigmentzeroshot_*"))
