@@ -116,9 +116,9 @@ def stage_plan(config: PipelineConfig) -> dict[str, dict]:
     if config.model != "tensor" or config.repair != "off":
         plan[stage_name("fit", labels)] = {"seed": config.seed}
     if config.tracking_model in ("fod", "auto"):
-        plan["fit-csd" + repair_label(config.repair)] = {"sh_order_max": FOD_ORDER}
+        plan[_on_data("fit-csd", config)] = {"sh_order_max": FOD_ORDER}
         if config.repair != "off" and config.model != "tensor":
-            plan["fit-tensor" + repair_label(config.repair)] = {}
+            plan[_on_data("fit-tensor", config)] = {}
     if config.atlases:
         plan["register"] = {}
     if template_tissue_wanted(config):
@@ -229,14 +229,19 @@ def _save_maps(series: _Series, maps: MicrostructureMaps, name: str) -> tuple[di
     return {"index": str(index), **{k: str(v) for k, v in written.items()}}, {}
 
 
+def _on_data(stage: str, config: PipelineConfig) -> str:
+    """The name of a fit stage of the data the configuration fits: ``fit-csd``, or
+    ``fit-csdrepaired`` on the repaired scan (its files' model label takes the same suffix)."""
+    return stage + repair_label(config.repair)
+
+
 def _csd_stage(s: _Series, load_record: dict) -> dict:
     """FODs of order :data:`FOD_ORDER` (of the repaired scan, ``fit-csd<label>``, with a repair;
     ``load_record`` is then the repair stage's) and their BEP016 sidecar, read by MRtrix3 as its own:
     multi-shell multi-tissue CSD (:class:`~pigment_connect.fit.msmt.MsmtCsdModel`,
     ``<prefix>_model-msmt_param-{fod,wm,gm,csf}_dwimap.nii.gz``) on tables with two shells or more,
     else single-shell CSD (:class:`~pigment_connect.fit.csd.CsdModel`, ``_model-csd_param-fod``)."""
-    suffix = repair_label(s.config.repair)
-    name = "fit-csd" + suffix
+    suffix, name = repair_label(s.config.repair), _on_data("fit-csd", s.config)
 
     def run():
         dwi = s.fit_dwi
@@ -432,7 +437,7 @@ def _repair_stage(s: _Series, load_record: dict) -> dict:
 def _repaired_tensor_stage(s: _Series, repair_record: dict) -> dict:
     """The tensor of the repaired scan (``fit-tensor<label>``), for FOD tracking's FA when the
     configuration's model is not the tensor."""
-    name = "fit-tensor" + repair_label(s.config.repair)
+    name = _on_data("fit-tensor", s.config)
 
     def run():
         maps = TensorModel(s.fit_dwi.gtab).fit(s.fit_dwi).maps
@@ -500,8 +505,8 @@ def process_subject(scan: SubjectScan, bids_dir: Path, out_dir: Path, config: Pi
         fod_tensor = (tensor_record, "fit-tensor")  # FA for the seeds and stops: the tensor of the data tracked
         if config.repair != "off":
             fod_tensor = (maps_record, maps_stage) if config.model == "tensor" else (
-                _repaired_tensor_stage(s, data_record), "fit-tensor" + repair_label(config.repair))
-        csd_stage = "fit-csd" + repair_label(config.repair)
+                _repaired_tensor_stage(s, data_record), _on_data("fit-tensor", config))
+        csd_stage = _on_data("fit-csd", config)
         track_maps = lambda: _with_fod(s.maps_from(fod_tensor[0], fod_tensor[1]),  # noqa: E731
                                        s.maps_from(csd_record, csd_stage))
         track_inputs = {"maps": fod_tensor[0]["key"], "fod": csd_record["key"]}

@@ -26,7 +26,7 @@ from ..io.write import save_json, save_nifti
 from ..pigment import PigmentModel
 from .tables import check_target_table
 
-__all__ = ["VirtualScan", "synthesize", "residual_correction", "fit_for_prediction", "PREDICTION_MODELS", "same_volume", "sidecar_paths"]
+__all__ = ["VirtualScan", "synthesize", "residual_correction", "residual_interpolator", "bounded_prediction", "fit_for_prediction", "PREDICTION_MODELS", "same_volume", "sidecar_paths"]
 
 PREDICTION_MODELS = ("pigment", "dki", "tensor")
 """Models :func:`fit_for_prediction` fits: PIGMENT zero-shot, DKI (two shells or more), DTI."""
@@ -35,6 +35,8 @@ RESIDUAL_SMOOTHING = 0.006
 RESIDUAL_MAX_ORDER = 4
 """Highest SH order the residuals of a measured shell are interpolated with (lower where the shell
 has too few directions: order 2 needs 6, order 4 needs 15)."""
+VOLUMES_PER_CHUNK = 32
+"""Target volumes predicted at a time (a whole brain × 32 volumes in float64 ≈ 0.3 GiB)."""
 SAME_DIRECTION_DEG = 2.0
 """A requested volume within this angle (and 50 s/mm²) of a measured one is that measurement."""
 
@@ -152,23 +154,38 @@ def residual_correction(dwi: DiffusionData, fit, target: GradientTable) -> np.nd
     On a shell it measured, a model-based prediction then interpolates the measurements as
     spherical-harmonic interpolation does, with the model's angular detail beyond what the
     directions resolve (``benchmarks/bench_synthesis.py``)."""
+    return residual_interpolator(dwi, fit)(target)
+
+
+def residual_interpolator(dwi: DiffusionData, fit):
+    """:func:`residual_correction` for any number of target tables, the residuals computed once:
+    a function GradientTable → (X, Y, Z, len(table)) float32."""
     measured = dwi.gtab
-    residual = np.where(dwi.mask[..., None], dwi.data - bounded_prediction(fit, measured), 0.0)
-    out = np.zeros(dwi.shape + (len(target),), np.float32)
-    b0, target_b0 = measured.b0s_mask, target.b0s_mask
-    if b0.any() and target_b0.any():
-        out[..., target_b0] = residual[..., b0].mean(-1, keepdims=True)
+    residual = np.where(dwi.mask[..., None], dwi.data - bounded_prediction(fit, measured), 0.0).astype(np.float32)
+    b0 = measured.b0s_mask
+    b0_residual = residual[..., b0].mean(-1, keepdims=True) if b0.any() else None
+    shells = []
     for k, b in enumerate(measured.shells):
         src = np.flatnonzero(measured.shell_index == k)
-        dst = np.flatnonzero(~target_b0 & (np.abs(target.bvals - b) <= SHELL_TOLERANCE))
         order = next((o for o in range(RESIDUAL_MAX_ORDER, 0, -2) if (o + 1) * (o + 2) // 2 <= len(src)), 0)
-        if not len(dst) or order == 0:
+        if order == 0:
             continue
         basis, degree = _even_sh(order, measured.bvecs[src])
         smooth = RESIDUAL_SMOOTHING * np.diag((degree * (degree + 1.0)) ** 2)
-        solve = np.linalg.solve(basis.T @ basis + smooth, basis.T)  # (K, n)
-        out[..., dst] = residual[..., src] @ (_even_sh(order, target.bvecs[dst])[0] @ solve).T
-    return out
+        coefficients = residual[..., src] @ np.linalg.solve(basis.T @ basis + smooth, basis.T).T  # (X, Y, Z, K)
+        shells.append((b, order, coefficients.astype(np.float32)))
+
+    def correction(target: GradientTable) -> np.ndarray:
+        out = np.zeros(dwi.shape + (len(target),), np.float32)
+        if b0_residual is not None and target.b0s_mask.any():
+            out[..., target.b0s_mask] = b0_residual
+        for b, order, coefficients in shells:
+            dst = np.flatnonzero(~target.b0s_mask & (np.abs(target.bvals - b) <= SHELL_TOLERANCE))
+            if len(dst):
+                out[..., dst] = coefficients @ _even_sh(order, target.bvecs[dst])[0].T.astype(np.float32)
+        return out
+
+    return correction
 
 
 def synthesize(dwi: DiffusionData, target: GradientTable, *, fit=None, model: str = "pigment",
@@ -196,11 +213,17 @@ def synthesize(dwi: DiffusionData, target: GradientTable, *, fit=None, model: st
     else:
         model = fit.maps.model
 
+    correction = residual_interpolator(dwi, fit) if interpolate_residuals else None
+
     def predict(table: GradientTable) -> np.ndarray:
-        signal = bounded_prediction(fit, table)
-        if interpolate_residuals:
-            signal = signal + residual_correction(dwi, fit, table)
-        return np.where(dwi.mask[..., None], np.clip(signal, 0.0, None), 0.0).astype(np.float32)
+        out = np.zeros(dwi.shape + (len(table),), np.float32)
+        for start in range(0, len(table), VOLUMES_PER_CHUNK):  # bounded memory for dense tables
+            part = table.subset(np.arange(start, min(start + VOLUMES_PER_CHUNK, len(table))))
+            signal = bounded_prediction(fit, part)
+            if correction is not None:
+                signal = signal + correction(part)
+            out[..., start:start + len(part)] = np.where(dwi.mask[..., None], np.clip(signal, 0.0, None), 0.0)
+        return out
 
     if keep_measured:
         new = np.flatnonzero(same_volume(target, dwi.gtab) < 0)
