@@ -32,7 +32,7 @@ from .bids import nifti_stem
 from .gradients import DEFAULT_B0_THRESHOLD, GradientTable
 from .grid import check_same_grid, voxel_sizes
 
-__all__ = ["DiffusionData", "load_dwi", "load_image", "load_mask", "compute_brain_mask"]
+__all__ = ["DiffusionData", "load_dwi", "load_image", "load_mask", "compute_brain_mask", "companion"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,6 +171,13 @@ def compute_brain_mask(mean_b0: np.ndarray, voxel_size: np.ndarray) -> BoolMask:
     return np.asarray(ndimage.binary_fill_holes(mask), dtype=bool)
 
 
+def companion(path: PathLike, suffix: str) -> Path:
+    """The file beside the NIfTI ``path`` with its stem and ``suffix``: ``sub-01_dwi.nii.gz`` →
+    ``sub-01_dwi.bval`` (``.bvec``, ``.json``)."""
+    stem = nifti_stem(Path(path))
+    return stem.with_name(stem.name + suffix)
+
+
 def load_dwi(
     path: PathLike,
     *,
@@ -205,9 +212,8 @@ def load_dwi(
     if on_invalid not in ("mask", "raise"):
         raise InputError(f"on_invalid must be 'mask' or 'raise', got {on_invalid!r}.")
     path = Path(path)
-    stem = nifti_stem(path)
-    bvals = Path(bvals) if bvals is not None else stem.with_name(stem.name + ".bval")
-    bvecs = Path(bvecs) if bvecs is not None else stem.with_name(stem.name + ".bvec")
+    bvals = Path(bvals) if bvals is not None else companion(path, ".bval")
+    bvecs = Path(bvecs) if bvecs is not None else companion(path, ".bvec")
     img = load_image(path, what="DWI")
     if len(img.shape) != 4:
         raise InputError(

@@ -19,8 +19,7 @@ from dipy.reconst.shm import real_sh_descoteaux
 from .._typing import PathLike
 from ..errors import InputError
 from ..fit import DiffusionKurtosisModel, TensorModel
-from ..io.bids import nifti_stem
-from ..io.dwi import DiffusionData
+from ..io.dwi import DiffusionData, companion
 from ..io.gradients import SHELL_TOLERANCE, GradientTable
 from ..io.write import save_json, save_nifti
 from ..pigment import PigmentModel
@@ -92,9 +91,7 @@ class VirtualScan:
 
 def sidecar_paths(path: PathLike) -> dict[str, Path]:
     """The image ``path`` and the ``.bval``, ``.bvec``, ``.json`` files beside it (same stem)."""
-    path = Path(path)
-    stem = nifti_stem(path.name).name
-    return {"dwi": path, **{k: path.with_name(f"{stem}.{k}") for k in ("bval", "bvec", "json")}}
+    return {"dwi": Path(path), **{k: companion(path, f".{k}") for k in ("bval", "bvec", "json")}}
 
 
 def fit_for_prediction(dwi: DiffusionData, model: str = "pigment", *, random_state: int = 0,
