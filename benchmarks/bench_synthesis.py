@@ -113,11 +113,12 @@ def dipy_gtab(bvals, bvecs):
 
 
 def bound(prediction: np.ndarray, s0: np.ndarray) -> np.ndarray:
-    """Every method's prediction bounded to [0, its own S0]: no diffusion signal rises above S0, and
-    a few voxels whose fit degenerates (a negative eigenvalue, a kurtosis beyond its range) would
-    otherwise overflow and decide the score (``synthesize`` bounds PIGMENT's the same way)."""
-    s0 = np.asarray(s0, float)[..., None]
-    return np.clip(np.nan_to_num(prediction, nan=0.0, posinf=np.inf), 0.0, s0)
+    """Every method's prediction bounded to [0, its own S0] by the rule ``synthesize`` applies to
+    PIGMENT's (``synthesis.virtual.bound_to_s0``): no diffusion signal rises above S0, and a few
+    voxels whose fit degenerates would otherwise overflow and decide the score."""
+    from pigment_connect.synthesis.virtual import bound_to_s0
+
+    return bound_to_s0(prediction, np.asarray(s0, float)[..., None])
 
 
 def predict_dti(data, mask, bv, bc, all_bv, all_bc):

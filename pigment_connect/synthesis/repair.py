@@ -79,25 +79,29 @@ class RepairResult:
     iterations: int
 
 
-def slice_log_ratio(data: np.ndarray, predicted: np.ndarray, mask: np.ndarray, axis: int = 2
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def _slice(axis: int, k: int) -> tuple:
+    """The index of slice ``k`` along ``axis`` of an (X, Y, Z[, N]) array."""
+    index = [slice(None)] * 3
+    index[axis] = k
+    return tuple(index)
+
+
+def slice_log_ratio(data: np.ndarray, predicted: np.ndarray, mask: np.ndarray, axis: int = 2) -> np.ndarray:
     """(N, K) the log of the median over each slice's brain voxels of measured / predicted signal
-    (slice k along ``axis``, every volume), and (K,) the slices' brain voxel counts. The median
-    keeps a few voxels whose fit degenerates (a prediction that overflows) from moving a slice.
-    ``data``/``predicted`` (X, Y, Z, N), ``mask`` (X, Y, Z)."""
-    n = data.shape[-1]
+    (slice k along ``axis``, every volume; NaN for slices of fewer than :data:`MIN_SLICE_VOXELS`
+    brain voxels). The median keeps a few voxels whose fit degenerates (a prediction that
+    overflows) from moving a slice. ``data``/``predicted`` (X, Y, Z, N), ``mask`` (X, Y, Z)."""
     counts = mask.sum(tuple(a for a in range(3) if a != axis))
-    out = np.full((n, mask.shape[axis]), np.nan)
+    out = np.full((data.shape[-1], mask.shape[axis]), np.nan)
     for k in np.flatnonzero(counts >= MIN_SLICE_VOXELS):
-        index = [slice(None)] * 3
-        index[axis] = k
-        m = mask[tuple(index)]
-        y = data[tuple(index)][m].astype(np.float64)  # (voxels, N)
-        p = np.nan_to_num(predicted[tuple(index)][m].astype(np.float64), nan=np.inf, posinf=np.inf)
+        index = _slice(axis, k)
+        m = mask[index]
+        y = data[index][m].astype(np.float64)  # (voxels, N)
+        p = np.nan_to_num(predicted[index][m].astype(np.float64), nan=np.inf, posinf=np.inf)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(p > 0, y / p, np.nan)
         out[:, k] = np.log(np.clip(np.nanmedian(ratio, axis=0), 1e-6, None))
-    return out, counts
+    return out
 
 
 def _groups(gtab) -> list[tuple[np.ndarray, int]]:
@@ -140,7 +144,7 @@ def detect_outliers(dwi: DiffusionData, predicted: np.ndarray, *, axis: int = 2,
         raise InputError(f"the slice axis must be 0, 1 or 2, got {axis}.")
     if not threshold > 0 or not 0 < volume_fraction <= 1:
         raise InputError(f"threshold must be > 0 and volume_fraction in (0, 1], got {threshold}, {volume_fraction}.")
-    log_ratio, _ = slice_log_ratio(dwi.data, predicted, dwi.mask, axis)
+    log_ratio = slice_log_ratio(dwi.data, predicted, dwi.mask, axis)
     z = np.full_like(log_ratio, np.nan)
     deviation = np.full_like(log_ratio, np.nan)
     groups = _groups(dwi.gtab)
@@ -170,9 +174,7 @@ def _replace(data: np.ndarray, predicted: np.ndarray, mask: np.ndarray, flagged:
     out = data.copy()
     ceiling = 2.0 * data.max(-1)
     for v, k in np.argwhere(flagged):
-        index = [slice(None)] * 3
-        index[axis] = k
-        index = tuple(index)
+        index = _slice(axis, k)
         m = mask[index]
         value = np.nan_to_num(predicted[index + (v,)][m], nan=0.0, posinf=0.0, neginf=0.0)
         out[index + (v,)][m] = np.clip(value, 0.0, ceiling[index][m])
@@ -201,9 +203,9 @@ def repair(dwi: DiffusionData, *, model: str = "tensor", fit: Callable[[Diffusio
     fit_fn = fit or (lambda d: fit_for_prediction(d, model, random_state=random_state))
     flagged = np.zeros((len(dwi.gtab), dwi.shape[axis]), bool)
     work, current = dwi, fit_fn(dwi)
-    iterations = 0
+    iterations, predicted_by = 0, None
     for iterations in range(1, max_iter + 1):
-        predicted = current.predict(dwi.gtab)
+        predicted, predicted_by = current.predict(dwi.gtab), current
         report = detect_outliers(dwi, predicted, axis=axis, threshold=threshold, volume_fraction=volume_fraction)
         # An outlier pulls the fit, so the other volumes of its slice stray the other way: take, per
         # slice, only the worst ones now (|z| at least half the slice's largest) and keep a flag only
@@ -217,8 +219,9 @@ def repair(dwi: DiffusionData, *, model: str = "tensor", fit: Callable[[Diffusio
         flagged = now
         work = _with_data(dwi, _replace(dwi.data, predicted, dwi.mask, flagged, axis)) if flagged.any() else dwi
         current = fit_fn(work)
-    if flagged.any():  # the final fit's prediction in every flagged slice
-        work = _with_data(dwi, _replace(dwi.data, current.predict(dwi.gtab), dwi.mask, flagged, axis))
+    if flagged.any():  # the final fit's prediction in every flagged slice (already made if the flags settled)
+        final = predicted if predicted_by is current else current.predict(dwi.gtab)
+        work = _with_data(dwi, _replace(dwi.data, final, dwi.mask, flagged, axis))
     report.slices = flagged
     report.volumes = report.volumes & flagged.any(1)
     return RepairResult(work, report, current, iterations)

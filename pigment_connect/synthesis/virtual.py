@@ -25,7 +25,8 @@ from ..io.write import save_json, save_nifti
 from ..pigment import PigmentModel
 from .tables import check_target_table
 
-__all__ = ["VirtualScan", "synthesize", "residual_correction", "residual_interpolator", "bounded_prediction", "fit_for_prediction", "PREDICTION_MODELS", "same_volume", "sidecar_paths"]
+__all__ = ["VirtualScan", "synthesize", "residual_correction", "residual_interpolator", "bounded_prediction",
+           "bound_to_s0", "fitted_s0", "fit_for_prediction", "PREDICTION_MODELS", "same_volume", "sidecar_paths"]
 
 PREDICTION_MODELS = ("pigment", "dki", "tensor")
 """Models :func:`fit_for_prediction` fits: PIGMENT zero-shot, DKI (two shells or more), DTI."""
@@ -133,12 +134,22 @@ def _even_sh(order: int, bvecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return basis, degree
 
 
-def bounded_prediction(fit, table: GradientTable) -> np.ndarray:
-    """``fit.predict(table)`` bounded to [0, S0] (the fit's own b=0 prediction): the noise-free signal
-    of any diffusion process decays with b, and a kurtosis description beyond its range, or the fit
-    of a degenerate voxel at the mask's edge, would predict more (up to overflow)."""
-    s0 = np.nan_to_num(fit.predict(GradientTable([0.0], [[0.0, 0.0, 0.0]])), nan=0.0, posinf=0.0)
-    return np.clip(np.nan_to_num(fit.predict(table), nan=0.0, posinf=np.inf), 0.0, s0)
+def bound_to_s0(signal: np.ndarray, s0: np.ndarray) -> np.ndarray:
+    """``signal`` (X, Y, Z, N) bounded to [0, ``s0``] ((X, Y, Z, 1) or broadcastable; NaN → 0): the
+    noise-free signal of any diffusion process decays with b, and a kurtosis description beyond its
+    range, or the fit of a degenerate voxel at the mask's edge, would predict more (up to overflow)."""
+    return np.clip(np.nan_to_num(signal, nan=0.0, posinf=np.inf), 0.0, s0)
+
+
+def fitted_s0(fit) -> np.ndarray:
+    """(X, Y, Z, 1) the fit's own b=0 prediction (non-finite values → 0)."""
+    return np.nan_to_num(fit.predict(GradientTable([0.0], [[0.0, 0.0, 0.0]])), nan=0.0, posinf=0.0)
+
+
+def bounded_prediction(fit, table: GradientTable, s0: np.ndarray | None = None) -> np.ndarray:
+    """``fit.predict(table)`` bounded to [0, S0] (:func:`bound_to_s0`; ``s0``: the fit's
+    :func:`fitted_s0`, computed when not given)."""
+    return bound_to_s0(fit.predict(table), fitted_s0(fit) if s0 is None else s0)
 
 
 def residual_correction(dwi: DiffusionData, fit, target: GradientTable) -> np.ndarray:
@@ -154,11 +165,12 @@ def residual_correction(dwi: DiffusionData, fit, target: GradientTable) -> np.nd
     return residual_interpolator(dwi, fit)(target)
 
 
-def residual_interpolator(dwi: DiffusionData, fit):
+def residual_interpolator(dwi: DiffusionData, fit, s0: np.ndarray | None = None):
     """:func:`residual_correction` for any number of target tables, the residuals computed once:
-    a function GradientTable → (X, Y, Z, len(table)) float32."""
+    a function GradientTable → (X, Y, Z, len(table)) float32. ``s0``: the fit's :func:`fitted_s0`,
+    when already computed."""
     measured = dwi.gtab
-    residual = np.where(dwi.mask[..., None], dwi.data - bounded_prediction(fit, measured), 0.0).astype(np.float32)
+    residual = np.where(dwi.mask[..., None], dwi.data - bounded_prediction(fit, measured, s0), 0.0).astype(np.float32)
     b0 = measured.b0s_mask
     b0_residual = residual[..., b0].mean(-1, keepdims=True) if b0.any() else None
     shells = []
@@ -210,13 +222,14 @@ def synthesize(dwi: DiffusionData, target: GradientTable, *, fit=None, model: st
     else:
         model = fit.maps.model
 
-    correction = residual_interpolator(dwi, fit) if interpolate_residuals else None
+    s0 = fitted_s0(fit)
+    correction = residual_interpolator(dwi, fit, s0) if interpolate_residuals else None
 
     def predict(table: GradientTable) -> np.ndarray:
         out = np.zeros(dwi.shape + (len(table),), np.float32)
         for start in range(0, len(table), VOLUMES_PER_CHUNK):  # bounded memory for dense tables
             part = table.subset(np.arange(start, min(start + VOLUMES_PER_CHUNK, len(table))))
-            signal = bounded_prediction(fit, part)
+            signal = bounded_prediction(fit, part, s0)
             if correction is not None:
                 signal = signal + correction(part)
             out[..., start:start + len(part)] = np.where(dwi.mask[..., None], np.clip(signal, 0.0, None), 0.0)
