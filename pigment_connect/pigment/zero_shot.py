@@ -18,7 +18,11 @@ to the manifold loosened 100×, whose features the VAE encoder maps to a latent 
 posterior from that start, in which the tensor and kurtosis features — which such a table determines
 — are tied to the manifold 10× more loosely than NODDI's (:data:`DETERMINED_TIE`; the simulated
 tissue the prior learned is less planar than real white matter, and a tight tie pulls real tensors
-towards it), and the kurtosis tensor may depart from axial symmetry (W∆). Any table
+towards it). On every table the kurtosis tensor may depart from axial symmetry (W∆, with a prior
+centred on half the tensor's planarity, :mod:`pigment_connect.pigment.forward`: on one shell W∆ cannot
+be told from λ2 − λ3, and forcing it to zero makes real white matter's tensors too cylindrical); where
+the table does not determine the kurtosis model, the log-eigenvalues' tie is widened in voxels that
+are anisotropic beyond noise (:data:`SHAPE_TIE`). Any table
 that determines a tensor works — down to 1 b0 + 6 directions — because what the data leave open
 (kurtosis on one shell, NODDI's compartments without a second shell) is supplied by the prior's
 joint distribution of the three models' parameters.
@@ -60,6 +64,19 @@ LOOSE_TIE = 100.0
 DETERMINED_TIE = 10.0
 """Where the table determines the kurtosis model, the tensor and kurtosis features' tie to the
 prior's manifold is widened by this factor in the final stage too (NODDI's features keep theirs)."""
+SHAPE_TIE = 10.0
+"""Where the table does not determine the kurtosis model, the log-eigenvalues' tie to the prior's
+manifold is widened by up to this factor in voxels whose tensor is anisotropic beyond noise
+(:data:`SHAPE_RAMP`): the prior's white matter is less planar than real white matter (log λ2 −
+log λ3 ≈ 0.22 against 0.54–0.69 in the dense fits of DIPY's real small_101D crop), and a tight tie
+pulls real tensors towards it (``benchmarks/bench_twin.py``: white-matter FA −0.03 to −0.045 on the
+digital twin of the mdt slab)."""
+SHAPE_RAMP = (0.3, 0.5)
+"""FA (less its noise margin) over which the log-eigenvalues' tie goes from the prior's to × SHAPE_TIE."""
+SHAPE_NOISE_MARGIN = 2.0
+"""Noise standard deviations of the start tensor's FA taken off before :data:`SHAPE_RAMP`, so that
+grey matter whose FA noise inflates keeps the prior's tie (at b=0 SNR 10, 1 b0 + 6 reads grey
+matter's FA ≈ 0.2 too high)."""
 UNCERTAIN_MAPS = ("fa", "md", "mk", "ndi", "odi", "fwf")
 """Maps given a posterior standard deviation."""
 BYTES_PER_VOXEL_ROW = 1024
@@ -156,8 +173,9 @@ class PigmentModel:
             data_led = True
         except ProtocolError:
             data_led = False
-        # Where the table determines the kurtosis tensor, its departure from axial symmetry (W∆) is fitted too.
-        model = TissueSignalModel(prior, bvals, bvecs, dki_rows, stick, asymmetric=data_led)
+        # The kurtosis tensor's departure from axial symmetry (W∆) is a variable on every table: the data
+        # place it where the table determines the kurtosis tensor, its planarity-given prior elsewhere.
+        model = TissueSignalModel(prior, bvals, bvecs, dki_rows, stick, asymmetric=True)
         features_of, predict = model.features, model.predict
 
         sqrt_w = weights.sqrt()
@@ -190,6 +208,8 @@ class PigmentModel:
             spread = torch.full((len(signal), nf), sd, dtype=dt, device=device)
             if data_led:
                 spread[:, :N_KURTOSIS_FEATURES] *= DETERMINED_TIE
+            else:  # white matter's tensor shape from the data where they show anisotropy beyond noise
+                spread[:, :3] *= (1.0 + (SHAPE_TIE - 1.0) * _anisotropy_weight(beta, X, sigma).to(dt))[:, None]
             delta0[:, :3] = ((logev - prior.mean[:3]) / prior.std[:3] - prior.decoder(z0)[:, :3]) / spread[:, :3]
             x = torch.cat([delta0, z0, torch.zeros(len(signal), 3, dtype=dt, device=device),
                            torch.log(s0_start.clamp(1e-3, 10.0))[:, None],
@@ -306,6 +326,35 @@ def _laplace_std(model: TissueSignalModel, x, constants, sig, sqrt_w) -> dict[st
     return {f"{n}_std": torch.sqrt(var[:, i].clamp_min(0)) for i, n in enumerate(UNCERTAIN_MAPS)}
 
 
+def _anisotropy_weight(beta: torch.Tensor, X: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(V,) in [0, 1]: how far the log-linear tensor's FA, less :data:`SHAPE_NOISE_MARGIN` times its
+    noise standard deviation, lies into :data:`SHAPE_RAMP` (0 below it, 1 above)."""
+    fa, sd = _fa_and_noise(beta, X, sigma)
+    lo, hi = SHAPE_RAMP
+    return ((fa - SHAPE_NOISE_MARGIN * sd - lo) / (hi - lo)).clamp(0.0, 1.0)
+
+
+def _fa_and_noise(beta: torch.Tensor, X: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """FA (V,) of log-linear tensor fits ``beta`` (V, 7) on design ``X`` (N, 7) and its standard
+    deviation from noise σ (signal units; delta method: Cov β = (Xᵀ diag(S²/σ²) X)⁻¹ with S the
+    fit's signal, the FA gradient by forward differences)."""
+    from ..physics.dti import fractional_anisotropy, tensor_from_six
+
+    def fa_of(six):
+        return fractional_anisotropy(torch.linalg.eigvalsh(tensor_from_six(six)))
+
+    six = beta[:, :6]
+    fa = fa_of(six)
+    h = 1e-7
+    grad = torch.stack([(fa_of(six + h * torch.eye(6, dtype=six.dtype, device=six.device)[i]) - fa) / h
+                        for i in range(6)], -1)
+    w = torch.exp(2.0 * (beta @ X.T)) / sigma**2  # (V, N): 1/var of each log measurement
+    info = torch.einsum("vn,ni,nj->vij", w, X, X)
+    cov = torch.linalg.pinv(info)[:, :6, :6]
+    sd = torch.sqrt(torch.einsum("vi,vij,vj->v", grad, cov, grad).clamp_min(0))
+    return fa, sd
+
+
 class PigmentFit:
     """Result of :meth:`PigmentModel.fit`.
 
@@ -318,8 +367,8 @@ class PigmentFit:
         nrmse : (X, Y, Z) the fit's normalised residual. latent : (X, Y, Z, latent_dim) the adapted
         code. features : (X, Y, Z, 9) the adapted tissue (:data:`~pigment_connect.pigment.FEATURES`).
         frame : (X, Y, Z, 3, 3) its fibre frame (columns e1, e2, e3). w_asym : (X, Y, Z) the
-        kurtosis's departure from axial symmetry, W∆ = (W(e2) − W(e3))/2 with λ2 ≥ λ3 (0 where the
-        table does not determine the kurtosis tensor).
+        kurtosis's departure from axial symmetry, W∆ = (W(e2) − W(e3))/2 with λ2 ≥ λ3 (from the data
+        where the table determines the kurtosis tensor, from its planarity-given prior elsewhere).
     fa_std, md_std, mk_std, ndi_std, odi_std, fwf_std : posterior standard deviations
         (:data:`UNCERTAIN_MAPS`; absent when the model was asked for no uncertainty).
     """
@@ -327,7 +376,7 @@ class PigmentFit:
     def __init__(self, model: PigmentModel, params: dict[str, np.ndarray], mask: np.ndarray,
                  affine: np.ndarray | None, sigma: float, *, asymmetric: bool = False):
         self.model, self.params, self.mask, self.affine, self.sigma = model, params, mask, affine, sigma
-        self.asymmetric = asymmetric  # W∆ was fitted (the table determines the kurtosis tensor)
+        self.asymmetric = asymmetric  # W∆ was a variable of the fit
 
     def __getitem__(self, index) -> PigmentFit:
         """The fit of the voxels ``index`` selects (as DIPY's ``fit[index]``)."""
@@ -358,7 +407,7 @@ class PigmentFit:
     @property
     def maps(self) -> MicrostructureMaps:
         """All maps (model ``"pigment"``) with the posterior standard deviations as uncertainty;
-        ``w_asym`` among them where the table determined it; ``latent`` (X, Y, Z, latent_dim) and
+        ``w_asym`` among them; ``latent`` (X, Y, Z, latent_dim) and
         ``features`` (X, Y, Z, 9, :data:`~pigment_connect.pigment.FEATURES`), the adapted tissue, for
         :mod:`pigment_connect.features`."""
         m = self.mask
