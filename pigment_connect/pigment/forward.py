@@ -7,10 +7,9 @@ f = (G(z) + spread·δ)·std + mean (:mod:`pigment_connect.pigment.tissue`). The
 [kurtosis-model signal, NODDI signal, δ, L_k⁻¹(z − m_k)[, (W∆ − ASYM_SLOPE·(log λ2 − log λ3))/ASYM_SIGMA]]
 (the last ones are the prior's pseudo-observations). W∆, the kurtosis's departure from axial
 symmetry, is a variable where the model is built with ``asymmetric=True`` (the zero-shot fit does so
-on every table); the
-prior does not generate it, so it has its own prior centred on the planarity of the tissue's tensor,
-N(ASYM_SLOPE·(log λ2 − log λ3), ASYM_SIGMA²). The Jacobian is
-assembled by the chain rule instead of perturbing all of x through the whole model:
+on every table); the prior does not generate it, so it has its own prior centred on the planarity of
+the tissue's tensor, N(ASYM_SLOPE·(log λ2 − log λ3), ASYM_SIGMA²). The Jacobian is assembled by the
+chain rule instead of perturbing all of x through the whole model:
 
 * the kurtosis signal depends on the features 0–5 and R only, the NODDI signal on the features
   6–8 and e1 only, so each is differenced in its own features and ω (9 and 6 evaluations instead

@@ -49,7 +49,7 @@ from ..fit.voxelwise import (check_chunk_size, check_dtype, check_noise, check_r
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
 from ..io.maps import MicrostructureMaps
-from ..physics.dti import six_from_tensor
+from ..physics.dti import fractional_anisotropy, six_from_tensor, tensor_from_six
 from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
 from ..physics.noise import rician_expected_residual, rician_nll
 from .forward import N_KURTOSIS_FEATURES, TissueSignalModel
@@ -338,8 +338,6 @@ def _fa_and_noise(beta: torch.Tensor, X: torch.Tensor, sigma: float) -> tuple[to
     """FA (V,) of log-linear tensor fits ``beta`` (V, 7) on design ``X`` (N, 7) and its standard
     deviation from noise σ (signal units; delta method: Cov β = (Xᵀ diag(S²/σ²) X)⁻¹ with S the
     fit's signal, the FA gradient by forward differences)."""
-    from ..physics.dti import fractional_anisotropy, tensor_from_six
-
     def fa_of(six):
         return fractional_anisotropy(torch.linalg.eigvalsh(tensor_from_six(six)))
 
