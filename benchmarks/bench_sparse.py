@@ -286,6 +286,16 @@ def add_rician(data, b0_mask, wm, snr, seed):
     return noisy.astype(np.float32), s0 / snr
 
 
+def use_threads(threads: int) -> None:
+    """A benchmark's set-up: ``threads`` for OpenMP and torch, warnings off, the checkout importable."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    warnings.simplefilter("ignore")
+    sys.path.insert(0, str(HERE.parent))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--voxels", type=int, default=3000, help="random brain voxels scored (same for every method)")
@@ -296,12 +306,7 @@ def main() -> None:
     ap.add_argument("--prior", default=None, help="prior path prefix (default: the shipped prior)")
     ap.add_argument("--scan", default="mdt", choices=sorted(SCANS), help="which real scan (see SCANS)")
     args = ap.parse_args()
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    warnings.simplefilter("ignore")
-    sys.path.insert(0, str(HERE.parent))
+    use_threads(args.threads)
     from pigment_connect.io import load_dwi
     from pigment_connect.io.gradients import GradientTable
 

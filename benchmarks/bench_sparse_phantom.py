@@ -25,10 +25,8 @@ scored. Targets (issue #5): error â‰¥ 30% below the conventional fit's (ratio â‰
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,14 +93,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=3)
     args = ap.parse_args()
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    warnings.simplefilter("ignore")
-    sys.path.insert(0, str(HERE.parent))
     sys.path.insert(0, str(HERE))
     import bench_sparse as bs
+
+    bs.use_threads(args.threads)
 
     from pigment_connect.fit import DiffusionKurtosisModel
     from pigment_connect.io.gradients import GradientTable

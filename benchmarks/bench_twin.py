@@ -37,12 +37,10 @@ within ±1 sd; target 0.5–0.85) for the two PIGMENT fits.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -204,14 +202,10 @@ def main() -> None:
     ap.add_argument("--prior", default=None, help="prior path prefix (default: the shipped prior)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    warnings.simplefilter("ignore")
-    sys.path.insert(0, str(HERE.parent))
     sys.path.insert(0, str(HERE))
     import bench_sparse as bs
+
+    bs.use_threads(args.threads)
 
     from pigment_connect.io import load_dwi
     from pigment_connect.io.gradients import GradientTable
