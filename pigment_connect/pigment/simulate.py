@@ -43,7 +43,6 @@ from ..fit.voxelwise import gradient_tensors
 from ..io.gradients import GradientTable
 from ..physics.noddi import D_ISO, D_PAR, kappa_from_odi, legendre_order, stick_coefficients, watson_stick_signal, watson_tau
 from ..physics.protocol import hemisphere_directions
-from .forward import ASYM_SLOPE
 from .network import TissuePrior
 from .spatial import MAX_NEIGHBOURS, neighbour_tissue
 from .tissue import FEATURES, features_from_fits, tissue_signal
@@ -246,21 +245,15 @@ class PriorSimulator:
         return torch.exp(lo + (hi - lo) * torch.rand(n, generator=gen)).reciprocal().to(device, dtype)
 
     def clean_signals(self, target: torch.Tensor, rotation: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
-        """Noise-free signals (M, N) (S0 = 1) of standardised features (M, 9) in frames (M, 3, 3); the
-        kurtosis's W∆ at its planarity-given prior mean (:data:`~.forward.ASYM_SLOPE`), as the
-        zero-shot fit's prior centres it."""
+        """Noise-free signals (M, N) (S0 = 1) of standardised features (M, 9) in frames (M, 3, 3)."""
         device, dtype = target.device, target.dtype
         prior = self.prior.to(device=device, dtype=dtype)
         bvals, bvecs = gradient_tensors(self.gtab, device, dtype)
         stick = stick_coefficients(bvals * D_PAR, legendre_order(float(bvals.max()) * D_PAR, tol=1e-7))
-
-        def signal(sl: slice) -> torch.Tensor:
-            feats = target[sl] * prior.std + prior.mean
-            return tissue_signal(feats, rotation[sl], bvals, bvecs, stick=stick, kurtosis_ceiling=1.5,
-                                 w_asym=ASYM_SLOPE * (feats[:, 1] - feats[:, 2]))
-
         with torch.no_grad():
-            return torch.cat([signal(sl) for sl in (slice(i, i + chunk) for i in range(0, len(target), chunk))])
+            return torch.cat([tissue_signal(target[sl] * prior.std + prior.mean, rotation[sl], bvals, bvecs,
+                                             stick=stick, kurtosis_ceiling=1.5)
+                              for sl in (slice(i, i + chunk) for i in range(0, len(target), chunk))])
 
     @staticmethod
     def rician(clean: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
