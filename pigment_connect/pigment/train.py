@@ -18,9 +18,11 @@ from ..errors import InputError
 from ..fit.dki import DiffusionKurtosisModel
 from ..fit.noddi import NoddiModel
 from ..io.write import atomic_path
+from .forward import ASYM_SIGMA, ASYM_SLOPE
 from .network import SHIPPED_PRIOR, TissuePrior
 from .simulate import TISSUE_CLASSES, simulate_features
 from .tissue import FEATURES, features_from_fits
+from .zero_shot import SHAPE_NOISE_MARGIN, SHAPE_RAMP, SHAPE_TIE
 
 __all__ = ["train_prior", "fit_latent_mixture", "scan_features", "build_prior", "write_model_card", "build_shipped_prior"]
 
@@ -189,11 +191,11 @@ def write_model_card(path: PathLike, prior: TissuePrior, history: dict, *, data:
 - **Scans used:** {scans_line}
 - **Zero-shot calibration (not in the weights):** the zero-shot fit adds two things the simulated tissue gets
   wrong about real white matter. (1) The kurtosis's departure from axial symmetry, W∆, has a prior
-  N(0.5·(log λ2 − log λ3), 0.12²) on every table (`pigment_connect.pigment.forward.ASYM_SLOPE`, `ASYM_SIGMA`),
+  N({ASYM_SLOPE:g}·(log λ2 − log λ3), {ASYM_SIGMA:g}²) on every table (`pigment_connect.pigment.forward.ASYM_SLOPE`, `ASYM_SIGMA`),
   measured on the dense DKI fits of DIPY's real `small_101D` crop (BSD-3; slope 0.45–0.48, residual
   s.d. 0.11–0.12; the simulator's tissue: slope 0.52–0.54). (2) On tables that do not determine the
-  kurtosis model, the log-eigenvalues' tie to the manifold is widened up to 10× where the tensor is
-  anisotropic beyond noise (`zero_shot.SHAPE_TIE`, `SHAPE_RAMP` = FA 0.3–0.5, `SHAPE_NOISE_MARGIN` = 2 noise
+  kurtosis model, the log-eigenvalues' tie to the manifold is widened up to {SHAPE_TIE:g}× where the tensor is
+  anisotropic beyond noise (`zero_shot.SHAPE_TIE`, `SHAPE_RAMP` = FA {SHAPE_RAMP[0]:g}–{SHAPE_RAMP[1]:g}, `SHAPE_NOISE_MARGIN` = {SHAPE_NOISE_MARGIN:g} noise
   s.d.): the prior's white matter has planarity log λ2 − log λ3 ≈ 0.22, `small_101D`'s 0.54–0.69.
   Those three numbers were chosen on the digital twin of `dwi_mdt_b1k_b2k` (`benchmarks/bench_twin.py`,
   1 b0 + 6/12, 1 b0 + 8 + 8 at its own SNR and SNR 10), so that scan's twin is not an out-of-sample

@@ -339,18 +339,16 @@ def _fa_and_noise(beta: torch.Tensor, X: torch.Tensor, sigma: float) -> tuple[to
     deviation from noise σ (signal units; delta method: Cov β = (Xᵀ diag(S²/σ²) X)⁻¹ with S the
     fit's signal, the FA gradient by forward differences)."""
     def fa_of(six):
-        return fractional_anisotropy(torch.linalg.eigvalsh(tensor_from_six(six)))
+        return fractional_anisotropy(torch.linalg.eigvalsh(tensor_from_six(six)))[:, None]
 
     six = beta[:, :6]
     fa = fa_of(six)
-    h = 1e-7
-    grad = torch.stack([(fa_of(six + h * torch.eye(6, dtype=six.dtype, device=six.device)[i]) - fa) / h
-                        for i in range(6)], -1)
+    grad = jacobian_fd(fa_of, six, fa)[..., 0]  # (V, 6)
     w = torch.exp(2.0 * (beta @ X.T)) / sigma**2  # (V, N): 1/var of each log measurement
     info = torch.einsum("vn,ni,nj->vij", w, X, X)
     cov = torch.linalg.pinv(info)[:, :6, :6]
     sd = torch.sqrt(torch.einsum("vi,vij,vj->v", grad, cov, grad).clamp_min(0))
-    return fa, sd
+    return fa[:, 0], sd
 
 
 class PigmentFit:
