@@ -153,18 +153,24 @@ def fit_conventional(data, gtab, mask):
     return out
 
 
-def fit_pigment(data, gtab, mask, sigma, prior=None):
+def _pigment_maps(fit, errors: bool) -> dict:
+    """The scored maps of a PIGMENT fit, with their posterior s.d. (``<map>_std``) when ``errors``."""
+    return {m: getattr(fit, m) for m in (*MAPS, *((f"{m}_std" for m in MAPS) if errors else ()))}
+
+
+def fit_pigment(data, gtab, mask, sigma, prior=None, *, errors: bool = False):
+    """Zero-shot PIGMENT's maps (with their error bars when ``errors``)."""
     from pigment_connect.pigment import PigmentModel
 
-    fit = PigmentModel(gtab, prior=prior, sigma=sigma, uncertainty=False, device="cpu").fit(data, mask=mask)
-    return {m: getattr(fit, m) for m in MAPS}
+    fit = PigmentModel(gtab, prior=prior, sigma=sigma, uncertainty=errors, device="cpu").fit(data, mask=mask)
+    return _pigment_maps(fit, errors)
 
 
-def fit_amortised(data, gtab, mask, sigma, prior=None, *, spatial_mask=None):
-    """Amortised PIGMENT scored on ``mask``. With ``spatial_mask`` (the brain mask, so that scored
-    voxels have their neighbours) the spatial model is fitted there with in-plane neighbourhoods:
-    the slab's two slices are not contiguous (their b=0 images correlate 0.55, against 0.88 for
-    voxels one apart in-plane)."""
+def fit_amortised(data, gtab, mask, sigma, prior=None, *, spatial_mask=None, errors: bool = False):
+    """Amortised PIGMENT scored on ``mask`` (with its error bars when ``errors``). With
+    ``spatial_mask`` (the brain mask, so that scored voxels have their neighbours) the spatial model
+    is fitted there with in-plane neighbourhoods: the slab's two slices are not contiguous (their b=0
+    images correlate 0.55, against 0.88 for voxels one apart in-plane)."""
     from pigment_connect.pigment import AmortisedPigmentModel
 
     spatial = spatial_mask is not None
@@ -174,7 +180,7 @@ def fit_amortised(data, gtab, mask, sigma, prior=None, *, spatial_mask=None):
     train = time.perf_counter() - t
     t = time.perf_counter()
     fit = model.fit(data, mask=spatial_mask if spatial else mask, neighbourhood="in-plane")
-    return {m: getattr(fit, m) for m in MAPS}, time.perf_counter() - t, train
+    return _pigment_maps(fit, errors), time.perf_counter() - t, train
 
 
 def fit_force(data, bvals, bvecs, mask, workdir: Path, threads: int):
