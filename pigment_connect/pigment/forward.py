@@ -4,11 +4,13 @@ Kernel code only (tensors in, tensors out); :mod:`pigment_connect.pigment.zero_s
 
 Per voxel the variables are x = (δ (9), z (d), ω (3), log S0[, W∆]) and the features are
 f = (G(z) + spread·δ)·std + mean (:mod:`pigment_connect.pigment.tissue`). The prediction is
-[kurtosis-model signal, NODDI signal, δ, L_k⁻¹(z − m_k)[, (W∆ − ASYM_SLOPE·(log λ2 − log λ3))/ASYM_SIGMA]]
+[kurtosis-model signal, NODDI signal, δ, L_k⁻¹(z − m_k)[, (W∆ − a·(log λ2 − log λ3))/ASYM_SIGMA]]
 (the last ones are the prior's pseudo-observations). W∆, the kurtosis's departure from axial
 symmetry, is a variable where the model is built with ``asymmetric=True`` (the zero-shot fit does so
 on every table); the prior does not generate it, so it has its own prior centred on the planarity of
-the tissue's tensor, N(ASYM_SLOPE·(log λ2 − log λ3), ASYM_SIGMA²). The Jacobian is assembled by the
+the tissue's tensor, N(a·(log λ2 − log λ3), ASYM_SIGMA²), with a per-voxel slope a (at most
+ASYM_SLOPE; the zero-shot fit scales it by how anisotropic the voxel's tensor is beyond noise).
+The Jacobian is assembled by the
 chain rule instead of perturbing all of x through the whole model:
 
 * the kurtosis signal depends on the features 0–5 and R only, the NODDI signal on the features
@@ -44,6 +46,11 @@ fitted at b ≤ 3000; not a scan the benchmarks score) is 0.45–0.48, in the si
 ASYM_SIGMA = 0.12
 """Prior standard deviation of W∆ about its planarity-given mean (small_101D: residual s.d. 0.11–0.12,
 fit noise included)."""
+
+
+def _slope(asym_slope: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """(V,) slope of W∆'s prior mean on the planarity: ``asym_slope``, or :data:`ASYM_SLOPE` in every voxel."""
+    return torch.full((len(x),), ASYM_SLOPE, dtype=x.dtype, device=x.device) if asym_slope is None else asym_slope
 
 
 def _steps(v: torch.Tensor) -> torch.Tensor:
@@ -109,16 +116,17 @@ class TissueSignalModel:
 
     # ------------------------------------------------------------------------------ the model
     def predict(self, x: torch.Tensor, base: torch.Tensor, component: torch.Tensor,
-                spread: torch.Tensor) -> torch.Tensor:
+                spread: torch.Tensor, asym_slope: torch.Tensor | None = None) -> torch.Tensor:
         """(V, n_sig + 9 + d [+ 1]): signals (kurtosis rows, then NODDI rows), δ, whitened latent
         residual[, W∆'s whitened residual]. ``base`` (V, 3, 3) frames ω rotates, ``component`` (V,) each
-        voxel's latent mixture component, ``spread`` (V, 1) or (V, 9) the features' tie to the manifold."""
+        voxel's latent mixture component, ``spread`` (V, 1) or (V, 9) the features' tie to the manifold,
+        ``asym_slope`` (V,) the slope of W∆'s prior mean on the planarity (None: :data:`ASYM_SLOPE`)."""
         feats, rot, s0 = self.features(x, spread), self.rotation(x, base), torch.exp(self.log_s0(x))
         w_asym = self.w_asym(x)
         parts = [self._dki(s0, feats, rot, w_asym), self._noddi(s0, feats, rot), x[:, :N_FEATURES],
                  self.prior.latent_residual(self.latent(x), component)]
         if w_asym is not None:
-            parts.append(((w_asym - ASYM_SLOPE * (feats[:, 1] - feats[:, 2])) / ASYM_SIGMA)[:, None])
+            parts.append(((w_asym - _slope(asym_slope, x) * (feats[:, 1] - feats[:, 2])) / ASYM_SIGMA)[:, None])
         return torch.cat(parts, -1)
 
     def feature_jacobian(self, x: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
@@ -135,7 +143,7 @@ class TissueSignalModel:
         return J
 
     def jacobian(self, x: torch.Tensor, pred: torch.Tensor, base: torch.Tensor, component: torch.Tensor,
-                 spread: torch.Tensor) -> torch.Tensor:
+                 spread: torch.Tensor, asym_slope: torch.Tensor | None = None) -> torch.Tensor:
         """(V, P, M) Jacobian of :meth:`predict` at x, whose prediction is ``pred`` (V, M)."""
         V, nf, d = len(x), N_FEATURES, self.d
         feats = self.features(x, spread)
@@ -172,6 +180,6 @@ class TissueSignalModel:
             h = _steps(w_asym)
             sa = self._dki(s0, feats, rot, w_asym + h)
             J[:, self.i_s0 + 1, :self.n_dki] = (sa - dki0) / h[:, None]
-            J[:, :, -1] = -ASYM_SLOPE / ASYM_SIGMA * (Jf[:, :, 1] - Jf[:, :, 2])
+            J[:, :, -1] = -_slope(asym_slope, x)[:, None] / ASYM_SIGMA * (Jf[:, :, 1] - Jf[:, :, 2])
             J[:, self.i_s0 + 1, -1] = 1.0 / ASYM_SIGMA
         return J

@@ -19,8 +19,9 @@ posterior from that start, in which the tensor and kurtosis features — which s
 — are tied to the manifold 10× more loosely than NODDI's (:data:`DETERMINED_TIE`; the simulated
 tissue the prior learned is less planar than real white matter, and a tight tie pulls real tensors
 towards it). On every table the kurtosis tensor may depart from axial symmetry (W∆, with a prior
-centred on half the tensor's planarity, :mod:`pigment_connect.pigment.forward`: on one shell W∆ cannot
-be told from λ2 − λ3, and forcing it to zero makes real white matter's tensors too cylindrical); where
+centred on half the tensor's planarity where the tensor is anisotropic beyond noise, :data:`ASYM_RAMP`,
+and on 0 where it is not, :mod:`pigment_connect.pigment.forward`: on one shell W∆ cannot be told from
+λ2 − λ3, and forcing it to zero makes real white matter's tensors too cylindrical); where
 the table does not determine the kurtosis model, the log-eigenvalues' tie is widened in voxels that
 are anisotropic beyond noise (:data:`SHAPE_TIE`). Any table
 that determines a tensor works — down to 1 b0 + 6 directions — because what the data leave open
@@ -52,7 +53,7 @@ from ..io.maps import MicrostructureMaps
 from ..physics.dti import fractional_anisotropy, six_from_tensor, tensor_from_six
 from ..physics.noddi import D_PAR, legendre_order, stick_coefficients
 from ..physics.noise import rician_expected_residual, rician_nll
-from .forward import N_KURTOSIS_FEATURES, TissueSignalModel
+from .forward import ASYM_SLOPE, N_KURTOSIS_FEATURES, TissueSignalModel
 from .network import TissuePrior, load_prior
 from .tissue import DKI_MAX_B, FEATURES, MAP_NAMES, eigenframe, tissue_maps, tissue_signal, tissue_tensor
 
@@ -77,6 +78,13 @@ SHAPE_NOISE_MARGIN = 2.0
 """Noise standard deviations of the start tensor's FA taken off before :data:`SHAPE_RAMP`, so that
 grey matter whose FA noise inflates keeps the prior's tie (at b=0 SNR 10, 1 b0 + 6 reads grey
 matter's FA ≈ 0.2 too high)."""
+ASYM_RAMP = (0.15, 0.35)
+"""FA (less :data:`SHAPE_NOISE_MARGIN` noise s.d.) over which the slope of W∆'s prior mean on the
+planarity goes from 0 to :data:`~.forward.ASYM_SLOPE`. In near-isotropic tissue the planarity a sparse
+table reads is noise, and W∆ tied to it feeds that noise back into the tensor's shape: with the full
+slope everywhere, grey-matter FA was 0.001–0.004 worse on both digital twins than with W∆ = 0
+(``benchmarks/bench_twin.py``, 1 b0 + 6/12, 1 b0 + 8 + 8); with this ramp it is back to that, and
+white matter keeps the gain (0.3–0.5 cost 0.002–0.004 of it)."""
 UNCERTAIN_MAPS = ("fa", "md", "mk", "ndi", "odi", "fwf")
 """Maps given a posterior standard deviation."""
 BYTES_PER_VOXEL_ROW = 1024
@@ -183,14 +191,14 @@ class PigmentModel:
         residual = partial(_fit_residual, n_sig=n_sig, sqrt_w=sqrt_w, rician=rician)
         cost = partial(_fit_cost, n_sig=n_sig, weights=weights, rician=rician)
 
-        def predict_lm(x, base, comp, spread, sig):  # σ rides along for residual_jacobian
-            return predict(x, base, comp, spread)
+        def predict_lm(x, base, comp, spread, slope, sig):  # σ rides along for residual_jacobian
+            return predict(x, base, comp, spread, slope)
 
-        def residual_jacobian(x, pred, base, comp, spread, sig):
+        def residual_jacobian(x, pred, base, comp, spread, slope, sig):
             """The prediction's Jacobian scaled as ``residual`` scales the prediction, so that the
             solver's Gauss–Newton step (Fisher scoring for Rician noise) is that of the cost it
             accepts steps on."""
-            return _residual_scaled(model.jacobian(x, pred, base, comp, spread), n_sig, sqrt_w, sig)
+            return _residual_scaled(model.jacobian(x, pred, base, comp, spread, slope), n_sig, sqrt_w, sig)
 
         def solve(signal: torch.Tensor) -> dict[str, torch.Tensor]:
             beta = weighted_log_linear(signal, X, floor=floor)
@@ -206,10 +214,14 @@ class PigmentModel:
             # the tensor from the data, the rest from the prior: δ is zero but for the log-eigenvalues
             delta0 = torch.zeros(len(signal), nf, dtype=dt, device=device)
             spread = torch.full((len(signal), nf), sd, dtype=dt, device=device)
+            fa_beyond_noise = _fa_beyond_noise(beta, X, sigma).to(dt)
+            anisotropic = _ramp(fa_beyond_noise, SHAPE_RAMP)
+            # W∆ follows the planarity of tensors anisotropic beyond noise; elsewhere planarity is noise
+            slope = ASYM_SLOPE * _ramp(fa_beyond_noise, ASYM_RAMP)
             if data_led:
                 spread[:, :N_KURTOSIS_FEATURES] *= DETERMINED_TIE
             else:  # white matter's tensor shape from the data where they show anisotropy beyond noise
-                spread[:, :3] *= (1.0 + (SHAPE_TIE - 1.0) * _anisotropy_weight(beta, X, sigma).to(dt))[:, None]
+                spread[:, :3] *= (1.0 + (SHAPE_TIE - 1.0) * anisotropic)[:, None]
             delta0[:, :3] = ((logev - prior.mean[:3]) / prior.std[:3] - prior.decoder(z0)[:, :3]) / spread[:, :3]
             x = torch.cat([delta0, z0, torch.zeros(len(signal), 3, dtype=dt, device=device),
                            torch.log(s0_start.clamp(1e-3, 10.0))[:, None],
@@ -225,7 +237,7 @@ class PigmentModel:
                 loose = spread * LOOSE_TIE
                 x[:, :nf] *= spread / loose
                 x, _ = levenberg_marquardt(predict_lm, x, (y, sig), n_iter=max(self.n_iter // 2, 1),
-                                           constants=(evecs, comp, loose, sig), **lm)
+                                           constants=(evecs, comp, loose, slope, sig), **lm)
                 f1 = features_of(x, loose)
                 z1 = prior.encode(f1)[0]
                 x[:, nf:nf + d] = z1
@@ -233,7 +245,7 @@ class PigmentModel:
                 comp = prior.latent_log_density(z1).argmax(-1)
             # Stage 2: the full posterior from there.
             x, _ = levenberg_marquardt(predict_lm, x, (y, sig), n_iter=self.n_iter,
-                                       constants=(evecs, comp, spread, sig), **lm)
+                                       constants=(evecs, comp, spread, slope, sig), **lm)
 
             best = prior.latent_log_density(x[:, nf:nf + d]).argmax(-1)
             moved = torch.nonzero(best != comp)[:, 0]
@@ -241,7 +253,8 @@ class PigmentModel:
                 comp[moved] = best[moved]
                 x[moved], _ = levenberg_marquardt(predict_lm, x[moved], (y[moved], sig[moved]),
                                                   n_iter=max(self.n_iter // 2, 1),
-                                                  constants=(evecs[moved], comp[moved], spread[moved], sig[moved]),
+                                                  constants=(evecs[moved], comp[moved], spread[moved], slope[moved],
+                                                             sig[moved]),
                                                   **lm)
             feats = features_of(x, spread)
             rot = model.rotation(x, evecs)
@@ -254,13 +267,13 @@ class PigmentModel:
             # W∆'s sign follows the labels of e2 and e3: reported for λ2 ≥ λ3 (swapping them flips it)
             out["w_asym"] = (torch.zeros_like(out["s0"]) if w_asym is None
                              else torch.where(feats[:, 1] >= feats[:, 2], w_asym, -w_asym))
-            pred = predict(x, evecs, comp, spread)[:, :n_sig]
+            pred = predict(x, evecs, comp, spread, slope)[:, :n_sig]
             out["nrmse"] = torch.sqrt((((pred - y) ** 2) * weights).sum(-1) / weights.sum())
             out["latent"] = x[:, nf:nf + d]
             out["features"] = feats
             out["frame"] = rot
             if self.uncertainty:
-                out.update(_laplace_std(model, x, (evecs, comp, spread), sig, sqrt_w))
+                out.update(_laplace_std(model, x, (evecs, comp, spread, slope), sig, sqrt_w))
             return out
 
         chunk_size = self.chunk_size or default_chunk_size(device, BYTES_PER_VOXEL_ROW * n_sig, cpu=4096)
@@ -313,7 +326,7 @@ def _laplace_std(model: TissueSignalModel, x, constants, sig, sqrt_w) -> dict[st
         m = tissue_maps(v[:, :nf], quadrature=UNCERTAINTY_QUADRATURE, w_asym=v[:, nf] if model.asymmetric else None)
         return torch.stack([m[n] for n in UNCERTAIN_MAPS], -1)
 
-    spread = constants[-1]
+    spread = constants[2]
     Jf = model.feature_jacobian(x, spread)  # (V, P, nf)
     v = model.features(x, spread)
     if model.asymmetric:  # W∆ is a variable of its own: ∂W∆/∂x is the unit vector of its slot
@@ -326,12 +339,17 @@ def _laplace_std(model: TissueSignalModel, x, constants, sig, sqrt_w) -> dict[st
     return {f"{n}_std": torch.sqrt(var[:, i].clamp_min(0)) for i, n in enumerate(UNCERTAIN_MAPS)}
 
 
-def _anisotropy_weight(beta: torch.Tensor, X: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(V,) in [0, 1]: how far the log-linear tensor's FA, less :data:`SHAPE_NOISE_MARGIN` times its
-    noise standard deviation, lies into :data:`SHAPE_RAMP` (0 below it, 1 above)."""
+def _ramp(v: torch.Tensor, ramp: tuple[float, float]) -> torch.Tensor:
+    """(V,) in [0, 1]: how far ``v`` lies into ``ramp`` = (lo, hi) (0 below lo, 1 above hi)."""
+    lo, hi = ramp
+    return ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
+
+
+def _fa_beyond_noise(beta: torch.Tensor, X: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(V,) the log-linear tensor's FA less :data:`SHAPE_NOISE_MARGIN` times its noise standard
+    deviation (:func:`_fa_and_noise`): what :data:`SHAPE_RAMP` and :data:`ASYM_RAMP` are read on."""
     fa, sd = _fa_and_noise(beta, X, sigma)
-    lo, hi = SHAPE_RAMP
-    return ((fa - SHAPE_NOISE_MARGIN * sd - lo) / (hi - lo)).clamp(0.0, 1.0)
+    return fa - SHAPE_NOISE_MARGIN * sd
 
 
 def _fa_and_noise(beta: torch.Tensor, X: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:

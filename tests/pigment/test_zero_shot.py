@@ -129,11 +129,12 @@ def test_one_b0_without_sigma_warns_and_bad_tables_are_refused(truth):
         PigmentModel(gtab, sigma=SIGMA, device="cpu", uncertainty=False, n_iter=1).fit(_signal(truth, gtab)[:4])
 
 
-@pytest.mark.parametrize("protocol,asymmetric", [("sparse6", False), ("two_shell_sparse", False), ("dense", True)])
+@pytest.mark.parametrize("protocol,asymmetric", [("sparse6", False), ("sparse6", True), ("two_shell_sparse", False), ("dense", True)])
 def test_structured_jacobian_matches_differencing_the_whole_model(protocol, asymmetric):
     """The chain-rule Jacobian of the zero-shot model (each signal model differenced only in what it
     depends on, the decoder's Jacobian, ∂S/∂log S0 = S, linear prior rows; W∆ where the model has
-    it) equals forward differences of the whole prediction, in float64."""
+    it, with a per-voxel slope of its prior mean) equals forward differences of the whole prediction,
+    in float64."""
     from pigment_connect.fit.lm import jacobian_fd
     from pigment_connect.pigment.forward import TissueSignalModel
     from pigment_connect.physics.noddi import D_PAR, legendre_order, stick_coefficients
@@ -148,7 +149,8 @@ def test_structured_jacobian_matches_differencing_the_whole_model(protocol, asym
     V = 64
     x = 0.3 * torch.randn(V, model.n_var, generator=gen, dtype=dt)
     base = cayley_rotation(torch.randn(V, 3, generator=gen, dtype=dt), torch.eye(3, dtype=dt).expand(V, 3, 3))
-    constants = (base, torch.randint(0, prior.n_components, (V,), generator=gen), torch.full((V, 1), 0.3, dtype=dt))
+    constants = (base, torch.randint(0, prior.n_components, (V,), generator=gen), torch.full((V, 1), 0.3, dtype=dt),
+                 0.5 * torch.rand(V, generator=gen, dtype=dt))  # W∆'s per-voxel prior slope
     pred = model.predict(x, *constants)
     ours = model.jacobian(x, pred, *constants)
     whole = jacobian_fd(model.predict, x, pred, constants)
@@ -178,7 +180,8 @@ def test_solver_step_uses_the_gradient_of_the_cost_it_minimises(rician, asymmetr
     V = 8
     x = 0.3 * torch.randn(V, model.n_var, generator=gen, dtype=dt)
     base = cayley_rotation(torch.randn(V, 3, generator=gen, dtype=dt), torch.eye(3, dtype=dt).expand(V, 3, 3))
-    constants = (base, torch.randint(0, prior.n_components, (V,), generator=gen), torch.full((V, 1), 0.3, dtype=dt))
+    constants = (base, torch.randint(0, prior.n_components, (V,), generator=gen), torch.full((V, 1), 0.3, dtype=dt),
+                 0.5 * torch.rand(V, generator=gen, dtype=dt))
     sig = torch.full((V, 1), 0.05, dtype=dt)
     pred = model.predict(x, *constants)
     y = (pred[:, :n_sig] + 0.05 * torch.randn(V, n_sig, generator=gen, dtype=dt)).abs()
@@ -201,7 +204,9 @@ def test_kurtosis_asymmetry_from_the_data_where_the_table_determines_it_else_fro
     in real white matter, where dense fits read W(e2) ≈ 0.9 and W(e3) ≈ 0.3): on a dense two-shell
     table the fit recovers W∆ (measured: median 0.26; where λ2/λ3 > 1.6, 10–90% 0.18–0.31; the NODDI half of the
     likelihood, axially symmetric, pulls it down a little). On one shell, where the table cannot
-    tell W∆ from λ2 − λ3, it is its prior's mean, ASYM_SLOPE times the fitted tensor's planarity.
+    tell W∆ from λ2 − λ3, it is its prior's mean: ASYM_SLOPE times the fitted tensor's planarity
+    where the tensor is anisotropic beyond noise (FA > 0.5 here), 0 where it is isotropic (FA < 0.1:
+    there the planarity is noise, and a slope on it would feed noise into the tensor's shape).
     The signal is the kurtosis description alone."""
     feats, rot = truth
     feats, rot = feats[:200], rot[:200]
@@ -221,8 +226,12 @@ def test_kurtosis_asymmetry_from_the_data_where_the_table_determines_it_else_fro
     assert 0.2 < np.median(recovered) < 0.35 and np.percentile(recovered[planar], 10) > 0.1
     single = fits["single_shell"]
     planarity = np.abs(single.features[..., 1] - single.features[..., 2]).ravel()
-    off_prior = np.abs(single.w_asym.ravel() - ASYM_SLOPE * planarity)
+    fa = single.fa.ravel()
+    anisotropic, isotropic = fa > 0.5, fa < 0.1
+    assert anisotropic.sum() > 20 and isotropic.sum() > 20
+    off_prior = np.abs(single.w_asym.ravel() - ASYM_SLOPE * planarity)[anisotropic]
     assert np.median(off_prior) < 0.01 and np.percentile(off_prior, 90) < 0.03
+    assert np.percentile(np.abs(single.w_asym.ravel()[isotropic]), 90) < 0.01
     assert "w_asym" in fits["dense"].maps.maps and "w_asym" in single.maps.maps
 
 
@@ -231,15 +240,18 @@ def test_start_tensor_fa_noise_matches_monte_carlo_and_grey_matter_keeps_the_pri
     tie is widened, matches the spread of FA over noise draws for anisotropic tensors (1 b0 + 6,
     b=0 SNR 33 and 10; measured within 10%) and overstates it near FA 0, where FA is bounded
     (a conservative margin). An isotropic voxel keeps the prior's tie at both SNRs; white matter
-    (FA 0.8) is freed at both, FA 0.6 at SNR 33 only."""
+    (FA 0.8) is freed at both, FA 0.6 at SNR 33 only. W∆'s prior mean takes the full planarity slope
+    (ASYM_RAMP) in white matter at both SNRs and FA 0.6 at SNR 33, part of it at SNR 10, none in the
+    isotropic voxel."""
     from pigment_connect.fit.loglinear import design_matrix, weighted_log_linear
-    from pigment_connect.pigment.zero_shot import _anisotropy_weight, _fa_and_noise
+    from pigment_connect.pigment.zero_shot import ASYM_RAMP, SHAPE_RAMP, _fa_and_noise, _fa_beyond_noise, _ramp
 
     gtab = make_protocol("sparse6")
     X = torch.as_tensor(design_matrix(gtab))
     b, g = np.asarray(gtab.bvals), np.asarray(gtab.bvecs)
     rng = np.random.default_rng(3)
     expected_weight = {(0, 33): 1.0, (0, 10): 1.0, (1, 33): 1.0, (1, 10): 0.0, (2, 33): 0.0, (2, 10): 0.0}
+    expected_slope = {(0, 33): 1.0, (0, 10): 1.0, (1, 33): 1.0, (2, 33): 0.0, (2, 10): 0.0}
     for k, evals in enumerate(((1.7e-3, 0.3e-3, 0.3e-3), (1.4e-3, 0.5e-3, 0.4e-3), (0.8e-3, 0.75e-3, 0.7e-3))):
         clean = np.exp(-b * (g**2 @ np.array(evals)))  # tensor along the axes, S0 = 1
         for snr in (33, 10):
@@ -251,4 +263,10 @@ def test_start_tensor_fa_noise_matches_monte_carlo_and_grey_matter_keeps_the_pri
             else:
                 assert float(sd.median()) > float(fa.std())
             clean_beta = weighted_log_linear(torch.as_tensor(clean[None]), X, floor=1e-6)
-            assert float(_anisotropy_weight(clean_beta, X, sigma)[0]) == expected_weight[(k, snr)]
+            beyond = _fa_beyond_noise(clean_beta, X, sigma)
+            assert float(_ramp(beyond, SHAPE_RAMP)[0]) == expected_weight[(k, snr)]
+            slope = float(_ramp(beyond, ASYM_RAMP)[0])
+            if (k, snr) in expected_slope:
+                assert slope == expected_slope[(k, snr)]
+            else:  # FA 0.6 at SNR 10: part of the slope
+                assert 0.0 < slope < 1.0
