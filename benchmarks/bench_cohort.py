@@ -19,10 +19,11 @@ one-series BIDS dataset with the default settings (tensor fit, Schaefer-200 regi
 subject, tensorline tracking streamed to .tck, four weightings); per-stage seconds and the
 series' peak memory from the run summary, and the measured peak per MiB of input that
 ``pipeline.memory.PER_INPUT_MB`` (the job limiter's estimate before a series was measured)
-should not undercut. The defaults seed at the white-matter/cortex interface; the same scan again
-seeded in all of the white matter (``seeding="wm"``) with 12 seeds per voxel (≥ 1 million
-streamlines, tracked to disk and read back in one pass for every atlas × weighting) shows the
-peak memory of a 1-million-streamline subject.
+should not undercut. The defaults constrain tracking by the template's tissues and seed at the
+white-matter/cortex interface (17 k streamlines here); the same scan again without anatomical
+constraints, seeded in all of the white matter with 12 seeds per voxel (``anatomical_constraints=
+"none"``, ``seeding="wm"``: ≥ 1 million streamlines, tracked to disk and read back in one pass for
+every atlas × weighting) shows the peak memory of a 1-million-streamline subject.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ sys.path.insert(0, str(HERE))
 from _results import recorded  # noqa: E402
 
 ADNI = HERE.parent.parent / "shared" / "data" / "dwi_philips_elitionx_adni_wholebrain_b1000"
-MILLION_SEEDS_PER_VOXEL = 12  # with seeding="wm": ≥ 1 M streamlines on the ADNI whole brain (2 give ≈ 184 k)
+MILLION_SEEDS_PER_VOXEL = 12  # unconstrained, seeding="wm": ≥ 1 M streamlines on the ADNI whole brain
 STAGES = ("load", "fit", "gradcheck", "register", "track", "connectome", "metrics")
 
 
@@ -81,7 +82,7 @@ def worker_cohort(bids: Path, out: Path, jobs: int, threads: int) -> dict:
             "children_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
-def worker_real(out: Path, threads: int, seeds_per_voxel: int, seeding: str) -> dict:
+def worker_real(out: Path, threads: int, seeds_per_voxel: int, seeding: str, constraints: str) -> dict:
     import nibabel as nib
 
     from pigment_connect.pipeline import PipelineConfig, run_cohort
@@ -93,7 +94,8 @@ def worker_real(out: Path, threads: int, seeds_per_voxel: int, seeding: str) -> 
     for ext in ("nii.gz", "bval", "bvec", "json"):
         os.symlink(ADNI / f"dwi.{ext}", dwi_dir / f"sub-adni_dwi.{ext}")
     start = time.perf_counter()
-    result = run_cohort(bids, out / "derivatives", PipelineConfig(seeds_per_voxel=seeds_per_voxel, seeding=seeding),
+    config = PipelineConfig(seeds_per_voxel=seeds_per_voxel, seeding=seeding, anatomical_constraints=constraints)
+    result = run_cohort(bids, out / "derivatives", config,
                         n_threads=threads, progress=False)
     wall = time.perf_counter() - start
     row = result.summary.iloc[0]
@@ -134,13 +136,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--seeds-per-voxel", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--seeding", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--anatomical-constraints", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "cohort":
         args.json.write_text(json.dumps(worker_cohort(args.bids, args.out, args.jobs, args.threads)))
         return
     if args.worker == "real":
-        args.json.write_text(json.dumps(worker_real(args.out, args.threads, args.seeds_per_voxel, args.seeding)))
+        args.json.write_text(json.dumps(worker_real(args.out, args.threads, args.seeds_per_voxel, args.seeding,
+                                                    args.anatomical_constraints)))
         return
 
     import platform
@@ -179,10 +183,11 @@ def main() -> None:
             return
         real = _spawn(["real", "--out", str(tmp / "real"), "--threads", str(args.threads)], tmp / "real.json")
         million = _spawn(["real", "--out", str(tmp / "million"), "--threads", str(args.threads),
-                          "--seeds-per-voxel", str(MILLION_SEEDS_PER_VOXEL), "--seeding", "wm"], tmp / "million.json")
+                          "--seeds-per-voxel", str(MILLION_SEEDS_PER_VOXEL), "--seeding", "wm",
+                          "--anatomical-constraints", "none"], tmp / "million.json")
         print(f"\n## real whole brain: ADNI {'×'.join(map(str, real['shape']))}, 2 mm, default settings "
               f"(tensor, Schaefer-200, tensorline, 4 weightings), {args.threads} threads\n")
-        print("| stage | seconds, default (2 seeds per interface voxel) | seconds, "
+        print("| stage | seconds, default (2 seeds per interface voxel) | seconds, unconstrained, "
               f"{MILLION_SEEDS_PER_VOXEL} seeds per white-matter voxel |")
         print("|---|---|---|")
         for stage in STAGES:
