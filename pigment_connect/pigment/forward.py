@@ -10,8 +10,7 @@ symmetry, is a variable where the model is built with ``asymmetric=True`` (the z
 on every table); the prior does not generate it, so it has its own prior centred on the planarity of
 the tissue's tensor, N(a·(log λ2 − log λ3), ASYM_SIGMA²), with a per-voxel slope a (at most
 ASYM_SLOPE; the zero-shot fit scales it by how anisotropic the voxel's tensor is beyond noise).
-The Jacobian is assembled by the
-chain rule instead of perturbing all of x through the whole model:
+The Jacobian is assembled by the chain rule instead of perturbing all of x through the whole model:
 
 * the kurtosis signal depends on the features 0–5 and R only, the NODDI signal on the features
   6–8 and e1 only, so each is differenced in its own features and ω (9 and 6 evaluations instead
