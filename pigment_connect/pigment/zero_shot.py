@@ -215,13 +215,12 @@ class PigmentModel:
             delta0 = torch.zeros(len(signal), nf, dtype=dt, device=device)
             spread = torch.full((len(signal), nf), sd, dtype=dt, device=device)
             fa_beyond_noise = _fa_beyond_noise(beta, X, sigma).to(dt)
-            anisotropic = _ramp(fa_beyond_noise, SHAPE_RAMP)
             # W∆ follows the planarity of tensors anisotropic beyond noise; elsewhere planarity is noise
             slope = ASYM_SLOPE * _ramp(fa_beyond_noise, ASYM_RAMP)
             if data_led:
                 spread[:, :N_KURTOSIS_FEATURES] *= DETERMINED_TIE
             else:  # white matter's tensor shape from the data where they show anisotropy beyond noise
-                spread[:, :3] *= (1.0 + (SHAPE_TIE - 1.0) * anisotropic)[:, None]
+                spread[:, :3] *= (1.0 + (SHAPE_TIE - 1.0) * _ramp(fa_beyond_noise, SHAPE_RAMP))[:, None]
             delta0[:, :3] = ((logev - prior.mean[:3]) / prior.std[:3] - prior.decoder(z0)[:, :3]) / spread[:, :3]
             x = torch.cat([delta0, z0, torch.zeros(len(signal), 3, dtype=dt, device=device),
                            torch.log(s0_start.clamp(1e-3, 10.0))[:, None],
@@ -326,7 +325,7 @@ def _laplace_std(model: TissueSignalModel, x, constants, sig, sqrt_w) -> dict[st
         m = tissue_maps(v[:, :nf], quadrature=UNCERTAINTY_QUADRATURE, w_asym=v[:, nf] if model.asymmetric else None)
         return torch.stack([m[n] for n in UNCERTAIN_MAPS], -1)
 
-    spread = constants[2]
+    spread = constants[2]  # constants: (base, component, spread, W∆ slope), as predict takes them
     Jf = model.feature_jacobian(x, spread)  # (V, P, nf)
     v = model.features(x, spread)
     if model.asymmetric:  # W∆ is a variable of its own: ∂W∆/∂x is the unit vector of its slot
