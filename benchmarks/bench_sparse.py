@@ -242,6 +242,18 @@ ORACLE = "oracle (CV on this scan)"
 """Not a method: what an estimator that knew this scan's population could reach (:func:`fit_oracle`)."""
 
 
+def summary_features(vox: np.ndarray, gtab, evals: np.ndarray, fa: np.ndarray, md: np.ndarray,
+                     s0_ref: float = 1.0) -> np.ndarray:
+    """The oracle's inputs (V, 6 + shells): log-eigenvalues, FA and MD (1e-3 mm²/s) of the protocol's DTI
+    fit at b ≤ 1500 (``evals`` (V, 3), ``fa``, ``md`` (V,)), log(S0 / ``s0_ref``) and each shell's
+    direction-averaged log attenuation of ``vox`` (V, N), the voxels' measurements on ``gtab``."""
+    vox = vox.astype(np.float64)
+    s0 = np.clip(vox[:, gtab.b0s_mask].mean(-1), 1e-6, None)
+    shells = np.unique(np.round(gtab.bvals[~gtab.b0s_mask], -2))
+    attenuation = [np.log(np.clip(vox[:, np.abs(gtab.bvals - b) < 50].mean(-1), 1e-6, None) / s0) for b in shells]
+    return np.column_stack([np.log(np.clip(evals, 1e-6, None)), fa, md * 1e3, np.log(s0 / s0_ref), *attenuation])
+
+
 def fit_oracle(data, gtab, brain, mask, ref: dict[str, np.ndarray], *, folds: int = 5, seed: int = 0) -> dict:
     """An empirical bound, not a method: each reference map regressed, voxel by voxel, on the
     rotation-invariant summary of the protocol's own measurements — the log-eigenvalues, FA, MD and
@@ -260,12 +272,7 @@ def fit_oracle(data, gtab, brain, mask, ref: dict[str, np.ndarray], *, folds: in
 
     low = np.flatnonzero(gtab.bvals <= 1500)
     dti = TensorModel(gtab.subset(low)).fit(data[..., low], mask=brain)
-    vox = data[brain].astype(np.float64)
-    s0 = np.clip(vox[:, gtab.b0s_mask].mean(-1), 1e-6, None)
-    shells = np.unique(np.round(gtab.bvals[~gtab.b0s_mask], -2))
-    attenuation = [np.log(np.clip(vox[:, np.abs(gtab.bvals - b) < 50].mean(-1), 1e-6, None) / s0) for b in shells]
-    X = np.column_stack([np.log(np.clip(dti.evals[brain], 1e-6, None)), dti.fa[brain], dti.md[brain] * 1e3,
-                         np.log(s0), *attenuation])
+    X = summary_features(data[brain], gtab, dti.evals[brain], dti.fa[brain], dti.md[brain])
     out = {}
     for m in MAPS:
         y = ref[m][brain]

@@ -104,7 +104,8 @@ class AmortisedPigmentModel:
         sees the neighbourhood chosen in :meth:`fit`. Helps most where single voxels are noisy.
     sigma : noise σ (signal units) of the scans :meth:`fit` estimates; default: as
         :func:`~pigment_connect.fit.noise.noise_sigma` (repeated b=0 volumes, else tensor-fit
-        residuals, else SNR 30 assumed with a warning).
+        residuals, else a b=0 SNR of 30 in white matter assumed with a warning; this model's maps
+        depend on σ more than the zero-shot fit's, so pass it where it is known).
     chunk_size : voxels per batch of :meth:`fit` (default 16384).
     device : default CUDA when available.
 

@@ -104,7 +104,7 @@ class PigmentModel:
     fit_method : ``"NLLS"``. noise : ``"rician"`` likelihood (default) or ``"gaussian"`` (least squares).
     sigma : noise σ in signal units; default estimated from repeated b=0 volumes, else from the
         residuals of a tensor fit (one b0 and ≥ 8 directions, :func:`~pigment_connect.fit.noise.noise_sigma`), else assumed from
-        an SNR of 30 on b=0 (with a warning: pass ``sigma`` for a calibrated prior weight).
+        a b=0 SNR of 30 in white matter (with a warning: pass ``sigma`` for a calibrated prior weight).
     feature_sigma : how far (in standardised feature units) a voxel's tissue may leave the prior's
         manifold: the features are free variables with the penalty ‖(f − G(z))/feature_sigma‖²/2,
         the VAE's own decoder likelihood widened from its training value 0.1 so that real tissue

@@ -8,7 +8,7 @@ import pytest
 from pigment_connect.datasets import make_protocol, make_subject
 from pigment_connect.errors import InputWarning
 from pigment_connect.fit.noise import residual_sigma
-from pigment_connect.fit.noise import DEFAULT_SNR, noise_sigma
+from pigment_connect.fit.noise import DEFAULT_SNR, noise_sigma, white_matter_b0
 
 
 @pytest.mark.parametrize(("snr", "tolerance"), [(30.0, 0.05), (10.0, 0.15)])
@@ -23,13 +23,27 @@ def test_residual_sigma_recovers_the_phantom_noise(snr, tolerance):
         assert noise_sigma(subject.dwi.gtab, None, signal) == estimate
 
 
-def test_one_b0_and_six_directions_leave_nothing_to_estimate_from():
-    gtab = make_protocol("sparse6")
-    signal = np.random.default_rng(0).uniform(100, 1000, size=(500, len(gtab)))
+def test_one_b0_and_six_directions_assume_the_snr_in_white_matter():
+    subject = make_subject(protocol="sparse6", snr=DEFAULT_SNR, seed=3)  # b=0 SNR 30 in white matter
+    gtab, signal = subject.dwi.gtab, subject.dwi.data[subject.dwi.mask]
+    true = float(subject.truth["sigma"])
     assert residual_sigma(signal, gtab) is None
-    with pytest.warns(InputWarning, match="assuming SNR"):
+    with pytest.warns(InputWarning, match="assuming SNR 30 on b=0 in white matter"):
         sigma = noise_sigma(gtab, None, signal)
-    assert sigma == pytest.approx(np.median(signal[:, gtab.b0s_mask]) / DEFAULT_SNR)
+    assert sigma == pytest.approx(white_matter_b0(signal, gtab) / DEFAULT_SNR)
+    assert abs(sigma / true - 1) < 0.1, (sigma, true)
+    brain_median = float(np.median(signal[:, gtab.b0s_mask])) / DEFAULT_SNR  # grey matter and CSF are brighter
+    assert abs(brain_median / true - 1) > abs(sigma / true - 1)
+
+
+def test_without_white_matter_the_snr_is_assumed_on_every_voxel():
+    gtab = make_protocol("sparse6")
+    b0 = np.random.default_rng(0).uniform(100, 1000, size=(500, 1))
+    signal = np.where(gtab.b0s_mask, b0, b0 * np.exp(-1.0))  # isotropic: FA 0 everywhere
+    assert residual_sigma(signal, gtab) is None and white_matter_b0(signal, gtab) is None
+    with pytest.warns(InputWarning, match="assuming SNR 30 on b=0 in all voxels"):
+        sigma = noise_sigma(gtab, None, signal)
+    assert sigma == pytest.approx(np.median(b0) / DEFAULT_SNR)
 
 
 def test_residual_sigma_on_a_real_scan_agrees_with_its_repeated_b0s(shared_data):
