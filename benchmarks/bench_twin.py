@@ -80,6 +80,20 @@ def make_twin(data: np.ndarray, gtab, brain: np.ndarray) -> tuple[np.ndarray, di
     return clean, truth, physical
 
 
+def scored_voxels(physical: np.ndarray, truth: dict, voxels: int, seed: int) -> tuple[np.ndarray, dict]:
+    """``voxels`` random physical voxels (seeded) and the regions scored in them: WM (truth FA > 0.4),
+    GM (truth FA < 0.2, MD < 1.1e-3 mm²/s, NODDI free water < 0.3) and "brain" (all of them)."""
+    rng = np.random.default_rng(seed)
+    cand = np.argwhere(physical)
+    pick = cand[rng.choice(len(cand), min(voxels, len(cand)), replace=False)]
+    mask = np.zeros_like(physical)
+    mask[tuple(pick.T)] = True
+    regions = {"WM": mask & (truth["fa"] > 0.4),
+               "GM": mask & (truth["fa"] < 0.2) & (truth["md"] < 1.1e-3) & (truth["fwf"] < 0.3),
+               "brain": mask}
+    return mask, regions
+
+
 def own_sigma(data: np.ndarray, gtab, wm: np.ndarray) -> float:
     """σ of the scan from its repeated b=0 volumes in ``wm`` (:func:`estimate_sigma_b0`)."""
     import torch
@@ -207,14 +221,7 @@ def main() -> None:
         t = time.perf_counter()
         print(f"## {scan}: {image.parent.name}, {data.shape}, {dwi.mask.sum()} brain voxels")
         clean, truth, physical = make_twin(data, gtab, dwi.mask)
-        rng = np.random.default_rng(args.seed)
-        cand = np.argwhere(physical)
-        pick = cand[rng.choice(len(cand), min(args.voxels, len(cand)), replace=False)]
-        mask = np.zeros_like(physical)
-        mask[tuple(pick.T)] = True
-        regions = {"WM": mask & (truth["fa"] > 0.4),
-                   "GM": mask & (truth["fa"] < 0.2) & (truth["md"] < 1.1e-3) & (truth["fwf"] < 0.3),
-                   "brain": mask}
+        mask, regions = scored_voxels(physical, truth, args.voxels, args.seed)
         wm_all = physical & (truth["fa"] > 0.4)
         sigma_own = own_sigma(data, gtab, wm_all)
         s0_wm = float(np.median(truth["s0"][wm_all]))

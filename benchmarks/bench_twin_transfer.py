@@ -57,14 +57,7 @@ def load_twin(scan: str, voxels: int, seed: int) -> dict:
     print(f"## {scan}: {image.parent.name}, {data.shape}")
     clean, truth, physical = bt.make_twin(data, gtab, dwi.mask)
     dki = DiffusionKurtosisModel(gtab, fit_method="WLS").fit(data, mask=dwi.mask)  # make_twin's fit, again
-    rng = np.random.default_rng(seed)
-    cand = np.argwhere(physical)
-    pick = cand[rng.choice(len(cand), min(voxels, len(cand)), replace=False)]
-    mask = np.zeros_like(physical)
-    mask[tuple(pick.T)] = True
-    regions = {"WM": mask & (truth["fa"] > 0.4),
-               "GM": mask & (truth["fa"] < 0.2) & (truth["md"] < 1.1e-3) & (truth["fwf"] < 0.3),
-               "brain": mask}
+    mask, regions = bt.scored_voxels(physical, truth, voxels, seed)
     wm_all = physical & (truth["fa"] > 0.4)
     sigma = bt.own_sigma(data, gtab, wm_all)
     s0_wm = float(np.median(truth["s0"][wm_all]))

@@ -10,8 +10,9 @@ EXAMPLES = """examples:
   Tensor maps (FA, MD, AD, RD, eigenvectors) of a scan, its .bval/.bvec found beside it:
     pigment-connect fit sub-01_dwi.nii.gz maps/
 
-  PIGMENT tensor, kurtosis and NODDI maps with their uncertainty, from a sparse 6-direction scan:
-    pigment-connect fit sub-01_dwi.nii.gz maps/ --model pigment-zeroshot --mask sub-01_desc-brain_mask.nii.gz
+  PIGMENT tensor, kurtosis and NODDI maps with their uncertainty, from a sparse 6-direction scan
+  (one b=0 and six directions cannot measure the noise: give its σ, here 12.8, where it is known):
+    pigment-connect fit sub-01_dwi.nii.gz maps/ --model pigment-zeroshot --mask sub-01_desc-brain_mask.nii.gz --sigma 12.8
 
   Fibre ODFs in MRtrix3's basis (then: sh2peaks maps/sub-01_model-csd_param-fod_dwimap.nii.gz peaks.nii.gz):
     pigment-connect fit sub-01_dwi.nii.gz maps/ --model csd
@@ -55,21 +56,36 @@ def register(subparsers) -> None:
     parser.add_argument("--mask", help="brain mask (default: computed from the b=0 volumes, and written)")
     parser.add_argument("--model", choices=tuple(MODELS), default="tensor", help="model to fit (default tensor)")
     parser.add_argument("--prefix", help="start of every output name (default: the series part of DWI's name)")
+    parser.add_argument("--sigma", type=float,
+                        help="noise σ in signal units, for the PIGMENT models (default: from repeated b=0 volumes, "
+                        "else from the residuals of a tensor fit, else a b=0 SNR of 30 in white matter is assumed, "
+                        "with a warning: give it for 1 b=0 + 6 directions)")
     add_force_option(parser)
     add_standard_options(parser)
     parser.set_defaults(execute=execute)
 
 
-def _model(name: str, gtab, seed: int):
+PIGMENT_MODELS = ("pigment", "pigment-spatial", "pigment-zeroshot")
+"""The models ``--sigma`` is for: the balance of their data and prior depends on it."""
+
+
+def _model(name: str, gtab, seed: int, sigma: float | None = None):
+    from pigment_connect.errors import InputError
     from pigment_connect.fit import CsdModel, DiffusionKurtosisModel, MsmtCsdModel, NoddiModel, TensorModel
     from pigment_connect.pigment import AmortisedPigmentModel, PigmentModel
 
+    if sigma is not None and name not in PIGMENT_MODELS:
+        raise InputError(f"--sigma is for the PIGMENT models; --model {name} does not take it.",
+                         fix=f"drop --sigma, or use --model {' / '.join(PIGMENT_MODELS)}.")
+    if sigma is not None and not sigma > 0:
+        raise InputError(f"--sigma must be a positive noise σ in signal units, got {sigma}.",
+                         fix="give the standard deviation of the scanner's noise, e.g. from repeated b=0 volumes.")
     if name in ("pigment", "pigment-spatial"):
-        model = AmortisedPigmentModel(gtab, random_state=seed, spatial=name == "pigment-spatial")
+        model = AmortisedPigmentModel(gtab, random_state=seed, spatial=name == "pigment-spatial", sigma=sigma)
         model.train()
         return model
     if name == "pigment-zeroshot":
-        return PigmentModel(gtab, random_state=seed)
+        return PigmentModel(gtab, random_state=seed, sigma=sigma)
     return {"tensor": TensorModel, "dki": DiffusionKurtosisModel, "noddi": NoddiModel, "csd": CsdModel,
             "msmt": MsmtCsdModel}[name](gtab)
 
@@ -88,7 +104,7 @@ def execute(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     refuse_overwrite([out_dir / derivative_name(prefix, "dwimap", ".json", model=model_label)], args.force)
     dwi = load_dwi(args.dwi, bvals=args.bval, bvecs=args.bvec, mask=args.mask)
-    model = _model(args.model, dwi.gtab, args.seed)
+    model = _model(args.model, dwi.gtab, args.seed, args.sigma)
     fit = model.fit(dwi) if args.model in ("csd", "msmt") else model.fit(dwi, progress=not args.quiet)
     maps = dataclasses.replace(fit.maps, model=model_label)
     written = maps.save(out_dir, prefix=prefix)

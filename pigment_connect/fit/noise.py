@@ -153,6 +153,6 @@ def noise_sigma(gtab: GradientTable, sigma: float | None, signal: np.ndarray, *,
     s0 = white if white is not None else float(np.median(b0)) if b0.size else 1.0
     where = f"white matter (tensor FA > {WHITE_MATTER_FA:g})" if white is not None else "all voxels"
     warnings.warn(f"one b=0 volume and no spare directions: the noise σ cannot be estimated; assuming SNR "
-                  f"{DEFAULT_SNR:g} on b=0 in {where} (σ = {s0 / DEFAULT_SNR:.4g}). Pass sigma= for a calibrated "
-                  "balance of data and prior.", InputWarning, stacklevel=stacklevel + 1)
+                  f"{DEFAULT_SNR:g} on b=0 in {where} (σ = {s0 / DEFAULT_SNR:.4g}). Pass sigma= (or 'pigment-connect fit "
+                  "--sigma') for a calibrated balance of data and prior.", InputWarning, stacklevel=stacklevel + 1)
     return s0 / DEFAULT_SNR

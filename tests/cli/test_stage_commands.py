@@ -99,9 +99,23 @@ def test_stage_commands_name_the_file_and_the_fix_on_bad_input(chain, tmp_path, 
         (["connectome", str(chain["tck"]), str(tmp_path / "c")], "--parcellation"),
         (["metrics", str(chain["conn"] / "sub-01_seg-phantom_meas-length_connectome.tsv"),
           str(tmp_path / "g.tsv")], "meas-length_connectome.tsv"),
+        (["fit", str(chain["dwi"]), str(tmp_path / "m"), "--model", "tensor", "--sigma", "5"], "--sigma"),
+        (["fit", str(chain["dwi"]), str(tmp_path / "m"), "--model", "pigment-zeroshot", "--sigma", "-1"], "--sigma"),
     ]
     for argv, named in cases:
         assert main(argv + ["--quiet"]) == 2, argv
         err = capsys.readouterr().err
         assert named in err and "Fix:" in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "g.tsv").exists()
+
+
+def test_fit_gives_sigma_to_the_pigment_models(monkeypatch):
+    from pigment_connect.cli.fit import PIGMENT_MODELS, _model
+    from pigment_connect.datasets import make_protocol
+    from pigment_connect.pigment import AmortisedPigmentModel
+
+    monkeypatch.setattr(AmortisedPigmentModel, "train", lambda self, **kw: {})  # the value, not the training
+    gtab = make_protocol("sparse6")
+    for name in PIGMENT_MODELS:
+        assert _model(name, gtab, 0, 12.5).sigma == 12.5, name
+        assert _model(name, gtab, 0).sigma is None, name
