@@ -51,12 +51,13 @@ REGIONS = ("WM", "GM", "brain")
 PROTOCOLS = ("1b0+6", "1b0+12", "1b0+8+8", "full")
 
 
-def make_twin(data: np.ndarray, gtab, brain: np.ndarray) -> tuple[np.ndarray, dict, np.ndarray]:
-    """The twin of a scan: noise-free signal (X, Y, Z, N), truth maps and the physical voxels.
+def make_twin(data: np.ndarray, gtab, brain: np.ndarray) -> tuple[np.ndarray, dict, np.ndarray, object]:
+    """The twin of a scan: noise-free signal (X, Y, Z, N), truth maps, the physical voxels and the fit.
 
     ``data`` (X, Y, Z, N) the real scan, ``gtab`` its table, ``brain`` its mask. Returns the dense
     DKI fit's prediction in ``brain`` (0 outside), a dict of truth maps (:data:`MAPS` plus ``fwf``
-    and ``s0``) and the mask of voxels whose DKI is physical (see the module docstring).
+    and ``s0``), the mask of voxels whose DKI is physical (see the module docstring) and that DKI
+    fit (whose ``predict`` gives the twin's signal on any other table).
     """
     from pigment_connect.fit import DiffusionKurtosisModel, NoddiModel
 
@@ -77,7 +78,7 @@ def make_twin(data: np.ndarray, gtab, brain: np.ndarray) -> tuple[np.ndarray, di
     check = DiffusionKurtosisModel(gtab, fit_method="WLS").fit(clean.astype(np.float64), mask=physical)
     worst = max(float(np.abs(check.fa - dki.fa)[physical].max()), float(np.abs(check.md / dki.md - 1)[physical].max()))
     print(f"  twin check: a DKI fit of the noise-free twin returns its truth to {worst:.1e} (FA, relative MD)")
-    return clean, truth, physical
+    return clean, truth, physical, dki
 
 
 def scored_voxels(physical: np.ndarray, truth: dict, voxels: int, seed: int) -> tuple[np.ndarray, dict]:
@@ -220,7 +221,7 @@ def main() -> None:
         data = np.clip(dwi.data, 0, None).astype(np.float64)
         t = time.perf_counter()
         print(f"## {scan}: {image.parent.name}, {data.shape}, {dwi.mask.sum()} brain voxels")
-        clean, truth, physical = make_twin(data, gtab, dwi.mask)
+        clean, truth, physical, _ = make_twin(data, gtab, dwi.mask)
         mask, regions = scored_voxels(physical, truth, args.voxels, args.seed)
         wm_all = physical & (truth["fa"] > 0.4)
         sigma_own = own_sigma(data, gtab, wm_all)

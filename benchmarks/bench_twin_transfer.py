@@ -43,7 +43,6 @@ def load_twin(scan: str, voxels: int, seed: int) -> dict:
     import bench_sparse as bs
     import bench_twin as bt
 
-    from pigment_connect.fit import DiffusionKurtosisModel
     from pigment_connect.io import load_dwi
     from pigment_connect.io.gradients import GradientTable
 
@@ -55,8 +54,7 @@ def load_twin(scan: str, voxels: int, seed: int) -> dict:
     gtab = GradientTable(bvals, dwi.gtab.bvecs)
     data = np.clip(dwi.data, 0, None).astype(np.float64)
     print(f"## {scan}: {image.parent.name}, {data.shape}")
-    clean, truth, physical = bt.make_twin(data, gtab, dwi.mask)
-    dki = DiffusionKurtosisModel(gtab, fit_method="WLS").fit(data, mask=dwi.mask)  # make_twin's fit, again
+    clean, truth, physical, dki = bt.make_twin(data, gtab, dwi.mask)
     mask, regions = bt.scored_voxels(physical, truth, voxels, seed)
     wm_all = physical & (truth["fa"] > 0.4)
     sigma = bt.own_sigma(data, gtab, wm_all)

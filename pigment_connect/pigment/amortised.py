@@ -122,6 +122,8 @@ class AmortisedPigmentModel:
         if gtab.n_b0 == 0:
             raise InputError("amortised PIGMENT needs at least one b=0 volume.", file=gtab.source,
                              fix="include a b=0 volume.")
+        if sigma is not None and not sigma > 0:  # before the training it would otherwise waste
+            raise InputError(f"noise σ must be positive, got {sigma}.")
         if n_train < 1000 or steps < 1:
             raise InputError(f"n_train must be ≥ 1000 and steps ≥ 1, got {n_train} and {steps}.")
         self.gtab = gtab

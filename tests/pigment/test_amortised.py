@@ -136,3 +136,11 @@ def test_the_old_name_still_works_for_one_release_and_says_so():
     with pytest.warns(DeprecationWarning, match="AmortisedPigmentModel"):
         model = AmortisedPigment(make_protocol("dense"), n_train=1000, steps=1)
     assert isinstance(model, AmortisedPigmentModel) and not model.is_trained and model.network_ is None
+
+
+@pytest.mark.parametrize("sigma", [0.0, -1.0, float("nan")])
+def test_a_non_positive_sigma_is_refused_before_training(sigma):
+    from pigment_connect.datasets import make_protocol
+
+    with pytest.raises(InputError, match="noise σ must be positive"):
+        AmortisedPigmentModel(make_protocol("sparse6"), sigma=sigma)
