@@ -113,7 +113,8 @@ def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 
 
 def score(maps: dict, truth: dict, regions: dict) -> dict:
-    """(map, region) → (bias, median absolute error), None where the method has no such map;
+    """(map, region) → (bias, median absolute error), None where the method has no such map (or none of
+    the region's voxels: NaN outside what it estimates);
     ("cal", map) → share of brain voxels within ±1 sd where the method gives one."""
     out = {}
     for m in MAPS:
@@ -123,7 +124,7 @@ def score(maps: dict, truth: dict, regions: dict) -> dict:
                 continue
             err = maps[m][sel] - truth[m][sel]
             err = err[np.isfinite(err)]
-            out[(m, r)] = (float(err.mean()), float(np.median(np.abs(err))))
+            out[(m, r)] = (float(err.mean()), float(np.median(np.abs(err)))) if err.size else None
         std = maps.get(f"{m}_std")
         if std is not None:
             sel = regions["brain"]
