@@ -85,15 +85,24 @@ def load_twin(scan: str, voxels: int, seed: int) -> dict:
 
 
 def voxel_summary(vox: np.ndarray, gtab, s0_ref: float) -> np.ndarray:
-    """:func:`bench_sparse.summary_features` of voxels (V, N) on ``gtab``, their DTI fitted here."""
+    """:func:`bench_sparse.summary_features` of voxels (V, N) on ``gtab``, their DTI fitted here, followed
+    by the log-eigenvalues of a DTI fit of each shell above b = 1500 with ≥ 6 directions (with the b=0
+    volumes): the higher shell's own anisotropy, which the direction-averaged attenuation drops."""
     import bench_sparse as bs
 
     from pigment_connect.fit import TensorModel
 
-    low = np.flatnonzero(gtab.bvals <= 1500)
-    dti = TensorModel(gtab.subset(low)).fit(vox[:, None, None, low].astype(np.float32),
-                                            mask=np.ones((len(vox), 1, 1), bool))
-    return bs.summary_features(vox, gtab, dti.evals[:, 0, 0], dti.fa[:, 0, 0], dti.md[:, 0, 0], s0_ref)
+    def dti(rows):
+        return TensorModel(gtab.subset(rows)).fit(vox[:, None, None, rows].astype(np.float32),
+                                                  mask=np.ones((len(vox), 1, 1), bool))
+
+    low = dti(np.flatnonzero(gtab.bvals <= 1500))
+    X = [bs.summary_features(vox, gtab, low.evals[:, 0, 0], low.fa[:, 0, 0], low.md[:, 0, 0], s0_ref)]
+    for b in np.unique(np.round(gtab.bvals[gtab.bvals > 1500], -2)):
+        shell = np.abs(gtab.bvals - b) < 50
+        if shell.sum() >= 6:
+            X.append(np.log(np.clip(dti(np.flatnonzero(shell | gtab.b0s_mask)).evals[:, 0, 0], 1e-6, None)))
+    return np.column_stack(X)
 
 
 def synthesise(source: dict, voxels: np.ndarray, sub_gtab, rel_sigma: float, draws: int, seed: int):
