@@ -113,9 +113,9 @@ def voxel_summary(vox: np.ndarray, gtab, s0_ref: float) -> np.ndarray:
 def synthesise(source: dict, voxels: np.ndarray, sub_gtab, rel_sigma: float, draws: int, seed: int):
     """Training data from ``source``'s twin: ``draws`` copies of its ``voxels`` (a mask of its grid), each
     tissue turned by a random rotation (uniform on SO(3)) and measured on ``sub_gtab`` with fresh Rician
-    noise at b=0 SNR 1/``rel_sigma`` in its white matter. Returns the summary features (draws·V', F),
-    the flat indices into ``voxels``' selection they come from, and the kept selection (V,) — voxels
-    whose synthesised shell means do not fall with b are left out (the 2-shell slab's DKI extrapolated
+    noise at b=0 SNR 1/``rel_sigma`` in its white matter. Returns the summary features (draws·V', F)
+    and the flat indices into ``voxels``' selection they come from — voxels whose synthesised shell
+    means do not fall with b (in the first turn) are left out (the 2-shell slab's DKI extrapolated
     beyond b=2000)."""
     import bench_twin as bt
     from scipy.spatial.transform import Rotation
@@ -136,7 +136,7 @@ def synthesise(source: dict, voxels: np.ndarray, sub_gtab, rel_sigma: float, dra
         noisy = bt.add_noise(clean[keep_all], rel_sigma * source["s0_wm"], seed=seed + 7 + k)
         X.append(voxel_summary(noisy, sub_gtab, source["s0_wm"]))
         index.append(np.flatnonzero(keep_all))
-    return np.concatenate(X), np.concatenate(index), keep_all
+    return np.concatenate(X), np.concatenate(index)
 
 
 def _trees(X: np.ndarray, y: np.ndarray, seed: int, weight: np.ndarray | None = None):
@@ -157,7 +157,7 @@ def fit_transfer(source: dict, sub: np.ndarray, sub_gtab, mask: np.ndarray, rel_
     import bench_twin as bt
 
     src = source["physical"]
-    X_train, index, _ = synthesise(source, src, sub_gtab, rel_sigma, draws, seed)
+    X_train, index = synthesise(source, src, sub_gtab, rel_sigma, draws, seed)
     X_test = np.nan_to_num(voxel_summary(sub[mask], sub_gtab, s0_ref))
     out = {}
     for m in bt.MAPS:
@@ -199,7 +199,7 @@ def fit_bayes_oracle(twin: dict, sub: np.ndarray, sub_gtab, *, population: np.nd
         te = te[scored[te]]
         train = np.zeros_like(physical)
         train[tuple(where[tr].T)] = True
-        X_train, index, _ = synthesise(twin, train, sub_gtab, rel_sigma, draws, seed + 100 * f)
+        X_train, index = synthesise(twin, train, sub_gtab, rel_sigma, draws, seed + 100 * f)
         weight = np.where(twin["truth"]["fa"][train][index] > 0.4, wm_weight, 1.0)
         for m in bt.MAPS:
             pred[m][te] = _trees(X_train, twin["truth"][m][train][index], seed, weight).predict(X_test[te])

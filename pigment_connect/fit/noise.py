@@ -14,7 +14,8 @@ from ..io.gradients import GradientTable
 from ..physics.noise import estimate_sigma_b0, rician_expected_residual, rician_nll
 from .loglinear import TENSOR_MAX_B, design_matrix, weighted_log_linear
 
-__all__ = ["LikelihoodTerms", "likelihood_terms", "residual_sigma", "noise_sigma", "white_matter_b0", "DEFAULT_SNR"]
+__all__ = ["LikelihoodTerms", "likelihood_terms", "check_sigma", "residual_sigma", "noise_sigma", "white_matter_b0",
+           "DEFAULT_SNR"]
 
 @dataclass(frozen=True)
 class LikelihoodTerms:
@@ -62,9 +63,14 @@ def likelihood_terms(rician: bool, sigma: float | None, signal: np.ndarray, gtab
                 file=gtab.source, fix="pass sigma= (signal units), or use a Gaussian fit_method.",
             )
         sigma = float(estimate_sigma_b0(torch.as_tensor(signal[:, gtab.b0s_mask])))
-    if not sigma > 0:
+    return LikelihoodTerms(True, float(check_sigma(sigma)))
+
+
+def check_sigma(sigma: float | None) -> float | None:
+    """``sigma`` (a noise σ in signal units, or None for "estimate it"), refused unless positive (NaN included)."""
+    if sigma is not None and not sigma > 0:
         raise InputError(f"noise σ must be positive, got {sigma}.")
-    return LikelihoodTerms(True, float(sigma))
+    return sigma
 
 
 def residual_sigma(signal: np.ndarray, gtab: GradientTable, *, min_dof: int = 2) -> float | None:

@@ -36,7 +36,7 @@ from .._typing import PathLike
 from ..errors import InputError
 from ..fit.lm import jacobian_autograd
 from ..fit.loglinear import TENSOR_MAX_B, check_tensor_protocol, design_matrix, weighted_log_linear
-from ..fit.noise import noise_sigma
+from ..fit.noise import check_sigma, noise_sigma
 from ..fit.voxelwise import check_chunk_size, check_random_state, extract_voxels, gradient_tensors, resolve_device, run_chunked, signal_floor
 from ..io.dwi import DiffusionData
 from ..io.gradients import GradientTable
@@ -122,8 +122,7 @@ class AmortisedPigmentModel:
         if gtab.n_b0 == 0:
             raise InputError("amortised PIGMENT needs at least one b=0 volume.", file=gtab.source,
                              fix="include a b=0 volume.")
-        if sigma is not None and not sigma > 0:  # before the training it would otherwise waste
-            raise InputError(f"noise σ must be positive, got {sigma}.")
+        check_sigma(sigma)  # before the training it would otherwise waste
         if n_train < 1000 or steps < 1:
             raise InputError(f"n_train must be ≥ 1000 and steps ≥ 1, got {n_train} and {steps}.")
         self.gtab = gtab

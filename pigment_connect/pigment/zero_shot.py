@@ -44,7 +44,7 @@ from ..errors import InputError, ProtocolError
 from ..fit.dki import check_kurtosis_protocol
 from ..fit.lm import jacobian_fd, levenberg_marquardt
 from ..fit.loglinear import check_tensor_protocol, design_matrix, weighted_log_linear
-from ..fit.noise import noise_sigma
+from ..fit.noise import check_sigma, noise_sigma
 from ..fit.voxelwise import (check_chunk_size, check_dtype, check_noise, check_random_state, default_chunk_size, extract_voxels, gradient_tensors,
                              need_affine, resolve_device, run_chunked, signal_floor, sliced_grid)
 from ..io.dwi import DiffusionData
@@ -130,8 +130,7 @@ class PigmentModel:
         if gtab.n_b0 == 0:
             raise InputError("PIGMENT needs at least one b=0 volume to anchor S0.", file=gtab.source,
                              fix="include a b=0 volume.")
-        if sigma is not None and not sigma > 0:
-            raise InputError(f"noise σ must be positive, got {sigma}.")
+        check_sigma(sigma)
         if n_iter < 1 or n_init < 1:
             raise InputError(f"n_iter and n_init must be ≥ 1, got {n_iter} and {n_init}.")
         self.gtab = gtab
