@@ -99,7 +99,9 @@ def fit_for_prediction(dwi: DiffusionData, model: str = "pigment", *, random_sta
                        progress: bool = False):
     """Fit ``model`` (:data:`PREDICTION_MODELS`) to ``dwi`` in its mask; the fit predicts any table."""
     if model == "pigment":
-        return PigmentModel(dwi.gtab, uncertainty=False, random_state=random_state).fit(dwi, progress=progress)
+        # the fit of least misfit predicts the measurements best: no second fit for the evidence
+        return PigmentModel(dwi.gtab, uncertainty=False, evidence=False, random_state=random_state).fit(
+            dwi, progress=progress)
     if model == "dki":
         return DiffusionKurtosisModel(dwi.gtab).fit(dwi)
     if model == "tensor":
