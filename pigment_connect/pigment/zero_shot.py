@@ -35,12 +35,13 @@ isotropic tissue, the roll of axially symmetric tissue).
 
 Which component of the latent mixture a voxel's tissue comes from is itself uncertain: at low SNR a
 sparse table reads grey matter's FA high (noise), and the mode lands under an anisotropic
-component. By default (``evidence``) each voxel is fitted twice, under the prior's isotropic
-components and under its anisotropic ones (:data:`ISOTROPIC_FA`), and the Laplace evidence of each
-fit — data misfit, prior density, the posterior volume (−½ log det H) — weighs the two: the maps
-are those of the more probable group's fit, their error bars the standard deviation of the two
-groups' mixture. On the digital twins at b=0 SNR 10 this halves grey matter's FA error and brings
-the error bars' coverage from 0.27–0.58 to 0.51–0.72 (``benchmarks/bench_twin.py``).
+component. By default (``evidence``) a voxel whose mode lies under an anisotropic component while
+its data show no anisotropy beyond noise (:data:`CLEARLY_ANISOTROPIC`) is fitted again under the
+prior's isotropic components (:data:`ISOTROPIC_FA`), and the Laplace evidence of each fit — data
+misfit, prior density, the posterior volume (−½ log det H) — weighs the two: the maps are those of
+the more probable group's fit, their error bars the standard deviation of the two groups' mixture.
+On the digital twins at b=0 SNR 10 this halves grey matter's FA error and brings the error bars'
+coverage into 0.5–0.85 (``benchmarks/bench_twin.py``).
 """
 
 from __future__ import annotations
@@ -131,11 +132,12 @@ class PigmentModel:
     n_iter : Levenberg–Marquardt iterations. n_init : prior samples searched for each voxel's start.
     random_state : seeds the start search (same input + same random_state = same output).
     uncertainty : also return posterior standard deviations of :data:`UNCERTAIN_MAPS`.
-    evidence : choose each voxel's tissue between the prior's isotropic and anisotropic components
-        by the Laplace evidence of the best fit under each group (a second fit per voxel, ≈ 1.7× the time),
-        with error bars from the two groups' mixture. False: one fit, under the component of highest
-        prior density at its optimum (faster; at b=0 SNR 10 and 6 directions it reads grey matter's
-        FA ≈ 0.2 too high and its error bars cover too few voxels, ``benchmarks/bench_twin.py``).
+    evidence : where the mode lies under an anisotropic component but the data show no anisotropy
+        beyond noise, choose between the prior's isotropic and anisotropic components by the Laplace
+        evidence of the best fit under each group, with error bars from the two groups' mixture (≈ 1.4×
+        the time on a 1 b0 + 16 brain). False: one fit, under the component of highest prior density
+        at its optimum (at b=0 SNR 10 and 6 directions it reads grey matter's FA ≈ 0.2 too high and
+        its error bars cover too few voxels, ``benchmarks/bench_twin.py``).
     device : default CUDA when available. dtype : float32 (default) or float64.
     chunk_size : voxels per batch (bounds memory). Default 4096 on a CPU; on a GPU up to 65536, as
         many as fit a quarter of its free memory (≈ 1 kB per voxel and measurement row: 2 GiB at
