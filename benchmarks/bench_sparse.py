@@ -158,11 +158,12 @@ def _pigment_maps(fit, errors: bool) -> dict:
     return {m: getattr(fit, m) for m in (*MAPS, *((f"{m}_std" for m in MAPS) if errors else ()))}
 
 
-def fit_pigment(data, gtab, mask, sigma, prior=None, *, errors: bool = False):
-    """Zero-shot PIGMENT's maps (with their error bars when ``errors``)."""
+def fit_pigment(data, gtab, mask, sigma, prior=None, *, errors: bool = False, evidence: bool = False):
+    """Zero-shot PIGMENT's maps (with their error bars when ``errors``; ``evidence``: PigmentModel's)."""
     from pigment_connect.pigment import PigmentModel
 
-    fit = PigmentModel(gtab, prior=prior, sigma=sigma, uncertainty=errors, device="cpu").fit(data, mask=mask)
+    fit = PigmentModel(gtab, prior=prior, sigma=sigma, uncertainty=errors, evidence=evidence,
+                       device="cpu").fit(data, mask=mask)
     return _pigment_maps(fit, errors)
 
 

@@ -35,13 +35,17 @@ isotropic tissue, the roll of axially symmetric tissue).
 
 Which component of the latent mixture a voxel's tissue comes from is itself uncertain: at low SNR a
 sparse table reads grey matter's FA high (noise), and the mode lands under an anisotropic
-component. By default (``evidence``) a voxel whose mode lies under an anisotropic component while
-its data show no anisotropy beyond noise (:data:`CLEARLY_ANISOTROPIC`) is fitted again under the
-prior's isotropic components (:data:`ISOTROPIC_FA`), and the Laplace evidence of each fit — data
-misfit, prior density, the posterior volume (−½ log det H) — weighs the two: the maps are those of
-the more probable group's fit, their error bars the standard deviation of the two groups' mixture.
-On the digital twins at b=0 SNR 10 this halves grey matter's FA error and brings the error bars'
-coverage into 0.5–0.85 (``benchmarks/bench_twin.py``).
+component. With ``evidence=True`` a voxel whose mode lies under an anisotropic component while its
+data show no anisotropy beyond noise (:data:`CLEARLY_ANISOTROPIC`) is fitted again under the prior's
+isotropic components (:data:`ISOTROPIC_FA`), and the Laplace evidence of each fit — data misfit,
+prior density, the posterior volume (−½ log det H) — weighs the two: the maps are those of the more
+probable group's fit, their error bars the standard deviation of the two groups' mixture. On the
+slab's digital twin at b=0 SNR 10 (``benchmarks/bench_twin.py``) this roughly halves grey matter's
+FA error, lowers every map's whole-brain error and brings the error bars' coverage into 0.5–0.85,
+but white matter pays: its FA error rises towards the conventional fit's (at 1 b0 + 6, 0.65× →
+1.13×), because real white matter read at that SNR often fits isotropic tissue as well. At the
+scans' own SNR the two agree within 0.01. It is off by default, since white matter is what most
+studies report; turn it on for grey matter, whole-brain maps or calibrated error bars at low SNR.
 """
 
 from __future__ import annotations
@@ -135,9 +139,10 @@ class PigmentModel:
     evidence : where the mode lies under an anisotropic component but the data show no anisotropy
         beyond noise, choose between the prior's isotropic and anisotropic components by the Laplace
         evidence of the best fit under each group, with error bars from the two groups' mixture (≈ 1.4×
-        the time on a 1 b0 + 16 brain). False: one fit, under the component of highest prior density
-        at its optimum (at b=0 SNR 10 and 6 directions it reads grey matter's FA ≈ 0.2 too high and
-        its error bars cover too few voxels, ``benchmarks/bench_twin.py``).
+        the time on a 1 b0 + 16 brain; see the module docstring for what it gains and costs). False
+        (default): one fit, under the component of highest prior density at its optimum (at b=0 SNR
+        10 and 6 directions it reads grey matter's FA ≈ 0.2 too high and its FA and ODI error bars
+        cover too few voxels, ``benchmarks/bench_twin.py``).
     device : default CUDA when available. dtype : float32 (default) or float64.
     chunk_size : voxels per batch (bounds memory). Default 4096 on a CPU; on a GPU up to 65536, as
         many as fit a quarter of its free memory (≈ 1 kB per voxel and measurement row: 2 GiB at
@@ -148,7 +153,7 @@ class PigmentModel:
     def __init__(self, gtab: GradientTable, *, prior: TissuePrior | PathLike | None = None, fit_method: str = "NLLS",
                  noise: str | None = None,
                  sigma: float | None = None, n_iter: int = 30, n_init: int = 256, random_state: int = 0,
-                 feature_sigma: float = 0.3, uncertainty: bool = True, evidence: bool = True, device: torch.device | str | None = None,
+                 feature_sigma: float = 0.3, uncertainty: bool = True, evidence: bool = False, device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float32, chunk_size: int | None = None, seed: int | None = None) -> None:
         fit_method, noise = check_noise(fit_method, noise, FIT_METHODS, default="rician")
         check_tensor_protocol(gtab)
