@@ -101,6 +101,7 @@ def test_stage_commands_name_the_file_and_the_fix_on_bad_input(chain, tmp_path, 
           str(tmp_path / "g.tsv")], "meas-length_connectome.tsv"),
         (["fit", str(chain["dwi"]), str(tmp_path / "m"), "--model", "tensor", "--sigma", "5"], "--sigma"),
         (["fit", str(chain["dwi"]), str(tmp_path / "m"), "--model", "pigment-zeroshot", "--sigma", "-1"], "--sigma"),
+        (["fit", str(chain["dwi"]), str(tmp_path / "m"), "--model", "pigment", "--evidence"], "--evidence"),
     ]
     for argv, named in cases:
         assert main(argv + ["--quiet"]) == 2, argv
@@ -119,3 +120,5 @@ def test_fit_gives_sigma_to_the_pigment_models(monkeypatch):
     for name in PIGMENT_MODELS:
         assert _model(name, gtab, 0, 12.5).sigma == 12.5, name
         assert _model(name, gtab, 0).sigma is None, name
+    assert _model("pigment-zeroshot", gtab, 0, evidence=True).evidence
+    assert not _model("pigment-zeroshot", gtab, 0).evidence
