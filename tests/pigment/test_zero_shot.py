@@ -108,7 +108,7 @@ def test_default_batch_grows_with_free_gpu_memory(monkeypatch):
 def test_low_snr_grey_matter_is_fitted_under_the_group_its_evidence_favours(truth):
     # At b=0 SNR 10 six directions read isotropic tissue's FA ≈ 0.3 high; the mode then lands under an
     # anisotropic component. Weighing the prior's isotropic and anisotropic components by each fit's
-    # Laplace evidence (the default) must recover it, and the error bars must cover as they should.
+    # Laplace evidence (evidence=True) must recover it, and the error bars must cover as they should.
     # Measured (400 voxels of the prior's tissue, FA error isotropic / anisotropic, FA and ODI coverage):
     # by density 0.281 / 0.123, 0.46 / 0.42; by evidence 0.101 / 0.128, 0.63 / 0.60.
     gtab, sigma = make_protocol("sparse6"), 0.1
