@@ -44,7 +44,7 @@ slab's digital twin at b=0 SNR 10 (``benchmarks/bench_twin.py``) this roughly ha
 FA error, lowers every map's whole-brain error and brings the error bars' coverage into 0.5–0.85,
 but white matter pays: its FA error rises towards the conventional fit's (at 1 b0 + 6, 0.65× →
 1.13×), because real white matter read at that SNR often fits isotropic tissue as well. At the
-scans' own SNR the two agree within 0.01. It is off by default, since white matter is what most
+scans' own SNR their FA agrees within 0.01. It is off by default, since white matter is what most
 studies report; turn it on for grey matter, whole-brain maps or calibrated error bars at low SNR.
 """
 
@@ -344,8 +344,9 @@ class PigmentModel:
                 return out
             # Where the mode lies under an anisotropic component but the data show no anisotropy beyond
             # noise (:data:`CLEARLY_ANISOTROPIC`), the best fit under the isotropic group too, and the
-            # evidence of each. (Also checking the other voxels — modes under isotropic components, or
-            # data anisotropic beyond noise — changed FA and coverage by < 0.005 on the twins, 1.6× the time.)
+            # evidence of each. (Also comparing the other voxels — modes under isotropic components, or
+            # data anisotropic beyond noise — moved FA errors by ≤ 0.003 and coverage by ≤ 0.05 on the
+            # slab's twin, at 1.6× the one-fit time against 1.4×.)
             todo = torch.nonzero(~group[comp] & (pre["fa_beyond_noise"] <= CLEARLY_ANISOTROPIC))[:, 0]
             std, log_ev = laplace(pre, x, comp, c)
             out = outputs(pre, x, comp)
