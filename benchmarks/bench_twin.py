@@ -246,12 +246,10 @@ def main() -> None:
                 results = {}
                 t = time.perf_counter()
                 results["conventional"] = (bs.fit_conventional(sub, sub_gtab, mask), time.perf_counter() - t, 0.0)
-                t = time.perf_counter()
-                results["PIGMENT"] = (bs.fit_pigment(sub, sub_gtab, mask, sigma, args.prior, errors=True),
-                                      time.perf_counter() - t, 0.0)
-                t = time.perf_counter()
-                results[EVIDENCE] = (bs.fit_pigment(sub, sub_gtab, mask, sigma, args.prior, errors=True, evidence=True),
-                                     time.perf_counter() - t, 0.0)
+                for method, evidence in (("PIGMENT", False), (EVIDENCE, True)):
+                    t = time.perf_counter()
+                    maps = bs.fit_pigment(sub, sub_gtab, mask, sigma, args.prior, errors=True, evidence=evidence)
+                    results[method] = (maps, time.perf_counter() - t, 0.0)
                 if not args.no_amortised:
                     results["PIGMENT-amortised"] = bs.fit_amortised(sub, sub_gtab, mask, sigma, args.prior, errors=True)
                 if not args.no_oracle and name != "full":
