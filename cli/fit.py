@@ -63,7 +63,7 @@ def register(subparsers) -> None:
     parser.add_argument("--evidence", action="store_true",
                         help="pigment-zeroshot: choose between the prior's isotropic and anisotropic tissue by each "
                         "fit's evidence where the data show no anisotropy beyond noise (grey matter and error bars "
-                        "at low SNR; white matter's FA pays; about 1.4x the time)")
+                        "at low SNR; white matter's FA pays; about 1.4x the time); the maps are named model-pigmentzeroshotevidence")
     add_force_option(parser)
     add_standard_options(parser)
     parser.set_defaults(execute=execute)
@@ -108,6 +108,8 @@ def execute(args: argparse.Namespace) -> int:
 
     prefix = args.prefix or source_prefix(args.dwi)
     model_label = bids_label(args.model)  # model-pigmentzeroshot ...: the same names as 'run' writes
+    if args.evidence:  # other maps than the plain fit's: a name of their own, so neither replaces the other
+        model_label += "evidence"
     out_dir = Path(args.out_dir)
     refuse_overwrite([out_dir / derivative_name(prefix, "dwimap", ".json", model=model_label)], args.force)
     dwi = load_dwi(args.dwi, bvals=args.bval, bvecs=args.bvec, mask=args.mask)

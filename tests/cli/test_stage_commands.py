@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from pigment_connect.cli.main import main
+from pigment_connect.io.maps import MicrostructureMaps
 
 PHANTOM = "derivatives/phantom/sub-01/dwi/sub-01_space-dwi_{}"
 
@@ -108,6 +109,16 @@ def test_stage_commands_name_the_file_and_the_fix_on_bad_input(chain, tmp_path, 
         err = capsys.readouterr().err
         assert named in err and "Fix:" in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "g.tsv").exists()
+
+
+def test_fit_with_evidence_names_its_maps_apart(chain, tmp_path):
+    out = tmp_path / "m"
+    for extra in ([], ["--evidence"]):
+        assert main(["fit", str(chain["dwi"]), str(out), "--model", "pigment-zeroshot", "--quiet", *extra]) == 0
+    plain = MicrostructureMaps.load(out, prefix="sub-01", model="pigmentzeroshot")
+    evidence = MicrostructureMaps.load(out, prefix="sub-01", model="pigmentzeroshotevidence")
+    assert set(plain.names) == set(evidence.names) and set(plain.uncertainty) == set(evidence.uncertainty)
+    assert np.isfinite(evidence["fa"]).all()
 
 
 def test_fit_gives_sigma_to_the_pigment_models(monkeypatch):
