@@ -85,11 +85,15 @@ class TissuePrior(nn.Module):
         diff = z - self.latent_means[component]
         return (self.latent_whiten[component] @ diff[..., None])[..., 0]
 
+    def latent_log_normaliser(self) -> torch.Tensor:
+        """(K,) each component's log weight plus the log normalising constant of its density
+        (log |L_k⁻¹|, without the shared −d/2·log 2π): ``latent_log_density`` less −½‖L_k⁻¹(z − m_k)‖²."""
+        return self.latent_log_weight + torch.log(torch.diagonal(self.latent_whiten, dim1=1, dim2=2)).sum(-1)
+
     def latent_log_density(self, z: torch.Tensor) -> torch.Tensor:
         """(V, K) log(weight × density) of each component at z (V, d), without the shared −d/2·log 2π."""
         r = (self.latent_whiten @ (z[:, None, :] - self.latent_means)[..., None])[..., 0]
-        log_det = torch.log(torch.diagonal(self.latent_whiten, dim1=1, dim2=2)).sum(-1)
-        return self.latent_log_weight + log_det - 0.5 * (r * r).sum(-1)
+        return self.latent_log_normaliser() - 0.5 * (r * r).sum(-1)
 
     def sample_latent(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """(n, d) draws from the latent density (reproducible with a CPU ``generator``)."""
