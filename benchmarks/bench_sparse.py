@@ -158,12 +158,16 @@ def _pigment_maps(fit, errors: bool) -> dict:
     return {m: getattr(fit, m) for m in (*MAPS, *((f"{m}_std" for m in MAPS) if errors else ()))}
 
 
-def fit_pigment(data, gtab, mask, sigma, prior=None, *, errors: bool = False, evidence: bool = False):
-    """Zero-shot PIGMENT's maps (with their error bars when ``errors``; ``evidence``: PigmentModel's)."""
+def fit_pigment(data, gtab, mask, sigma, prior=None, *, errors: bool = False, evidence: bool = False,
+                spatial_mask=None):
+    """Zero-shot PIGMENT's maps (with their error bars when ``errors``; ``evidence``: PigmentModel's).
+    With ``evidence`` and ``spatial_mask`` (the brain, so that the scored voxels have their neighbours)
+    the fit covers ``spatial_mask``, in-plane neighbours coupled (as :func:`fit_amortised`)."""
     from pigment_connect.pigment import PigmentModel
 
     fit = PigmentModel(gtab, prior=prior, sigma=sigma, uncertainty=errors, evidence=evidence,
-                       device="cpu").fit(data, mask=mask)
+                       device="cpu").fit(data, mask=spatial_mask if evidence and spatial_mask is not None else mask,
+                                         neighbourhood="in-plane")
     return _pigment_maps(fit, errors)
 
 

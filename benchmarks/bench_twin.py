@@ -27,7 +27,9 @@ and ``full`` (the noisy dense twin itself: its conventional fit is what the dens
 bench_sparse is, so its row measures how far noise moves that reference from the truth).
 Methods: the conventional fit (DKI where the table determines it, else DTI at b ≤ 1500; NODDI where
 there are two shells), PIGMENT zero-shot (with its Laplace error bars; also with ``evidence=True``,
-which chooses between the prior's isotropic and anisotropic components by each fit's evidence), PIGMENT amortised, and
+which chooses between the prior's isotropic and anisotropic components by each fit's evidence, the
+groups of neighbouring voxels coupled: that fit covers every physical voxel, so that the scored ones
+have their neighbours, and its ``fit s`` is of them all), PIGMENT amortised, and
 DIPY FORCE (``--no-peers`` skips it); and, as a yardstick rather than a method, bench_sparse's
 oracle trained on the twin's own truth in the other folds of its voxels (what an estimator that knew
 this brain's population and noise could reach from one voxel's data). Scores: bias (mean signed error) and median absolute error
@@ -49,7 +51,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 MAPS = ("fa", "md", "mk", "ndi", "odi")
 EVIDENCE = "PIGMENT (evidence)"
-"""The zero-shot fit with ``evidence=True`` (its component group chosen by each fit's Laplace evidence)."""
+"""The zero-shot fit with ``evidence=True`` (its component group chosen by each fit's Laplace evidence,
+neighbours' groups coupled)."""
 REGIONS = ("WM", "GM", "brain")
 PROTOCOLS = ("1b0+6", "1b0+12", "1b0+8+8", "full")
 
@@ -248,7 +251,8 @@ def main() -> None:
                 results["conventional"] = (bs.fit_conventional(sub, sub_gtab, mask), time.perf_counter() - t, 0.0)
                 for method, evidence in (("PIGMENT", False), (EVIDENCE, True)):
                     t = time.perf_counter()
-                    maps = bs.fit_pigment(sub, sub_gtab, mask, sigma, args.prior, errors=True, evidence=evidence)
+                    maps = bs.fit_pigment(sub, sub_gtab, mask, sigma, args.prior, errors=True, evidence=evidence,
+                                          spatial_mask=physical)
                     results[method] = (maps, time.perf_counter() - t, 0.0)
                 if not args.no_amortised:
                     results["PIGMENT-amortised"] = bs.fit_amortised(sub, sub_gtab, mask, sigma, args.prior, errors=True)

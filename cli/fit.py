@@ -31,6 +31,9 @@ MODELS = {  # the names 'run --model' takes, plus the conventional multi-shell f
     "pigment-spatial": "the same network also seeing each voxel's neighbours (better on low-SNR scans)",
     "pigment-zeroshot": "PIGMENT fitted to this scan's own signal, voxel by voxel: the most accurate, "
                         "slower on a CPU",
+    "pigment-zeroshot-evidence": "the same, each voxel's tissue taken from the prior's isotropic or anisotropic "
+                                 "components by its evidence, neighbours coupled (better grey matter and error "
+                                 "bars at low SNR; white matter's FA worse there; about 1.3x the time)",
     "csd": "fibre ODFs by constrained spherical deconvolution on the highest shell (15+ directions), "
            "SH coefficients in MRtrix3's basis over scanner axes (sh2peaks and mrview read them), "
            "with a BEP016 JSON sidecar",
@@ -60,20 +63,16 @@ def register(subparsers) -> None:
                         help="noise σ in signal units, for the PIGMENT models (default: from repeated b=0 volumes, "
                         "else from the residuals of a tensor fit, else a b=0 SNR of 30 in white matter is assumed, "
                         "with a warning: give it for 1 b=0 + 6 directions)")
-    parser.add_argument("--evidence", action="store_true",
-                        help="pigment-zeroshot: choose between the prior's isotropic and anisotropic tissue by each "
-                        "fit's evidence where the data show no anisotropy beyond noise (grey matter and error bars "
-                        "at low SNR; white matter's FA pays; about 1.4x the time); the maps are named model-pigmentzeroshotevidence")
     add_force_option(parser)
     add_standard_options(parser)
     parser.set_defaults(execute=execute)
 
 
-PIGMENT_MODELS = ("pigment", "pigment-spatial", "pigment-zeroshot")
+PIGMENT_MODELS = ("pigment", "pigment-spatial", "pigment-zeroshot", "pigment-zeroshot-evidence")
 """The models ``--sigma`` is for: the balance of their data and prior depends on it."""
 
 
-def _model(name: str, gtab, seed: int, sigma: float | None = None, evidence: bool = False):
+def _model(name: str, gtab, seed: int, sigma: float | None = None):
     from pigment_connect.errors import InputError
     from pigment_connect.fit import CsdModel, DiffusionKurtosisModel, MsmtCsdModel, NoddiModel, TensorModel
     from pigment_connect.pigment import AmortisedPigmentModel, PigmentModel
@@ -81,9 +80,6 @@ def _model(name: str, gtab, seed: int, sigma: float | None = None, evidence: boo
     if sigma is not None and name not in PIGMENT_MODELS:
         raise InputError(f"--sigma is for the PIGMENT models; --model {name} does not take it.",
                          fix=f"drop --sigma, or use --model {' / '.join(PIGMENT_MODELS)}.")
-    if evidence and name != "pigment-zeroshot":
-        raise InputError(f"--evidence is for --model pigment-zeroshot; --model {name} does not take it.",
-                         fix="drop --evidence, or use --model pigment-zeroshot.")
     if sigma is not None and not sigma > 0:
         raise InputError(f"--sigma must be a positive noise σ in signal units, got {sigma}.",
                          fix="give the standard deviation of the scanner's noise, e.g. from repeated b=0 volumes.")
@@ -91,8 +87,8 @@ def _model(name: str, gtab, seed: int, sigma: float | None = None, evidence: boo
         model = AmortisedPigmentModel(gtab, random_state=seed, spatial=name == "pigment-spatial", sigma=sigma)
         model.train()
         return model
-    if name == "pigment-zeroshot":
-        return PigmentModel(gtab, random_state=seed, sigma=sigma, evidence=evidence)
+    if name in ("pigment-zeroshot", "pigment-zeroshot-evidence"):
+        return PigmentModel(gtab, random_state=seed, sigma=sigma, evidence=name.endswith("-evidence"))
     return {"tensor": TensorModel, "dki": DiffusionKurtosisModel, "noddi": NoddiModel, "csd": CsdModel,
             "msmt": MsmtCsdModel}[name](gtab)
 
@@ -108,12 +104,10 @@ def execute(args: argparse.Namespace) -> int:
 
     prefix = args.prefix or source_prefix(args.dwi)
     model_label = bids_label(args.model)  # model-pigmentzeroshot ...: the same names as 'run' writes
-    if args.evidence:  # other maps than the plain fit's: a name of their own, so neither replaces the other
-        model_label += "evidence"
     out_dir = Path(args.out_dir)
     refuse_overwrite([out_dir / derivative_name(prefix, "dwimap", ".json", model=model_label)], args.force)
     dwi = load_dwi(args.dwi, bvals=args.bval, bvecs=args.bvec, mask=args.mask)
-    model = _model(args.model, dwi.gtab, args.seed, args.sigma, args.evidence)
+    model = _model(args.model, dwi.gtab, args.seed, args.sigma)
     fit = model.fit(dwi) if args.model in ("csd", "msmt") else model.fit(dwi, progress=not args.quiet)
     maps = dataclasses.replace(fit.maps, model=model_label)
     written = maps.save(out_dir, prefix=prefix)

@@ -57,7 +57,7 @@ def register(subparsers) -> None:
                         "first in name order, or average their connectomes")
     parser.add_argument("--model", metavar="LABEL",
                         help="model entity of the connectomes (model-<label>: tensor, pigment, pigmentspatial, "
-                        "pigmentzeroshot), when the folder holds several")
+                        "pigmentzeroshot, pigmentzeroshotevidence), when the folder holds several")
     parser.add_argument("--algo", metavar="LABEL",
                         help="tracking entity (algo-<label>: tensorline, eigenvector, probabilistic), when the folder "
                         "holds several")

@@ -43,7 +43,7 @@ from ..io.gradients import GradientTable
 from ..physics.dti import six_from_tensor
 from .files import load_weights, save_weights
 from .network import TissuePrior, load_prior
-from .spatial import NEIGHBOURHOODS, SpatialNetwork, neighbour_index
+from .spatial import SpatialNetwork, check_neighbourhood, neighbour_index
 from .simulate import PriorSimulator
 from .tissue import FEATURES, eigenframe, tissue_maps, tissue_signal, tissue_tensor
 from .zero_shot import UNCERTAIN_MAPS, UNCERTAINTY_QUADRATURE, PigmentFit
@@ -215,8 +215,7 @@ class AmortisedPigmentModel:
         not contiguous); neighbours outside the mask are left out."""
         if self.network_ is None:
             raise InputError("this AmortisedPigmentModel is not trained.", fix="call .train() or AmortisedPigmentModel.load().")
-        if neighbourhood not in NEIGHBOURHOODS:
-            raise InputError(f"neighbourhood must be one of {sorted(NEIGHBOURHOODS)}, got {neighbourhood!r}.")
+        check_neighbourhood(neighbourhood)
         vox = extract_voxels(dwi, self.gtab, mask)
         if not len(vox.signal):
             raise InputError("the mask selects no voxel: nothing to fit.", file=vox.source, fix="check the mask.")

@@ -133,12 +133,12 @@ def stage_plan(config: PipelineConfig) -> dict[str, dict]:
 
 
 def _pigment_model(config: PipelineConfig, gtab, out_dir: Path):
-    """The PIGMENT model of this gradient table. ``pigment-zeroshot``: a seeded
-    :class:`~pigment_connect.pigment.PigmentModel`, nothing to train. Otherwise the amortised network:
+    """The PIGMENT model of this gradient table. ``pigment-zeroshot`` (``-evidence``): a seeded
+    :class:`~pigment_connect.pigment.PigmentModel` (with ``evidence=True``), nothing to train. Otherwise the amortised network:
     loaded from ``out_dir/models/`` when a subject with the same table already trained it, else
     trained (seeded) and saved there, so a cohort of one protocol trains once."""
-    if config.model == "pigment-zeroshot":
-        return PigmentModel(gtab, random_state=config.seed)
+    if config.model in ("pigment-zeroshot", "pigment-zeroshot-evidence"):
+        return PigmentModel(gtab, random_state=config.seed, evidence=config.model.endswith("-evidence"))
 
     table = np.concatenate([np.round(gtab.bvals, 0), np.round(np.abs(gtab.bvecs), 4).ravel()])
     spatial = config.model == "pigment-spatial"

@@ -102,7 +102,6 @@ def test_stage_commands_name_the_file_and_the_fix_on_bad_input(chain, tmp_path, 
           str(tmp_path / "g.tsv")], "meas-length_connectome.tsv"),
         (["fit", str(chain["dwi"]), str(tmp_path / "m"), "--model", "tensor", "--sigma", "5"], "--sigma"),
         (["fit", str(chain["dwi"]), str(tmp_path / "m"), "--model", "pigment-zeroshot", "--sigma", "-1"], "--sigma"),
-        (["fit", str(chain["dwi"]), str(tmp_path / "m"), "--model", "pigment", "--evidence"], "--evidence"),
     ]
     for argv, named in cases:
         assert main(argv + ["--quiet"]) == 2, argv
@@ -113,8 +112,8 @@ def test_stage_commands_name_the_file_and_the_fix_on_bad_input(chain, tmp_path, 
 
 def test_fit_with_evidence_names_its_maps_apart(chain, tmp_path):
     out = tmp_path / "m"
-    for extra in ([], ["--evidence"]):
-        assert main(["fit", str(chain["dwi"]), str(out), "--model", "pigment-zeroshot", "--quiet", *extra]) == 0
+    for model in ("pigment-zeroshot", "pigment-zeroshot-evidence"):
+        assert main(["fit", str(chain["dwi"]), str(out), "--model", model, "--quiet"]) == 0
     plain = MicrostructureMaps.load(out, prefix="sub-01", model="pigmentzeroshot")
     evidence = MicrostructureMaps.load(out, prefix="sub-01", model="pigmentzeroshotevidence")
     assert set(plain.names) == set(evidence.names) and set(plain.uncertainty) == set(evidence.uncertainty)
@@ -131,5 +130,5 @@ def test_fit_gives_sigma_to_the_pigment_models(monkeypatch):
     for name in PIGMENT_MODELS:
         assert _model(name, gtab, 0, 12.5).sigma == 12.5, name
         assert _model(name, gtab, 0).sigma is None, name
-    assert _model("pigment-zeroshot", gtab, 0, evidence=True).evidence
+    assert _model("pigment-zeroshot-evidence", gtab, 0).evidence
     assert not _model("pigment-zeroshot", gtab, 0).evidence

@@ -10,7 +10,7 @@ from pigment_connect.datasets import make_protocol
 from pigment_connect.errors import InputError, InputWarning, ProtocolError
 from pigment_connect.fit import TensorModel
 from pigment_connect.fit.voxelwise import default_chunk_size
-from pigment_connect.pigment.zero_shot import PigmentModel
+from pigment_connect.pigment.zero_shot import GROUP_COUPLING, PigmentModel
 from pigment_connect.pigment.forward import ASYM_SLOPE
 from pigment_connect.io.dwi import DiffusionData
 from pigment_connect.io.gradients import GradientTable
@@ -115,7 +115,9 @@ def test_low_snr_grey_matter_is_fitted_under_the_group_its_evidence_favours(trut
     data = _signal(truth, gtab, sigma=sigma)
     true = {k: v.numpy() for k, v in tissue_maps(truth[0]).items()}
     iso = true["fa"] < 0.2
-    fits = {ev: PigmentModel(gtab, sigma=sigma, device="cpu", evidence=ev).fit(data) for ev in (False, True)}
+    # (the voxels are unrelated tissue: no coupling of neighbours' groups)
+    fits = {ev: PigmentModel(gtab, sigma=sigma, device="cpu", evidence=ev, group_coupling=0.0).fit(data)
+            for ev in (False, True)}
     err = {ev: np.abs(f.fa.ravel() - true["fa"]) for ev, f in fits.items()}
     assert np.median(err[True][iso]) < 0.5 * np.median(err[False][iso])
     assert np.median(err[True][~iso]) < 1.1 * np.median(err[False][~iso])
@@ -123,6 +125,43 @@ def test_low_snr_grey_matter_is_fitted_under_the_group_its_evidence_favours(trut
         inside = {ev: np.mean(np.abs(getattr(f, name).ravel() - true[name]) < f.params[f"{name}_std"].ravel())
                   for ev, f in fits.items()}
         assert inside[False] < 0.5 and 0.55 < inside[True] < 0.85, (name, inside)
+
+
+def test_neighbours_groups_are_coupled_where_tissue_is_contiguous(truth):
+    # Two regions side by side, one of the prior's anisotropic tissue and one of its isotropic tissue,
+    # at b=0 SNR 10 and 1 b0 + 6: a voxel's own evidence often cannot tell the groups apart, its
+    # neighbours' can. Coupling them (group_coupling) must bring each region's voxels closer to their
+    # own group, and so their FA closer to the truth, than voxel-by-voxel evidence. Measured (8 × 8 × 4
+    # voxels, half of each): the share of voxels taken for the wrong group 0.23 / 0.11 (anisotropic /
+    # isotropic region) uncoupled, 0.11 / 0.04 coupled; FA error 0.132 / 0.099 → 0.103 / 0.094.
+    feats, rot = truth
+    fa = tissue_maps(feats)["fa"].numpy()
+    aniso, iso = np.flatnonzero(fa > 0.4), np.flatnonzero(fa < 0.2)
+    shape = (8, 8, 4)
+    left = np.zeros(shape, bool)
+    left[:4] = True
+    pick = np.empty(shape, int)
+    pick[left], pick[~left] = aniso[: left.sum()], iso[: (~left).sum()]
+    index = pick.ravel()
+    gtab, sigma = make_protocol("sparse6"), 0.1
+    data = _signal((feats[index], rot[index]), gtab, sigma=sigma).reshape(*shape, -1)
+    true_fa = fa[index].reshape(shape)
+    fits = {c: PigmentModel(gtab, sigma=sigma, device="cpu", evidence=True, group_coupling=c).fit(data)
+            for c in (0.0, GROUP_COUPLING)}
+    wrong, err = {}, {}
+    for c, f in fits.items():
+        iso_taken = f.isotropic_probability > 0.5
+        wrong[c] = (iso_taken[left].mean(), (~iso_taken[~left]).mean())
+        err[c] = tuple(np.median(np.abs(f.fa - true_fa)[r]) for r in (left, ~left))
+    assert wrong[GROUP_COUPLING][0] < 0.8 * wrong[0.0][0] and wrong[GROUP_COUPLING][1] < 0.8 * wrong[0.0][1], wrong
+    assert err[GROUP_COUPLING][0] < err[0.0][0] and err[GROUP_COUPLING][1] < 1.05 * err[0.0][1], err
+    # the choice is made once the whole mask is fitted: batches do not change it (beyond float32 rounding)
+    small = PigmentModel(gtab, sigma=sigma, device="cpu", evidence=True, chunk_size=100).fit(data)
+    np.testing.assert_allclose(small.isotropic_probability, fits[GROUP_COUPLING].isotropic_probability, atol=2e-3)
+    with pytest.raises(InputError, match="group_coupling"):
+        PigmentModel(gtab, group_coupling=-1.0)
+    with pytest.raises(InputError, match="neighbourhood"):
+        PigmentModel(gtab).fit(data, neighbourhood="2d")
 
 
 def test_maps_carry_uncertainty_and_save(truth, tmp_path):

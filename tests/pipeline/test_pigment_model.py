@@ -58,6 +58,23 @@ def test_spatial_pigment_model_is_trained_saved_and_reused_as_spatial(tmp_path, 
         PipelineConfig(model="pigment-3d")
 
 
+def test_zero_shot_evidence_is_a_model_of_its_own_name(tmp_path):
+    """``pigment-zeroshot-evidence``: PigmentModel(evidence=True), under a model label of its own, so
+    its files and stage records never replace the plain zero-shot fit's."""
+    from pigment_connect.datasets import make_protocol
+    from pigment_connect.pipeline import PipelineConfig
+    from pigment_connect.pipeline.series import _pigment_model, stage_plan
+
+    plans = {}
+    for name, evidence in (("pigment-zeroshot", False), ("pigment-zeroshot-evidence", True)):
+        config = PipelineConfig(model=name)
+        assert _pigment_model(config, make_protocol("sparse6"), tmp_path).evidence is evidence
+        assert config.entities["model"] == name.replace("-", "")
+        plans[name] = {stage for stage in stage_plan(config) if "pigmentzeroshot" in stage}
+    assert "fit-pigmentzeroshotevidence" in plans["pigment-zeroshot-evidence"]
+    assert len(plans["pigment-zeroshot"]) == 4 and not plans["pigment-zeroshot"] & plans["pigment-zeroshot-evidence"]
+
+
 def test_zero_shot_pipeline_fits_each_subject_without_a_network(tmp_path):
     """``pigment-zeroshot``: PigmentModel on each subject's own signal, nothing trained or saved;
     its maps are the zero-shot fit's, and the subject's NDI is close to the phantom's truth."""
