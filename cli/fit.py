@@ -33,7 +33,7 @@ MODELS = {  # the names 'run --model' takes, plus the conventional multi-shell f
                         "slower on a CPU",
     "pigment-zeroshot-evidence": "the same, each voxel's tissue taken from the prior's isotropic or anisotropic "
                                  "components by its evidence, neighbours coupled (better grey matter and error "
-                                 "bars at low SNR; white matter's FA worse there; about 1.3x the time)",
+                                 "bars at low SNR; white matter's FA worse there; up to 1.6x the time at low SNR)",
     "csd": "fibre ODFs by constrained spherical deconvolution on the highest shell (15+ directions), "
            "SH coefficients in MRtrix3's basis over scanner axes (sh2peaks and mrview read them), "
            "with a BEP016 JSON sidecar",

@@ -153,7 +153,8 @@ class PigmentModel:
     evidence : where the mode lies under an anisotropic component but the data show no anisotropy
         beyond noise, choose between the prior's isotropic and anisotropic components by the Laplace
         evidence of the best fit under each group, neighbours' groups coupled, with error bars from
-        the two groups' mixture (≈ 1.3× the time on a 1 b0 + 16 brain; see the module docstring for
+        the two groups' mixture (about the default's time on a 1 b0 + 16 brain at its own SNR, up to 1.6×
+        at b=0 SNR 10; see the module docstring for
         what it gains and costs; ``fit(neighbourhood=)`` says whose groups are coupled). False
         (default): one fit, under the component of highest prior density at its optimum (at b=0 SNR
         10 and 6 directions it reads grey matter's FA ≈ 0.2 too high and its FA and ODI error bars

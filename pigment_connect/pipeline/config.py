@@ -68,11 +68,11 @@ class PipelineConfig:
         uncertainty from any table; trained once per gradient table into ``<out_dir>/models/``,
         ≈ 20 s on 2 cores), ``"pigment-spatial"`` (the same with 3-D neighbourhoods, better at
         b=0 SNR ≈ 10) or ``"pigment-zeroshot"`` (:class:`~pigment_connect.pigment.PigmentModel`
-        fitted to each subject's own signal; the most accurate on real sparse scans, ≈ 85 s per
+        fitted to each subject's own signal; the most accurate on real sparse scans, ≈ 140 s per
         2 mm whole brain on 2 cores) or ``"pigment-zeroshot-evidence"`` (the same with
         ``evidence=True``: the prior's isotropic or anisotropic tissue chosen by each voxel's evidence,
         neighbours coupled; better grey matter and error bars at low SNR, white matter's FA worse
-        there; ≈ 1.3× the time). Tracking uses the model's tensor; probabilistic draws its ODI.
+        there; up to 1.6× the time at low SNR). Tracking uses the model's tensor; probabilistic draws its ODI.
     tracking_algorithm : ``"tensorline"``, ``"eigenvector"``, ``"deterministic"`` or
         ``"probabilistic"`` (:class:`~pigment_connect.track.Tracker`; on FODs the deterministic ones
         follow the FOD peak, probabilistic draws from the FOD).
@@ -121,7 +121,7 @@ class PipelineConfig:
     model: str = _setting("tensor", "microstructure model: conventional DTI, or PIGMENT (tensor, kurtosis and NODDI "
                           "maps from any table, sparse ones included: pigment trains one network per table; "
                           "pigment-spatial adds each voxel's neighbours, for low-SNR scans; pigment-zeroshot fits "
-                          "each subject's own signal, the most accurate, ≈ 85 s per whole brain on 2 cores; "
+                          "each subject's own signal, the most accurate, ≈ 140 s per whole brain on 2 cores; "
                           "pigment-zeroshot-evidence the same, isotropic or anisotropic tissue chosen by each "
                           "voxel's evidence: better grey matter and error bars at low SNR, white matter's FA worse)",
                           choices=MODELS)
