@@ -115,11 +115,13 @@ any cut between those gives the same groups; 0.3 was set before any measurement,
 GROUP_COUPLING = 0.5
 """Log-prior bonus, per face neighbour in the same component group, with which ``evidence`` couples
 neighbouring voxels' groups (:func:`~.spatial.two_group_mean_field`): white matter lies beside white
-matter, so a voxel whose own data cannot tell the groups apart follows its neighbours. Chosen on the
-crop's twin in a prototype, then measured on both (b=0 SNR 10, WM / GM FA error, coupling 0 → 0.5 → 1):
-slab 1 b0 + 6 0.147 / 0.093 → 0.128 / 0.090 → 0.115 / 0.092; crop 1 b0 + 6 0.198 / 0.116 → 0.162 /
-0.107 → 0.145 / 0.107, crop 1 b0 + 12 0.087 / 0.110 → 0.083 / 0.095 → 0.108 / 0.094 (1 costs white
-matter there); at the scans' own SNR every value gives the same maps to 0.001."""
+matter, so a voxel whose own data cannot tell the groups apart follows its neighbours. Measured on
+both digital twins (``benchmarks/bench_twin.py``'s voxels and noise, in-plane neighbours; b=0 SNR 10,
+WM / GM FA median error, coupling 0 → 0.5 → 1): slab 1 b0 + 6 0.147 / 0.093 → 0.128 / 0.090 → 0.115 /
+0.092; crop 1 b0 + 6 0.198 / 0.116 → 0.162 / 0.110 → 0.140 / 0.110; crop 1 b0 + 12 0.087 / 0.110 →
+0.083 / 0.097 → 0.087 / 0.095. With 3-D neighbours 1 cost the crop's white matter at 1 b0 + 12 (0.108,
+against 0.083 at 0.5), so the smaller value is kept. At the scans' own SNR every value gives FA
+errors within 0.002."""
 ALTERNATIVE = "other_group_"
 """Prefix of the other component group's outputs inside a fit with ``evidence`` (until the choice)."""
 UNCERTAIN_MAPS = ("fa", "md", "mk", "ndi", "odi", "fwf")
