@@ -604,11 +604,13 @@ class PigmentFit:
     @property
     def maps(self) -> MicrostructureMaps:
         """All maps (model ``"pigment"``) with the posterior standard deviations as uncertainty;
-        ``w_asym`` among them; ``latent`` (X, Y, Z, latent_dim) and
+        ``w_asym`` among them, and ``isotropic_probability`` with ``evidence`` (where the isotropic
+        group was in question, and how it came out); ``latent`` (X, Y, Z, latent_dim) and
         ``features`` (X, Y, Z, 9, :data:`~pigment_connect.pigment.FEATURES`), the adapted tissue, for
         :mod:`pigment_connect.features`."""
         m = self.mask
-        names = [*MAP_NAMES, "s0", "nrmse", *(["w_asym"] if self.asymmetric else [])]
+        names = [*MAP_NAMES, "s0", "nrmse", *(["w_asym"] if self.asymmetric else []),
+                 *(["isotropic_probability"] if "isotropic_probability" in self.params else [])]
         maps = {n: np.where(m, self.params[n], 0.0).astype(np.float32) for n in names}
         maps["evec1"] = np.where(m[..., None], self.params["evec1"], 0.0).astype(np.float32)
         for name in ("tensor", "latent", "features"):  # the adapted latent code and tissue, for feature studies

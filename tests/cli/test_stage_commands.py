@@ -116,8 +116,11 @@ def test_fit_with_evidence_names_its_maps_apart(chain, tmp_path):
         assert main(["fit", str(chain["dwi"]), str(out), "--model", model, "--quiet"]) == 0
     plain = MicrostructureMaps.load(out, prefix="sub-01", model="pigmentzeroshot")
     evidence = MicrostructureMaps.load(out, prefix="sub-01", model="pigmentzeroshotevidence")
-    assert set(plain.names) == set(evidence.names) and set(plain.uncertainty) == set(evidence.uncertainty)
+    assert set(evidence.names) == set(plain.names) | {"isotropic_probability"}
+    assert set(plain.uncertainty) == set(evidence.uncertainty)
     assert np.isfinite(evidence["fa"]).all()
+    p_iso = evidence["isotropic_probability"][evidence.mask]
+    assert ((p_iso >= 0) & (p_iso <= 1)).all()
 
 
 def test_fit_gives_sigma_to_the_pigment_models(monkeypatch):
