@@ -380,8 +380,9 @@ class PigmentModel:
                     out.update(std)
             if not compare_groups:
                 return out
-            # The other group's fit and its log odds where compared (NaN elsewhere): which group each voxel
-            # takes is decided once the whole mask is fitted, its neighbours' groups coupled (_choose_groups).
+            # Where compared (the first fit anisotropic, the second isotropic): the isotropic fit and its log
+            # odds (NaN elsewhere). Which group each voxel takes is decided once the whole mask is fitted, its
+            # neighbours' groups coupled (_choose_groups).
             alt = {k: torch.full_like(v, torch.nan) for k, v in out.items()}
             log_odds = torch.full_like(c, torch.nan)
             if len(todo):
@@ -395,7 +396,7 @@ class PigmentModel:
                 # a failed second fit (NaN evidence) leaves the first
                 log_odds[todo] = torch.nan_to_num(log_ev2 - log_ev[todo], nan=-torch.inf)
             out.update({ALTERNATIVE + k: v for k, v in alt.items()})
-            out["group_log_odds"], out["isotropic_group"] = log_odds, group[comp].to(c.dtype)
+            out["isotropic_log_odds"], out["isotropic_group"] = log_odds, group[comp].to(c.dtype)
             return out
 
         chunk_size = self.chunk_size or default_chunk_size(device, BYTES_PER_VOXEL_ROW * n_sig, cpu=4096)
@@ -518,21 +519,20 @@ def _fa_and_noise(beta: torch.Tensor, X: torch.Tensor, sigma: float) -> tuple[to
 def _choose_groups(out: dict[str, np.ndarray], neighbours: np.ndarray | None, coupling: float) -> dict[str, np.ndarray]:
     """The maps of the more probable component group per voxel, from a whole-mask ``evidence`` fit.
 
-    ``out`` holds the first fit's outputs (V, ...), the other group's (``ALTERNATIVE`` + name, NaN where
-    not compared), each compared voxel's log odds of its other group (``group_log_odds``, NaN
-    elsewhere) and whether its first fit is isotropic (``isotropic_group``). The groups' posterior
+    ``out`` holds the first fit's outputs (V, ...), the isotropic group's fit where compared (the first
+    fit is then anisotropic; ``ALTERNATIVE`` + name, NaN elsewhere), its log odds over the first fit
+    (``isotropic_log_odds``, NaN where not compared) and whether the first fit is isotropic
+    (``isotropic_group``: the fixed group of the voxels not compared). The groups' posterior
     couples face neighbours (:func:`~.spatial.two_group_mean_field`, ``coupling`` per neighbour, none
     where ``neighbours`` is None). Where compared, the maps are those of the more probable group's fit
     and their s.d. the two groups' mixture s.d. (each group its Laplace posterior). Adds
     ``isotropic_probability`` (V,): 1 or 0 where not compared."""
-    log_odds, first_iso = out.pop("group_log_odds"), out.pop("isotropic_group") > 0.5
+    log_odds, first_iso = out.pop("isotropic_log_odds"), out.pop("isotropic_group") > 0.5
     alt = {k[len(ALTERNATIVE):]: out.pop(k) for k in list(out) if k.startswith(ALTERNATIVE)}
     log_odds[np.isneginf(log_odds)] = np.nan  # a failed second fit: the voxel keeps its first group
     compared = ~np.isnan(log_odds)
-    # the log odds are of the other group than the first fit's: in isotropic-group terms, flip where it is isotropic
-    iso_log_odds = np.where(first_iso, -log_odds, log_odds)
-    p_iso = two_group_mean_field(iso_log_odds, first_iso, neighbours, coupling)
-    w = np.where(compared, np.where(first_iso, 1.0 - p_iso, p_iso), 0.0)  # the other group's probability
+    p_iso = two_group_mean_field(log_odds, first_iso, neighbours, coupling)
+    w = np.where(compared, p_iso, 0.0)  # the isotropic fit's probability where it is the second one
     mixture_std = {}
     for name in UNCERTAIN_MAPS:
         if f"{name}_std" not in out:
